@@ -1,0 +1,3 @@
+DROP TABLE process_versions;
+DROP TABLE processes;
+DROP TABLE principals;

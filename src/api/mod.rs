@@ -1,0 +1,148 @@
+//! The HTTP API: handlers per resource, the OpenAPI document, and the error handlers that keep
+//! every failure, even actix's own, in problem+json.
+
+pub mod ops;
+pub mod pagination;
+pub mod principals;
+pub mod processes;
+
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_actix_web::{AppExt, scope};
+
+use crate::error::{ApiError, Problem, problem_response};
+
+/// Largest JSON body we read.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut http = Http::new(HttpAuthScheme::Bearer);
+        http.bearer_format = Some("JWT".into());
+        http.description = Some(
+            "A JWT with claims iss, aud, sub, exp, tenant and scope (space-separated scopes)."
+                .into(),
+        );
+        components.add_security_scheme("bearer", SecurityScheme::Http(http));
+    }
+}
+
+/// The OpenAPI document's fixed parts; paths are collected from the registered handlers.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "signoff",
+        description = "Headless approval engine for ticketing platforms. Define approval \
+processes, request approval on tickets, record decisions; signoff tells the host what happened \
+through signed webhooks.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(Problem, crate::domain::validate::FieldError)),
+    tags(
+        (name = "processes", description = "Reusable, versioned approval definitions"),
+        (name = "directory", description = "Principals: people who can approve"),
+        (name = "operations", description = "Health, readiness and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Registers every documented route.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(ops::livez)
+        .service(ops::readyz)
+        .service(ops::metrics)
+        .service(
+            scope::scope("/v1")
+                .service(principals::put_principal)
+                .service(principals::get_principal)
+                .service(processes::create_process)
+                .service(processes::list_processes)
+                .service(processes::get_process)
+                .service(processes::update_process)
+                .service(processes::delete_process)
+                .service(processes::restore_process),
+        );
+}
+
+/// The OpenAPI document, without starting a server.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, api) = actix_web::App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(configure)
+        .split_for_parts();
+    api
+}
+
+/// The spec as the committed `openapi/openapi.json` holds it.
+pub fn openapi_json() -> String {
+    let mut s = openapi().to_pretty_json().unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// JSON bodies: size limit, and problem+json for every way a body can be wrong.
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(MAX_BODY_BYTES)
+        .error_handler(|err, _req| {
+            let e = match &err {
+                JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+                    )
+                }
+                JsonPayloadError::ContentType => ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "send the body as application/json",
+                ),
+                JsonPayloadError::Deserialize(e) if e.is_data() => {
+                    ApiError::invalid_field("body", e.to_string())
+                }
+                JsonPayloadError::Deserialize(e) => {
+                    ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+                }
+                other => ApiError::bad_request("invalid_body", other.to_string()),
+            };
+            actix_web::error::InternalError::from_response(err, e_response(&e)).into()
+        })
+}
+
+fn e_response(e: &ApiError) -> HttpResponse {
+    actix_web::ResponseError::error_response(e)
+}
+
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req| {
+        let e = ApiError::bad_request("invalid_query", format!("query parameters: {err}"));
+        actix_web::error::InternalError::from_response(err, e_response(&e)).into()
+    })
+}
+
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err: PathError, _req| {
+        let e = ApiError::not_found("resource");
+        actix_web::error::InternalError::from_response(err, e_response(&e)).into()
+    })
+}
+
+/// Unknown routes.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    let e = ApiError::new(
+        StatusCode::NOT_FOUND,
+        "route_not_found",
+        format!("no route for {} {}", req.method(), req.path()),
+    );
+    problem_response(&e.problem())
+}

@@ -1,0 +1,133 @@
+//! The directory: principals upserted by the host.
+
+use actix_web::{HttpResponse, get, put, web};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::auth::{Caller, Scope};
+use crate::db::models::{PrincipalForm, PrincipalRow};
+use crate::db::{Db, principals};
+use crate::domain::principal::{PrincipalInput, PrincipalKind};
+use crate::domain::validate::is_external_id;
+use crate::error::{ApiError, ApiResult, Problem};
+
+/// A principal as stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Principal {
+    #[schema(example = "u-7")]
+    pub id: String,
+    pub kind: PrincipalKind,
+    pub display_name: String,
+    pub email: Option<String>,
+    pub locale: String,
+    pub time_zone: String,
+    pub manager_id: Option<String>,
+    pub roles: Vec<String>,
+    pub active: bool,
+}
+
+impl From<PrincipalRow> for Principal {
+    fn from(r: PrincipalRow) -> Self {
+        Self {
+            kind: PrincipalKind::parse(&r.kind).unwrap_or(PrincipalKind::User),
+            id: r.id,
+            display_name: r.display_name,
+            email: r.email,
+            locale: r.locale,
+            time_zone: r.time_zone,
+            manager_id: r.manager_id,
+            roles: r.roles.into_iter().flatten().collect(),
+            active: r.active,
+        }
+    }
+}
+
+/// Fails with 404 for an id no principal can have, before touching the database.
+pub fn check_id(id: &str) -> ApiResult<()> {
+    if is_external_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("principal"))
+    }
+}
+
+/// Create or replace a principal.
+///
+/// The host owns its people; signoff keeps the copy it needs to resolve approvers and address
+/// them. Answers 201 when the principal is new, 200 when it replaced an existing one.
+#[utoipa::path(
+    tag = "directory",
+    params(("id" = String, Path, description = "The host's id for this principal")),
+    request_body = PrincipalInput,
+    responses(
+        (status = 200, description = "Replaced", body = Principal),
+        (status = 201, description = "Created", body = Principal),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `directory:write` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, all listed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["directory:write"]))
+)]
+#[put("/principals/{id}")]
+pub async fn put_principal(
+    caller: Caller,
+    db: web::Data<Db>,
+    id: web::Path<String>,
+    body: web::Json<Value>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::DirectoryWrite)?;
+    let id = id.into_inner();
+    check_id(&id)?;
+    let input = PrincipalInput::parse(&id, &body).map_err(ApiError::invalid)?;
+    let form = PrincipalForm {
+        tenant_id: caller.tenant.clone(),
+        id,
+        kind: input.kind.as_str().to_string(),
+        display_name: input.display_name,
+        email: input.email,
+        locale: input.locale.unwrap_or_else(|| "en".into()),
+        time_zone: input.time_zone.unwrap_or_else(|| "UTC".into()),
+        manager_id: input.manager_id,
+        roles: input.roles.into_iter().map(Some).collect(),
+        active: input.active,
+    };
+    let (row, created) = db.run(move |c| Ok(principals::upsert(c, &form)?)).await?;
+    let mut res = if created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(res.json(Principal::from(row)))
+}
+
+/// Read a principal.
+#[utoipa::path(
+    tag = "directory",
+    params(("id" = String, Path, description = "The host's id for this principal")),
+    responses(
+        (status = 200, description = "The principal", body = Principal),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such principal in this tenant", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/principals/{id}")]
+pub async fn get_principal(
+    caller: Caller,
+    db: web::Data<Db>,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<Principal>> {
+    let id = id.into_inner();
+    check_id(&id)?;
+    let tenant = caller.tenant.clone();
+    let row = db
+        .run(move |c| {
+            principals::find(c, &tenant, &id).map_err(|e| match e {
+                diesel::result::Error::NotFound => ApiError::not_found("principal"),
+                other => other.into(),
+            })
+        })
+        .await?;
+    Ok(web::Json(row.into()))
+}

@@ -1,0 +1,393 @@
+//! Approval processes: create, read, list, version on update, delete, restore.
+
+use actix_web::http::header::{self, EntityTag};
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::pagination::{PageParams, page};
+use crate::auth::{Caller, Scope};
+use crate::db::models::{NewProcess, ProcessRow, ProcessVersionRow};
+use crate::db::processes::{self, EnabledFilter};
+use crate::db::Db;
+use crate::domain::process::ProcessDefinition;
+use crate::error::{ApiError, ApiResult, Problem};
+
+/// A process: its current definition plus what signoff adds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProcessView {
+    pub id: String,
+    /// Increases with every update; running approvals keep the version they started with.
+    pub version: i32,
+    /// False once expired, deleted or disabled; requests on a disabled process are refused.
+    pub enabled: bool,
+    /// Why the process is disabled (`expired`), when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub definition: ProcessDefinition,
+}
+
+/// A page of processes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProcessList {
+    pub items: Vec<ProcessView>,
+    /// Pass as `cursor` to read the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Body of `POST /v1/processes/{id}/restore`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RestoreProcess {
+    /// The new expiry; null for none.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Filters of the process list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProcessFilter {
+    /// `true` for enabled processes only, `false` for disabled ones only.
+    pub enabled: Option<bool>,
+}
+
+fn view(row: ProcessRow, version: ProcessVersionRow, now: DateTime<Utc>) -> ApiResult<ProcessView> {
+    let mut definition: ProcessDefinition = serde_json::from_value(version.definition)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored definition unreadable: {e}")))?;
+    // Expiry lives on the process row: `restore` changes it without a new version.
+    definition.expires_at = row.expires_at;
+    let enabled = row.is_enabled(now);
+    let disabled_reason = if enabled {
+        None
+    } else if row.disabled_reason.is_some() {
+        row.disabled_reason.clone()
+    } else if row.expires_at.is_some_and(|at| at <= now) {
+        Some("expired".into())
+    } else {
+        Some("disabled".into())
+    };
+    Ok(ProcessView {
+        id: row.id.to_string(),
+        version: version.version,
+        enabled,
+        disabled_reason,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        definition,
+    })
+}
+
+fn etag(version: i32) -> EntityTag {
+    EntityTag::new_strong(version.to_string())
+}
+
+fn with_etag(mut res: actix_web::HttpResponseBuilder, v: &ProcessView) -> HttpResponse {
+    res.insert_header(header::ETag(etag(v.version))).json(v)
+}
+
+/// Process ids are UUIDs; anything else cannot exist.
+pub fn parse_id(id: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(id).map_err(|_| ApiError::not_found("process"))
+}
+
+fn not_found(e: diesel::result::Error) -> ApiError {
+    match e {
+        diesel::result::Error::NotFound => ApiError::not_found("process"),
+        other => other.into(),
+    }
+}
+
+fn name_taken(e: diesel::result::Error, name: &str) -> ApiError {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => ApiError::conflict(
+            "process_name_taken",
+            format!("a process named {name:?} already exists"),
+        ),
+        other => other.into(),
+    }
+}
+
+/// Create a process.
+///
+/// The definition is validated deeply and every fault is listed in one 422. The answer carries
+/// the version in `ETag`; `PUT` needs it back in `If-Match`.
+#[utoipa::path(
+    tag = "processes",
+    request_body = ProcessDefinition,
+    responses(
+        (status = 201, description = "Created", body = ProcessView, headers(("ETag" = String, description = "The version"))),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `processes:write` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Name already used (`process_name_taken`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid definition, every fault listed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["processes:write"]))
+)]
+#[post("/processes")]
+pub async fn create_process(
+    caller: Caller,
+    db: web::Data<Db>,
+    body: web::Json<Value>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::ProcessesWrite)?;
+    let now = Utc::now();
+    let def = ProcessDefinition::parse(&body, now).map_err(ApiError::invalid)?;
+    let stored = serde_json::to_value(&def).map_err(anyhow::Error::from)?;
+    let new = NewProcess {
+        tenant_id: caller.tenant.clone(),
+        id: Uuid::now_v7(),
+        name: def.name.clone(),
+        current_version: 1,
+        expires_at: def.expires_at,
+    };
+    let (row, version) = db
+        .tx(move |c| processes::insert(c, &new, &stored).map_err(|e| name_taken(e, &new.name)))
+        .await?;
+    let v = view(row, version, now)?;
+    Ok(with_etag(HttpResponse::Created(), &v))
+}
+
+/// List processes, oldest first.
+#[utoipa::path(
+    tag = "processes",
+    params(PageParams, ProcessFilter),
+    responses(
+        (status = 200, description = "A page of processes", body = ProcessList),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `processes:read` scope", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["processes:read"]))
+)]
+#[get("/processes")]
+pub async fn list_processes(
+    caller: Caller,
+    db: web::Data<Db>,
+    paging: web::Query<PageParams>,
+    filter: web::Query<ProcessFilter>,
+) -> ApiResult<web::Json<ProcessList>> {
+    caller.require(Scope::ProcessesRead)?;
+    let limit = paging.limit()?;
+    let after = match paging.after()? {
+        Some(c) => Some(
+            Uuid::parse_str(&c)
+                .map_err(|_| ApiError::bad_request("invalid_cursor", "the cursor is not valid"))?,
+        ),
+        None => None,
+    };
+    let filter = match filter.enabled {
+        None => EnabledFilter::Any,
+        Some(true) => EnabledFilter::Enabled,
+        Some(false) => EnabledFilter::Disabled,
+    };
+    let tenant = caller.tenant.clone();
+    let now = Utc::now();
+    let rows = db
+        .run(move |c| Ok(processes::list(c, &tenant, filter, after, limit + 1, now)?))
+        .await?;
+    let (rows, next_cursor) = page(rows, limit, |(r, _)| r.id.to_string());
+    let items = rows
+        .into_iter()
+        .map(|(r, v)| view(r, v, now))
+        .collect::<ApiResult<_>>()?;
+    Ok(web::Json(ProcessList { items, next_cursor }))
+}
+
+/// Read a process's current definition.
+#[utoipa::path(
+    tag = "processes",
+    params(("id" = String, Path, description = "Process id")),
+    responses(
+        (status = 200, description = "The process", body = ProcessView, headers(("ETag" = String, description = "The version"))),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `processes:read` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such process", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["processes:read"]))
+)]
+#[get("/processes/{id}")]
+pub async fn get_process(
+    caller: Caller,
+    db: web::Data<Db>,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::ProcessesRead)?;
+    let id = parse_id(&id)?;
+    let tenant = caller.tenant.clone();
+    let (row, version) = db
+        .run(move |c| processes::find(c, &tenant, id).map_err(not_found))
+        .await?;
+    let v = view(row, version, Utc::now())?;
+    Ok(with_etag(HttpResponse::Ok(), &v))
+}
+
+/// Read the If-Match precondition: 428 when absent, `None` for `*`.
+fn expected_version(req: &HttpRequest) -> ApiResult<Option<i32>> {
+    let raw = req
+        .headers()
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                actix_web::http::StatusCode::PRECONDITION_REQUIRED,
+                "if_match_required",
+                "send the process's ETag in If-Match to update it",
+            )
+        })?;
+    if raw.trim() == "*" {
+        return Ok(None);
+    }
+    let stale = || {
+        ApiError::new(
+            actix_web::http::StatusCode::PRECONDITION_FAILED,
+            "version_mismatch",
+            "the process has changed since you read it; read it again",
+        )
+    };
+    let tag = raw.trim().trim_start_matches("W/").trim_matches('"');
+    tag.parse::<i32>().map(Some).map_err(|_| stale())
+}
+
+/// Replace a process's definition, making a new version.
+///
+/// Running approvals keep the version they started with. Needs `If-Match` with the current
+/// `ETag`: 428 without it, 412 when it is stale.
+#[utoipa::path(
+    tag = "processes",
+    params(
+        ("id" = String, Path, description = "Process id"),
+        ("If-Match" = String, Header, description = "The ETag read last"),
+    ),
+    request_body = ProcessDefinition,
+    responses(
+        (status = 200, description = "The new version", body = ProcessView, headers(("ETag" = String, description = "The new version"))),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `processes:write` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such process", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Name already used", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Stale If-Match (`version_mismatch`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid definition", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "If-Match missing (`if_match_required`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["processes:write"]))
+)]
+#[put("/processes/{id}")]
+pub async fn update_process(
+    caller: Caller,
+    db: web::Data<Db>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Json<Value>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::ProcessesWrite)?;
+    let id = parse_id(&id)?;
+    let expected = expected_version(&req)?;
+    let now = Utc::now();
+    let def = ProcessDefinition::parse(&body, now).map_err(ApiError::invalid)?;
+    let stored = serde_json::to_value(&def).map_err(anyhow::Error::from)?;
+    let tenant = caller.tenant.clone();
+    let (row, version) = db
+        .tx(move |c| {
+            let row = processes::find_for_update(c, &tenant, id).map_err(not_found)?;
+            if expected.is_some_and(|v| v != row.current_version) {
+                return Err(ApiError::new(
+                    actix_web::http::StatusCode::PRECONDITION_FAILED,
+                    "version_mismatch",
+                    format!(
+                        "the process is at version {}; read it again before updating",
+                        row.current_version
+                    ),
+                )
+                .with("current_version", row.current_version));
+            }
+            processes::update(c, &row, &def.name, def.expires_at, &stored)
+                .map_err(|e| name_taken(e, &def.name))
+        })
+        .await?;
+    let v = view(row, version, now)?;
+    Ok(with_etag(HttpResponse::Ok(), &v))
+}
+
+/// Delete a process.
+///
+/// New requests on it are refused at once; approvals already running finish with the version
+/// they started with. A deleted process cannot be restored.
+#[utoipa::path(
+    tag = "processes",
+    params(("id" = String, Path, description = "Process id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `processes:write` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such process", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["processes:write"]))
+)]
+#[delete("/processes/{id}")]
+pub async fn delete_process(
+    caller: Caller,
+    db: web::Data<Db>,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::ProcessesWrite)?;
+    let id = parse_id(&id)?;
+    let tenant = caller.tenant.clone();
+    let n = db.tx(move |c| Ok(processes::delete(c, &tenant, id)?)).await?;
+    if n == 0 {
+        return Err(ApiError::not_found("process"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Re-enable a disabled (for example expired) process with a new expiry.
+#[utoipa::path(
+    tag = "processes",
+    params(("id" = String, Path, description = "Process id")),
+    request_body = RestoreProcess,
+    responses(
+        (status = 200, description = "Enabled again", body = ProcessView),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `processes:write` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such process, or deleted", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The process is not disabled (`process_not_disabled`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Expiry in the past", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["processes:write"]))
+)]
+#[post("/processes/{id}/restore")]
+pub async fn restore_process(
+    caller: Caller,
+    db: web::Data<Db>,
+    id: web::Path<String>,
+    body: web::Json<RestoreProcess>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::ProcessesWrite)?;
+    let id = parse_id(&id)?;
+    let now = Utc::now();
+    let expires_at = body.expires_at;
+    if expires_at.is_some_and(|at| at <= now) {
+        return Err(ApiError::invalid_field("expires_at", "must be in the future"));
+    }
+    let tenant = caller.tenant.clone();
+    let (row, version) = db
+        .tx(move |c| {
+            let row = processes::find_for_update(c, &tenant, id).map_err(not_found)?;
+            if row.is_enabled(now) {
+                return Err(ApiError::conflict(
+                    "process_not_disabled",
+                    "only a disabled process can be restored",
+                ));
+            }
+            let row = processes::restore(c, &row, expires_at)?;
+            let version = processes::find_version(c, &tenant, id, row.current_version)?;
+            Ok((row, version))
+        })
+        .await?;
+    let v = view(row, version, now)?;
+    Ok(with_etag(HttpResponse::Ok(), &v))
+}

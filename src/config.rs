@@ -1,0 +1,291 @@
+//! Settings read from the environment. Every problem names the variable at fault so an
+//! operator can fix a deployment from the first log line.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+/// Every `SIGNOFF_*` variable we understand; anything else with that prefix is a typo we refuse.
+const KNOWN: &[&str] = &[
+    "SIGNOFF_BIND",
+    "SIGNOFF_PUBLIC_URL",
+    "SIGNOFF_JWT_HS256_SECRET",
+    "SIGNOFF_JWT_JWKS",
+    "SIGNOFF_JWT_ISSUER",
+    "SIGNOFF_JWT_AUDIENCE",
+    "SIGNOFF_MIGRATE_ON_START",
+    "SIGNOFF_DB_POOL_SIZE",
+    "SIGNOFF_DB_TIMEOUT",
+    "SIGNOFF_WORKER",
+    "SIGNOFF_WEBHOOK_ALLOW_PRIVATE",
+];
+
+/// A configuration problem, always naming the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    pub variable: String,
+    pub message: String,
+}
+
+fn err(variable: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable: variable.to_string(),
+        message: message.into(),
+    }
+}
+
+/// JWT verification settings.
+#[derive(Clone, Debug)]
+pub struct JwtSettings {
+    pub hs256_secret: Option<SecretString>,
+    /// A file path or an `http(s)` URL serving a JWKS document.
+    pub jwks: Option<String>,
+    pub issuer: String,
+    pub audience: String,
+}
+
+/// Everything the service needs to run.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub database_url: SecretString,
+    pub bind: SocketAddr,
+    pub public_url: Url,
+    pub jwt: JwtSettings,
+    pub migrate_on_start: bool,
+    pub db_pool_size: u32,
+    /// How long a request waits for a database connection before answering 503.
+    pub db_timeout: Duration,
+    /// Whether this replica runs the background worker (webhooks, timers).
+    pub worker: bool,
+    pub webhook_allow_private: bool,
+}
+
+/// A source of variables: the process environment, or a map in tests.
+pub trait Env {
+    fn get(&self, key: &str) -> Option<String>;
+    fn keys(&self) -> Vec<String>;
+}
+
+/// The real process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok().filter(|v| !v.is_empty())
+    }
+    fn keys(&self) -> Vec<String> {
+        std::env::vars_os()
+            .filter_map(|(k, _)| k.into_string().ok())
+            .collect()
+    }
+}
+
+impl Env for HashMap<String, String> {
+    fn get(&self, key: &str) -> Option<String> {
+        HashMap::get(self, key).cloned().filter(|v| !v.is_empty())
+    }
+    fn keys(&self) -> Vec<String> {
+        HashMap::keys(self).cloned().collect()
+    }
+}
+
+fn parse_bool(env: &dyn Env, key: &str, default: bool) -> Result<bool, ConfigError> {
+    match env.get(key).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some("false" | "0" | "no" | "off") => Ok(false),
+        Some(other) => Err(err(key, format!("expected true or false, got {other:?}"))),
+    }
+}
+
+fn require(env: &dyn Env, key: &str) -> Result<String, ConfigError> {
+    env.get(key).ok_or_else(|| err(key, "is required but not set"))
+}
+
+/// Refuses `SIGNOFF_*` variables we do not know, so a misspelt setting is not silently ignored.
+fn check_unknown(env: &dyn Env) -> Result<(), ConfigError> {
+    let mut unknown: Vec<String> = env
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("SIGNOFF_") && !KNOWN.contains(&k.as_str()))
+        .collect();
+    unknown.sort();
+    match unknown.first() {
+        Some(k) => Err(err(k, "is not a known setting")),
+        None => Ok(()),
+    }
+}
+
+impl JwtSettings {
+    /// Reads the JWT settings alone (used by `signoff token`, which needs no database).
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let hs256_secret = env.get("SIGNOFF_JWT_HS256_SECRET");
+        if let Some(secret) = &hs256_secret
+            && secret.len() < 32
+        {
+            return Err(err(
+                "SIGNOFF_JWT_HS256_SECRET",
+                "must be at least 32 characters long",
+            ));
+        }
+        let jwks = env.get("SIGNOFF_JWT_JWKS");
+        if hs256_secret.is_none() && jwks.is_none() {
+            return Err(err(
+                "SIGNOFF_JWT_HS256_SECRET",
+                "set it or SIGNOFF_JWT_JWKS: without a key no request can be authenticated",
+            ));
+        }
+        if let Some(source) = &jwks
+            && (source.starts_with("http://") || source.starts_with("https://"))
+            && Url::parse(source).is_err()
+        {
+            return Err(err("SIGNOFF_JWT_JWKS", "is not a valid URL"));
+        }
+        Ok(Self {
+            hs256_secret: hs256_secret.map(SecretString::from),
+            jwks,
+            issuer: require(env, "SIGNOFF_JWT_ISSUER")?,
+            audience: require(env, "SIGNOFF_JWT_AUDIENCE")?,
+        })
+    }
+}
+
+impl Settings {
+    /// Reads and validates every setting.
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        check_unknown(env)?;
+        let database_url = require(env, "DATABASE_URL")?;
+        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://"))
+        {
+            return Err(err(
+                "DATABASE_URL",
+                "must be a postgres:// or postgresql:// URL",
+            ));
+        }
+        let bind_text = env
+            .get("SIGNOFF_BIND")
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let bind: SocketAddr = bind_text
+            .parse()
+            .map_err(|_| err("SIGNOFF_BIND", format!("{bind_text:?} is not host:port")))?;
+        let public_text = env
+            .get("SIGNOFF_PUBLIC_URL")
+            .unwrap_or_else(|| format!("http://{bind}"));
+        let public_url = Url::parse(&public_text)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| {
+                err(
+                    "SIGNOFF_PUBLIC_URL",
+                    format!("{public_text:?} is not an http(s) URL"),
+                )
+            })?;
+        let db_pool_size = match env.get("SIGNOFF_DB_POOL_SIZE") {
+            None => 10,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=500).contains(n))
+                .ok_or_else(|| err("SIGNOFF_DB_POOL_SIZE", "must be a number from 1 to 500"))?,
+        };
+        let db_timeout = match env.get("SIGNOFF_DB_TIMEOUT") {
+            None => Duration::from_secs(5),
+            Some(v) => crate::domain::duration::IsoDuration::parse(&v)
+                .ok()
+                .filter(|d| d.seconds > 0)
+                .map(|d| Duration::from_secs(d.seconds as u64))
+                .ok_or_else(|| {
+                    err(
+                        "SIGNOFF_DB_TIMEOUT",
+                        "must be a positive ISO 8601 duration such as PT5S",
+                    )
+                })?,
+        };
+        Ok(Self {
+            database_url: SecretString::from(database_url),
+            bind,
+            public_url,
+            jwt: JwtSettings::from_env(env)?,
+            migrate_on_start: parse_bool(env, "SIGNOFF_MIGRATE_ON_START", true)?,
+            db_pool_size,
+            db_timeout,
+            worker: parse_bool(env, "SIGNOFF_WORKER", true)?,
+            webhook_allow_private: parse_bool(env, "SIGNOFF_WEBHOOK_ALLOW_PRIVATE", false)?,
+        })
+    }
+
+    /// The database URL, for the few places that must see it.
+    pub fn database_url(&self) -> &str {
+        self.database_url.expose_secret()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn base() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("DATABASE_URL", "postgres://localhost/signoff"),
+            ("SIGNOFF_JWT_HS256_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("SIGNOFF_JWT_ISSUER", "https://issuer.example"),
+            ("SIGNOFF_JWT_AUDIENCE", "signoff"),
+        ]
+    }
+
+    #[test]
+    fn complete_environment_is_accepted_with_defaults() {
+        let s = Settings::from_env(&env(&base())).unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.public_url.as_str(), "http://127.0.0.1:8080/");
+        assert!(s.migrate_on_start);
+    }
+
+    #[test]
+    fn each_problem_names_its_variable() {
+        let cases: Vec<(&str, Option<&str>)> = vec![
+            ("DATABASE_URL", None),
+            ("DATABASE_URL", Some("mysql://x")),
+            ("SIGNOFF_BIND", Some("nonsense")),
+            ("SIGNOFF_PUBLIC_URL", Some("ftp://x")),
+            ("SIGNOFF_JWT_HS256_SECRET", Some("short")),
+            ("SIGNOFF_JWT_ISSUER", None),
+            ("SIGNOFF_JWT_AUDIENCE", None),
+            ("SIGNOFF_DB_POOL_SIZE", Some("0")),
+            ("SIGNOFF_MIGRATE_ON_START", Some("maybe")),
+            ("SIGNOFF_TYPO", Some("1")),
+        ];
+        for (key, value) in cases {
+            let mut e = env(&base());
+            match value {
+                Some(v) => {
+                    e.insert(key.to_string(), v.to_string());
+                }
+                None => {
+                    e.remove(key);
+                }
+            }
+            let error = Settings::from_env(&e).unwrap_err();
+            assert_eq!(error.variable, key, "{error}");
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let s = Settings::from_env(&env(&base())).unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("0123456789abcdef"));
+        assert!(!shown.contains("postgres://localhost"));
+    }
+}

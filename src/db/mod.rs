@@ -1,0 +1,121 @@
+//! Postgres access: the pool, embedded migrations, and a helper that runs diesel's blocking
+//! work on actix's blocking pool with the caller's tracing span.
+
+pub mod models;
+pub mod principals;
+pub mod processes;
+pub mod schema;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use diesel::Connection;
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::error::{ApiError, ApiResult};
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Key of the advisory lock that serialises migrations across replicas starting together.
+const MIGRATION_LOCK: i64 = 0x5167_0ff0_0001;
+
+pub type PgPool = Pool<ConnectionManager<PgConnection>>;
+pub type Conn = PooledConnection<ConnectionManager<PgConnection>>;
+
+/// Runs pending migrations while holding a Postgres advisory lock, so several replicas can
+/// start at once: the first migrates, the others wait and then find nothing to do.
+pub fn run_migrations(conn: &mut PgConnection) -> anyhow::Result<Vec<String>> {
+    conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+    let result = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map(|done| done.iter().map(|v| v.to_string()).collect())
+        .map_err(|e| anyhow::anyhow!("migration failed: {e}"));
+    conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+    result
+}
+
+/// The database handle shared by handlers and workers.
+#[derive(Clone)]
+pub struct Db {
+    pool: PgPool,
+    waiters: Arc<AtomicI64>,
+}
+
+impl Db {
+    /// Builds the pool without connecting: the service starts (and `/readyz` answers 503) even
+    /// while the database is down.
+    pub fn new(url: &str, size: u32, timeout: Duration) -> Self {
+        let manager = ConnectionManager::<PgConnection>::new(url);
+        let pool = Pool::builder()
+            .max_size(size)
+            .min_idle(Some(0))
+            .connection_timeout(timeout)
+            .test_on_check_out(false)
+            .build_unchecked(manager);
+        Self {
+            pool,
+            waiters: Arc::new(AtomicI64::new(0)),
+        }
+    }
+
+    /// Takes a connection, counting how many callers are waiting for one.
+    pub fn get(&self) -> ApiResult<Conn> {
+        self.waiters.fetch_add(1, Ordering::Relaxed);
+        let conn = self.pool.get();
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
+        Ok(conn?)
+    }
+
+    /// Connections open, idle and callers waiting: for `/metrics`.
+    pub fn stats(&self) -> (u32, u32, i64) {
+        let state = self.pool.state();
+        (
+            state.connections,
+            state.idle_connections,
+            self.waiters.load(Ordering::Relaxed),
+        )
+    }
+
+    pub fn max_size(&self) -> u32 {
+        self.pool.max_size()
+    }
+
+    /// Runs `f` with a connection on the blocking pool.
+    pub async fn run<F, T>(&self, f: F) -> ApiResult<T>
+    where
+        F: FnOnce(&mut PgConnection) -> ApiResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let db = self.clone();
+        let span = tracing::Span::current();
+        actix_web::web::block(move || {
+            let _entered = span.enter();
+            let mut conn = db.get()?;
+            f(&mut conn)
+        })
+        .await?
+    }
+
+    /// Runs `f` inside one transaction: its writes and their events commit together or not at all.
+    pub async fn tx<F, T>(&self, f: F) -> ApiResult<T>
+    where
+        F: FnOnce(&mut PgConnection) -> ApiResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run(move |conn| conn.transaction::<T, ApiError, _>(f))
+            .await
+    }
+
+    /// Is the database answering? Used by `/readyz`.
+    pub async fn ping(&self) -> ApiResult<()> {
+        self.run(|conn| {
+            conn.batch_execute("SELECT 1")?;
+            Ok(())
+        })
+        .await
+    }
+}

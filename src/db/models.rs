@@ -1,0 +1,82 @@
+//! Rows as stored, with their insert forms beside them.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::schema::{principals, process_versions, processes};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = principals, check_for_backend(diesel::pg::Pg))]
+pub struct PrincipalRow {
+    pub tenant_id: String,
+    pub id: String,
+    pub kind: String,
+    pub display_name: String,
+    pub email: Option<String>,
+    pub locale: String,
+    pub time_zone: String,
+    pub manager_id: Option<String>,
+    pub roles: Vec<Option<String>>,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Insertable, AsChangeset)]
+#[diesel(table_name = principals, treat_none_as_null = true)]
+pub struct PrincipalForm {
+    pub tenant_id: String,
+    pub id: String,
+    pub kind: String,
+    pub display_name: String,
+    pub email: Option<String>,
+    pub locale: String,
+    pub time_zone: String,
+    pub manager_id: Option<String>,
+    pub roles: Vec<Option<String>>,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = processes, check_for_backend(diesel::pg::Pg))]
+pub struct ProcessRow {
+    pub tenant_id: String,
+    pub id: Uuid,
+    pub name: String,
+    pub current_version: i32,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ProcessRow {
+    /// Enabled and not past its expiry: an expired process refuses requests even before the
+    /// worker has flipped its flag.
+    pub fn is_enabled(&self, now: DateTime<Utc>) -> bool {
+        self.enabled && self.deleted_at.is_none() && self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = processes)]
+pub struct NewProcess {
+    pub tenant_id: String,
+    pub id: Uuid,
+    pub name: String,
+    pub current_version: i32,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = process_versions, check_for_backend(diesel::pg::Pg))]
+pub struct ProcessVersionRow {
+    pub tenant_id: String,
+    pub process_id: Uuid,
+    pub version: i32,
+    pub definition: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}

@@ -1,0 +1,6 @@
+//! The approval engine's rules: pure functions and types, no web framework, no database.
+
+pub mod duration;
+pub mod principal;
+pub mod process;
+pub mod validate;

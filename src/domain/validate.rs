@@ -1,0 +1,241 @@
+//! A small reader over untyped JSON that collects every fault with its path, so a client
+//! learns about all of them in one 422 instead of fixing them one round trip at a time.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+/// One field at fault in a request body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// Path of the field, e.g. `stages[1].groups[0].require.count`.
+    pub field: String,
+    /// What is wrong with it, in plain words.
+    pub message: String,
+}
+
+/// Collects faults while a body is read.
+#[derive(Default, Debug)]
+pub struct Faults {
+    pub errors: Vec<FieldError>,
+}
+
+/// Joins a path and a key: `stages[0]` + `name` = `stages[0].name`.
+pub fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// Path of an element of an array.
+pub fn index(path: &str, i: usize) -> String {
+    format!("{path}[{i}]")
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl Faults {
+    pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// The value as an object, or a fault.
+    pub fn object<'a>(&mut self, v: &'a Value, path: &str) -> Option<&'a Map<String, Value>> {
+        match v {
+            Value::Object(m) => Some(m),
+            other => {
+                let at = if path.is_empty() { "body" } else { path };
+                self.push(at, format!("must be an object, not {}", type_name(other)));
+                None
+            }
+        }
+    }
+
+    /// Flags keys outside `allowed`: a misspelt optional field would otherwise vanish silently.
+    pub fn no_unknown(&mut self, m: &Map<String, Value>, path: &str, allowed: &[&str]) {
+        for key in m.keys() {
+            if !allowed.contains(&key.as_str()) {
+                self.push(join(path, key), "is not a known field");
+            }
+        }
+    }
+
+    /// An optional field: absent or null gives `None`; a value of the wrong type is a fault.
+    pub fn opt<T: DeserializeOwned>(
+        &mut self,
+        m: &Map<String, Value>,
+        path: &str,
+        key: &str,
+    ) -> Option<T> {
+        match m.get(key) {
+            None | Some(Value::Null) => None,
+            Some(v) => self.convert(v, &join(path, key)),
+        }
+    }
+
+    /// A required field.
+    pub fn req<T: DeserializeOwned>(
+        &mut self,
+        m: &Map<String, Value>,
+        path: &str,
+        key: &str,
+    ) -> Option<T> {
+        match m.get(key) {
+            None | Some(Value::Null) => {
+                self.push(join(path, key), "is required");
+                None
+            }
+            Some(v) => self.convert(v, &join(path, key)),
+        }
+    }
+
+    /// Converts one value, turning serde's complaint into a fault at `path`.
+    pub fn convert<T: DeserializeOwned>(&mut self, v: &Value, path: &str) -> Option<T> {
+        match serde_json::from_value::<T>(v.clone()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let msg = e.to_string();
+                // serde's "invalid type: string \"x\", expected u32" reads well once trimmed.
+                let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+                self.push(path, msg);
+                None
+            }
+        }
+    }
+
+    /// A required non-empty string of at most `max` characters, trimmed.
+    pub fn text(
+        &mut self,
+        m: &Map<String, Value>,
+        path: &str,
+        key: &str,
+        max: usize,
+    ) -> Option<String> {
+        let s: String = self.req(m, path, key)?;
+        self.check_text(&s, &join(path, key), max)
+    }
+
+    /// An optional string of at most `max` characters.
+    pub fn opt_text(
+        &mut self,
+        m: &Map<String, Value>,
+        path: &str,
+        key: &str,
+        max: usize,
+    ) -> Option<String> {
+        let s: String = self.opt(m, path, key)?;
+        if s.chars().count() > max {
+            self.push(join(path, key), format!("must be at most {max} characters"));
+            return None;
+        }
+        Some(s)
+    }
+
+    pub fn check_text(&mut self, s: &str, path: &str, max: usize) -> Option<String> {
+        let t = s.trim();
+        if t.is_empty() {
+            self.push(path, "must not be empty");
+            None
+        } else if t.chars().count() > max {
+            self.push(path, format!("must be at most {max} characters"));
+            None
+        } else {
+            Some(t.to_string())
+        }
+    }
+
+    /// Finishes reading: the value when nothing was at fault, every fault otherwise.
+    pub fn finish<T>(self, value: Option<T>) -> Result<T, Vec<FieldError>> {
+        match value {
+            Some(v) if self.errors.is_empty() => Ok(v),
+            _ if !self.errors.is_empty() => Err(self.errors),
+            _ => Err(vec![FieldError {
+                field: "body".into(),
+                message: "could not be read".into(),
+            }]),
+        }
+    }
+}
+
+/// Is this a plausible BCP 47 language tag (`en`, `fr-CA`, `zh-Hant-TW`)?
+pub fn is_locale(s: &str) -> bool {
+    let mut parts = s.split(['-', '_']);
+    let lang = parts.next().unwrap_or("");
+    (2..=3).contains(&lang.len())
+        && lang.chars().all(|c| c.is_ascii_alphabetic())
+        && parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+/// Is this a plausible e-mail address? Real validation is the host's job: it sends the mail.
+pub fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && local.len() <= 64
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && s.len() <= 254
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// Ids supplied by the host (principals, tickets, calendars): printable, no slashes, bounded.
+pub fn is_external_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 200
+        && !s.chars().any(|c| c.is_control() || c == '/' || c.is_whitespace())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locales() {
+        for ok in ["en", "fr-CA", "zh-Hant-TW", "de_DE", "ast"] {
+            assert!(is_locale(ok), "{ok}");
+        }
+        for bad in ["", "e", "english", "en-", "12", "en-a"] {
+            assert!(!is_locale(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn emails() {
+        assert!(is_email("ada@example.com"));
+        for bad in ["ada", "ada@", "@example.com", "ada@example", "a da@example.com"] {
+            assert!(!is_email(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn reader_collects_every_fault() {
+        let v = serde_json::json!({"a": "x", "b": 3, "zz": 1});
+        let mut f = Faults::default();
+        let m = f.object(&v, "").unwrap();
+        let _: Option<u32> = f.req(m, "", "a");
+        let _: Option<String> = f.req(m, "", "c");
+        f.no_unknown(m, "", &["a", "b", "c"]);
+        let fields: Vec<_> = f.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["a", "c", "zz"]);
+    }
+}

@@ -1,0 +1,11 @@
+//! signoff: a headless approval engine for ticketing platforms.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod metrics;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,92 @@
+//! Builds the application: pool, migrations, authenticator, HTTP server. Tests call
+//! [`Application::build`] with port 0 and talk to the real thing.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::api;
+use crate::auth::Authenticator;
+use crate::config::Settings;
+use crate::db::{self, Db};
+use crate::metrics::Metrics;
+use crate::telemetry;
+
+/// A bound, not yet running, server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    db: Db,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let db = Db::new(
+            settings.database_url(),
+            settings.db_pool_size,
+            settings.db_timeout,
+        );
+        if settings.migrate_on_start {
+            let db = db.clone();
+            let applied = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
+                let mut conn = db
+                    .get()
+                    .map_err(|e| anyhow::anyhow!("DATABASE_URL: cannot connect: {e}"))?;
+                db::run_migrations(&mut conn)
+            })
+            .await??;
+            if !applied.is_empty() {
+                tracing::info!(?applied, "migrations applied");
+            }
+        }
+        let auth = Authenticator::new(&settings.jwt)?;
+        auth.warm_up().await?;
+        let auth = web::Data::new(auth);
+        let metrics = web::Data::new(Metrics::new());
+        let listener = TcpListener::bind(settings.bind)
+            .map_err(|e| anyhow::anyhow!("SIGNOFF_BIND: cannot bind {}: {e}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let db_data = web::Data::new(db.clone());
+        let settings_data = web::Data::from(settings.clone());
+        let server = HttpServer::new(move || {
+            let (app, spec) = App::new()
+                .into_utoipa_app()
+                .openapi(api::ApiDoc::openapi())
+                .app_data(db_data.clone())
+                .app_data(auth.clone())
+                .app_data(metrics.clone())
+                .app_data(settings_data.clone())
+                .app_data(api::json_config())
+                .app_data(api::query_config())
+                .app_data(api::path_config())
+                .configure(api::configure)
+                .split_for_parts();
+            app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec))
+                .default_service(web::to(api::not_found))
+                .wrap(from_fn(telemetry::observe))
+        })
+        .listen(listener)?
+        .run();
+        Ok(Self { port, server, db })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn db(&self) -> Db {
+        self.db.clone()
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM stop it gracefully).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

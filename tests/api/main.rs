@@ -1,0 +1,8 @@
+//! Integration tests: the real application over HTTP against a real Postgres.
+
+mod auth;
+mod config;
+mod helpers;
+mod ops;
+mod principals;
+mod processes;
