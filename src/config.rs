@@ -103,7 +103,8 @@ fn parse_bool(env: &dyn Env, key: &str, default: bool) -> Result<bool, ConfigErr
 }
 
 fn require(env: &dyn Env, key: &str) -> Result<String, ConfigError> {
-    env.get(key).ok_or_else(|| err(key, "is required but not set"))
+    env.get(key)
+        .ok_or_else(|| err(key, "is required but not set"))
 }
 
 /// Refuses `SIGNOFF_*` variables we do not know, so a misspelt setting is not silently ignored.
@@ -159,8 +160,7 @@ impl Settings {
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
         check_unknown(env)?;
         let database_url = require(env, "DATABASE_URL")?;
-        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://"))
-        {
+        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
             return Err(err(
                 "DATABASE_URL",
                 "must be a postgres:// or postgresql:// URL",
@@ -238,7 +238,10 @@ mod tests {
     fn base() -> Vec<(&'static str, &'static str)> {
         vec![
             ("DATABASE_URL", "postgres://localhost/signoff"),
-            ("SIGNOFF_JWT_HS256_SECRET", "0123456789abcdef0123456789abcdef"),
+            (
+                "SIGNOFF_JWT_HS256_SECRET",
+                "0123456789abcdef0123456789abcdef",
+            ),
             ("SIGNOFF_JWT_ISSUER", "https://issuer.example"),
             ("SIGNOFF_JWT_AUDIENCE", "signoff"),
         ]

@@ -7,7 +7,11 @@ use signoff::config::{JwtSettings, ProcessEnv, Settings};
 use signoff::startup::Application;
 
 #[derive(Parser)]
-#[command(name = "signoff", version, about = "Headless approval engine for ticketing platforms")]
+#[command(
+    name = "signoff",
+    version,
+    about = "Headless approval engine for ticketing platforms"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -55,10 +59,12 @@ fn main() -> ExitCode {
             scope,
             sub,
             ttl,
-        } => JwtSettings::from_env(&ProcessEnv).map_err(anyhow::Error::from).and_then(|jwt| {
-            let scope = scope.unwrap_or_else(signoff::auth::all_scopes);
-            signoff::auth::mint_token(&jwt, &tenant, &scope, &sub, ttl).map(|t| println!("{t}"))
-        }),
+        } => JwtSettings::from_env(&ProcessEnv)
+            .map_err(anyhow::Error::from)
+            .and_then(|jwt| {
+                let scope = scope.unwrap_or_else(signoff::auth::all_scopes);
+                signoff::auth::mint_token(&jwt, &tenant, &scope, &sub, ttl).map(|t| println!("{t}"))
+            }),
         Command::Migrate => migrate(),
         Command::Serve { no_migrate } => serve(no_migrate),
     };

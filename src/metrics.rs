@@ -21,8 +21,8 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new_custom(Some("signoff".into()), None)
-            .expect("a static prefix is valid");
+        let registry =
+            Registry::new_custom(Some("signoff".into()), None).expect("a static prefix is valid");
         let labels = &["route", "method", "status"];
         let http_requests = IntCounterVec::new(
             Opts::new("http_requests_total", "HTTP requests answered"),

@@ -70,7 +70,12 @@ pub async fn observe(
             if let Ok(v) = HeaderValue::from_str(&id) {
                 res.headers_mut().insert(REQUEST_ID, v);
             }
-            tracing::info!(status, route, latency_ms = elapsed.as_secs_f64() * 1000.0, "request");
+            tracing::info!(
+                status,
+                route,
+                latency_ms = elapsed.as_secs_f64() * 1000.0,
+                "request"
+            );
             Ok(res)
         }
         Err(e) => {

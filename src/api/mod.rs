@@ -95,13 +95,12 @@ pub fn json_config() -> web::JsonConfig {
         .limit(MAX_BODY_BYTES)
         .error_handler(|err, _req| {
             let e = match &err {
-                JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "body_too_large",
-                        format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-                    )
-                }
+                JsonPayloadError::OverflowKnownLength { .. }
+                | JsonPayloadError::Overflow { .. } => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+                ),
                 JsonPayloadError::ContentType => ApiError::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "unsupported_media_type",
@@ -110,9 +109,10 @@ pub fn json_config() -> web::JsonConfig {
                 JsonPayloadError::Deserialize(e) if e.is_data() => {
                     ApiError::invalid_field("body", e.to_string())
                 }
-                JsonPayloadError::Deserialize(e) => {
-                    ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
-                }
+                JsonPayloadError::Deserialize(e) => ApiError::bad_request(
+                    "invalid_json",
+                    format!("the body is not valid JSON: {e}"),
+                ),
                 other => ApiError::bad_request("invalid_body", other.to_string()),
             };
             actix_web::error::InternalError::from_response(err, e_response(&e)).into()

@@ -53,7 +53,11 @@ pub fn cursor(position: &str) -> String {
 }
 
 /// Cuts a page fetched with `limit + 1` rows into the items and the next cursor.
-pub fn page<T>(mut rows: Vec<T>, limit: i64, position: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
+pub fn page<T>(
+    mut rows: Vec<T>,
+    limit: i64,
+    position: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next = if more {

@@ -10,9 +10,9 @@ use uuid::Uuid;
 
 use super::pagination::{PageParams, page};
 use crate::auth::{Caller, Scope};
+use crate::db::Db;
 use crate::db::models::{NewProcess, ProcessRow, ProcessVersionRow};
 use crate::db::processes::{self, EnabledFilter};
-use crate::db::Db;
 use crate::domain::process::ProcessDefinition;
 use crate::error::{ApiError, ApiResult, Problem};
 
@@ -337,7 +337,9 @@ pub async fn delete_process(
     caller.require(Scope::ProcessesWrite)?;
     let id = parse_id(&id)?;
     let tenant = caller.tenant.clone();
-    let n = db.tx(move |c| Ok(processes::delete(c, &tenant, id)?)).await?;
+    let n = db
+        .tx(move |c| Ok(processes::delete(c, &tenant, id)?))
+        .await?;
     if n == 0 {
         return Err(ApiError::not_found("process"));
     }
@@ -371,7 +373,10 @@ pub async fn restore_process(
     let now = Utc::now();
     let expires_at = body.expires_at;
     if expires_at.is_some_and(|at| at <= now) {
-        return Err(ApiError::invalid_field("expires_at", "must be in the future"));
+        return Err(ApiError::invalid_field(
+            "expires_at",
+            "must be in the future",
+        ));
     }
     let tenant = caller.tenant.clone();
     let (row, version) = db

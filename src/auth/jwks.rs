@@ -64,7 +64,11 @@ fn parse(text: &str) -> anyhow::Result<HashMap<String, Key>> {
     for (i, jwk) in set.keys.iter().enumerate() {
         let kid = jwk.common.key_id.clone().unwrap_or_default();
         let Some(alg) = pinned_algorithm(jwk) else {
-            tracing::warn!(kid, index = i, "JWKS key skipped: unsupported type or algorithm");
+            tracing::warn!(
+                kid,
+                index = i,
+                "JWKS key skipped: unsupported type or algorithm"
+            );
             continue;
         };
         match DecodingKey::from_jwk(jwk) {

@@ -11,7 +11,9 @@ use std::collections::HashSet;
 use std::fmt;
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, http::header, web};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header};
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header,
+};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
@@ -156,7 +158,8 @@ impl Authenticator {
     /// Verifies a bearer token and returns the caller.
     pub async fn authenticate(&self, token: &str) -> Result<Caller, ApiError> {
         let invalid = |why: &str| ApiError::unauthorized(format!("invalid token: {why}"));
-        let header = decode_header(token).map_err(|_| invalid("malformed or unsupported header"))?;
+        let header =
+            decode_header(token).map_err(|_| invalid("malformed or unsupported header"))?;
         let (key, alg) = match header.alg {
             Algorithm::HS256 => match &self.hs256 {
                 Some(k) => (k.clone(), Algorithm::HS256),
@@ -199,7 +202,11 @@ impl Authenticator {
         Ok(Caller {
             tenant: claims.tenant,
             client: claims.sub,
-            scopes: claims.scope.split_whitespace().filter_map(Scope::parse).collect(),
+            scopes: claims
+                .scope
+                .split_whitespace()
+                .filter_map(Scope::parse)
+                .collect(),
         })
     }
 }
@@ -225,10 +232,10 @@ impl FromRequest for Caller {
             .map(|t| t.trim().to_string());
         let req = req.clone();
         Box::pin(async move {
-            let auth = auth.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no authenticator")))?;
-            let token = token.ok_or_else(|| {
-                ApiError::unauthorized("send `Authorization: Bearer <token>`")
-            })?;
+            let auth =
+                auth.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no authenticator")))?;
+            let token = token
+                .ok_or_else(|| ApiError::unauthorized("send `Authorization: Bearer <token>`"))?;
             let caller = auth.authenticate(&token).await?;
             tracing::Span::current().record("tenant", caller.tenant.as_str());
             req.extensions_mut().insert(caller.clone());

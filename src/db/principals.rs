@@ -38,7 +38,11 @@ pub fn find_many(
 }
 
 /// Active principals holding `role`, in id order.
-pub fn with_role(conn: &mut PgConnection, tenant: &str, role: &str) -> QueryResult<Vec<PrincipalRow>> {
+pub fn with_role(
+    conn: &mut PgConnection,
+    tenant: &str,
+    role: &str,
+) -> QueryResult<Vec<PrincipalRow>> {
     p::principals
         .filter(p::tenant_id.eq(tenant))
         .filter(p::active.eq(true))

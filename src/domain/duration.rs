@@ -103,7 +103,9 @@ impl utoipa::PartialSchema for IsoDuration {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .description(Some("ISO 8601 duration: weeks, days, hours, minutes, seconds"))
+            .description(Some(
+                "ISO 8601 duration: weeks, days, hours, minutes, seconds",
+            ))
             .examples(["PT48H"])
             .into()
     }
@@ -132,7 +134,9 @@ mod tests {
 
     #[test]
     fn refuses_malformed_and_calendar_dependent_durations() {
-        for text in ["", "P", "PT", "48H", "PT48", "P1M", "P1Y", "PTH", "P1H", "PT1D", "P1.2.3D"] {
+        for text in [
+            "", "P", "PT", "48H", "PT48", "P1M", "P1Y", "PTH", "P1H", "PT1D", "P1.2.3D",
+        ] {
             assert!(IsoDuration::parse(text).is_err(), "{text}");
         }
     }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::validate::{FieldError, Faults, index, is_email, is_external_id, is_locale};
+use super::validate::{Faults, FieldError, index, is_email, is_external_id, is_locale};
 
 /// The kind of account a principal has in the host.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
@@ -76,8 +76,15 @@ impl PrincipalInput {
                 m,
                 "",
                 &[
-                    "id", "kind", "display_name", "email", "locale", "time_zone", "manager_id",
-                    "roles", "active",
+                    "id",
+                    "kind",
+                    "display_name",
+                    "email",
+                    "locale",
+                    "time_zone",
+                    "manager_id",
+                    "roles",
+                    "active",
                 ],
             );
             if let Some(given) = m.get("id").and_then(Value::as_str)
@@ -90,7 +97,10 @@ impl PrincipalInput {
                 None => None,
             };
             if kind.is_none() {
-                f.push("kind", "must be one of: user, technician, contact, end_user");
+                f.push(
+                    "kind",
+                    "must be one of: user, technician, contact, end_user",
+                );
             }
             let display_name = f.text(m, "", "display_name", 200);
             let email: Option<String> = f.opt(m, "", "email");
@@ -109,7 +119,10 @@ impl PrincipalInput {
             if let Some(tz) = &time_zone
                 && tz.parse::<chrono_tz::Tz>().is_err()
             {
-                f.push("time_zone", "is not an IANA time zone such as Europe/London");
+                f.push(
+                    "time_zone",
+                    "is not an IANA time zone such as Europe/London",
+                );
             }
             let manager_id: Option<String> = f.opt(m, "", "manager_id");
             if let Some(mgr) = &manager_id {
@@ -169,7 +182,16 @@ mod tests {
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["colour", "kind", "display_name", "email", "locale", "time_zone", "manager_id", "roles[0]"]
+            [
+                "colour",
+                "kind",
+                "display_name",
+                "email",
+                "locale",
+                "time_zone",
+                "manager_id",
+                "roles[0]"
+            ]
         );
     }
 }

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::duration::IsoDuration;
-use super::validate::{FieldError, Faults, index, is_external_id, is_locale, join};
+use super::validate::{Faults, FieldError, index, is_external_id, is_locale, join};
 
 /// Limits that keep one definition within what a person can reason about.
 pub const MAX_STAGES: usize = 20;
@@ -331,7 +331,9 @@ fn read_settings(f: &mut Faults, v: &Value) -> Option<ProcessSettings> {
     let d = ProcessSettings::default();
     let p = "settings";
     Some(ProcessSettings {
-        allow_self_approval: f.opt(m, p, "allow_self_approval").unwrap_or(d.allow_self_approval),
+        allow_self_approval: f
+            .opt(m, p, "allow_self_approval")
+            .unwrap_or(d.allow_self_approval),
         reuse_previous_answers: f
             .opt(m, p, "reuse_previous_answers")
             .unwrap_or(d.reuse_previous_answers),
@@ -361,7 +363,10 @@ fn read_enum<T: serde::de::DeserializeOwned>(
     match v.as_str() {
         Some(s) if allowed.contains(&s) => f.convert(v, &join(path, key)),
         _ => {
-            f.push(join(path, key), format!("must be one of: {}", allowed.join(", ")));
+            f.push(
+                join(path, key),
+                format!("must be one of: {}", allowed.join(", ")),
+            );
             None
         }
     }
@@ -381,7 +386,10 @@ fn read_stages(f: &mut Faults, m: &Map<String, Value>) -> Option<Vec<StageDef>> 
         return None;
     }
     if items.len() > MAX_STAGES {
-        f.push("stages", format!("must contain at most {MAX_STAGES} stages"));
+        f.push(
+            "stages",
+            format!("must contain at most {MAX_STAGES} stages"),
+        );
         return None;
     }
     let stages: Vec<Option<StageDef>> = items
@@ -397,13 +405,23 @@ fn read_stage(f: &mut Faults, v: &Value, p: &str) -> Option<StageDef> {
     f.no_unknown(
         m,
         p,
-        &["name", "combine", "groups", "timeout", "reminders", "substitutes"],
+        &[
+            "name",
+            "combine",
+            "groups",
+            "timeout",
+            "reminders",
+            "substitutes",
+        ],
     );
     let name = f.text(m, p, "name", 200);
     let combine = read_enum(f, m, p, "combine", &["all", "any"]).unwrap_or_default();
     let groups = match m.get("groups").and_then(Value::as_array) {
         None => {
-            f.push(join(p, "groups"), "is required: an array of approver groups");
+            f.push(
+                join(p, "groups"),
+                "is required: an array of approver groups",
+            );
             None
         }
         Some(a) if a.is_empty() => {
@@ -411,7 +429,10 @@ fn read_stage(f: &mut Faults, v: &Value, p: &str) -> Option<StageDef> {
             None
         }
         Some(a) if a.len() > MAX_GROUPS => {
-            f.push(join(p, "groups"), format!("must contain at most {MAX_GROUPS} groups"));
+            f.push(
+                join(p, "groups"),
+                format!("must contain at most {MAX_GROUPS} groups"),
+            );
             None
         }
         Some(a) => {
@@ -480,7 +501,10 @@ fn read_ids(f: &mut Faults, m: &Map<String, Value>, p: &str) -> Option<Vec<Strin
         return None;
     }
     if ids.len() > MAX_LISTED_PRINCIPALS {
-        f.push(&path, format!("must list at most {MAX_LISTED_PRINCIPALS} ids"));
+        f.push(
+            &path,
+            format!("must list at most {MAX_LISTED_PRINCIPALS} ids"),
+        );
         return None;
     }
     let mut ok = true;
@@ -505,7 +529,10 @@ fn read_source(f: &mut Faults, v: &Value, p: &str) -> Option<Source> {
     let kind = match m.get("type").and_then(Value::as_str) {
         Some(k) if TYPES.contains(&k) => k,
         _ => {
-            f.push(join(p, "type"), format!("must be one of: {}", TYPES.join(", ")));
+            f.push(
+                join(p, "type"),
+                format!("must be one of: {}", TYPES.join(", ")),
+            );
             return None;
         }
     };
@@ -541,7 +568,10 @@ pub fn read_requirement(f: &mut Faults, v: &Value, p: &str) -> Option<Requiremen
     let kind = match m.get("type").and_then(Value::as_str) {
         Some(k) if TYPES.contains(&k) => k,
         _ => {
-            f.push(join(p, "type"), format!("must be one of: {}", TYPES.join(", ")));
+            f.push(
+                join(p, "type"),
+                format!("must be one of: {}", TYPES.join(", ")),
+            );
             return None;
         }
     };
@@ -578,8 +608,18 @@ pub fn read_requirement(f: &mut Faults, v: &Value, p: &str) -> Option<Requiremen
     Some(Requirement { rule, reject_at })
 }
 
-fn positive_duration(f: &mut Faults, m: &Map<String, Value>, p: &str, key: &str, required: bool) -> Option<IsoDuration> {
-    let d: IsoDuration = if required { f.req(m, p, key)? } else { f.opt(m, p, key)? };
+fn positive_duration(
+    f: &mut Faults,
+    m: &Map<String, Value>,
+    p: &str,
+    key: &str,
+    required: bool,
+) -> Option<IsoDuration> {
+    let d: IsoDuration = if required {
+        f.req(m, p, key)?
+    } else {
+        f.opt(m, p, key)?
+    };
     if d.seconds <= 0 {
         f.push(join(p, key), "must be longer than zero");
         return None;
@@ -670,7 +710,10 @@ fn read_substitutes(f: &mut Faults, v: &Value, p: &str) -> Option<SubstitutesDef
                     read_ids(f, sm, &sp).map(|ids| SubstituteSource::Principals { ids })
                 }
                 _ => {
-                    f.push(join(&sp, "type"), "must be one of: approver_manager, principals");
+                    f.push(
+                        join(&sp, "type"),
+                        "must be one of: approver_manager, principals",
+                    );
                     None
                 }
             }
@@ -690,7 +733,10 @@ fn read_templates(f: &mut Faults, v: &Value) -> Option<Templates> {
     if let Some(l) = &default_locale
         && !is_locale(l)
     {
-        f.push(join(p, "default_locale"), "is not a language tag such as en or fr-CA");
+        f.push(
+            join(p, "default_locale"),
+            "is not a language tag such as en or fr-CA",
+        );
     }
     let mut locales = BTreeMap::new();
     if let Some(lv) = m.get("locales").filter(|v| !v.is_null()) {
@@ -723,7 +769,10 @@ fn read_templates(f: &mut Faults, v: &Value) -> Option<Templates> {
         && !locales.is_empty()
         && !locales.contains_key(l)
     {
-        f.push(join(p, "default_locale"), "must be one of the locales given");
+        f.push(
+            join(p, "default_locale"),
+            "must be one of the locales given",
+        );
     }
     Some(Templates {
         default_locale,
@@ -745,7 +794,10 @@ fn check_semantics(f: &mut Faults, def: &ProcessDefinition) {
             && r.at_percent.is_some()
             && !timed
         {
-            f.push(join(&sp, "reminders.at_percent"), "needs a stage timeout to count from");
+            f.push(
+                join(&sp, "reminders.at_percent"),
+                "needs a stage timeout to count from",
+            );
         }
         if stage.substitutes.is_some() && !timed {
             f.push(
@@ -756,7 +808,10 @@ fn check_semantics(f: &mut Faults, def: &ProcessDefinition) {
         for (gi, group) in stage.groups.iter().enumerate() {
             let gp = index(&join(&sp, "groups"), gi);
             if !group_names.insert(group.name.to_lowercase()) {
-                f.push(join(&gp, "name"), "duplicates another group name in this process");
+                f.push(
+                    join(&gp, "name"),
+                    "duplicates another group name in this process",
+                );
             }
             // Only a listed group has a size known before the request.
             let listed = match &group.source {
@@ -838,7 +893,10 @@ mod tests {
         let stored = serde_json::to_value(&def).unwrap();
         let back: ProcessDefinition = serde_json::from_value(stored.clone()).unwrap();
         assert_eq!(back, def);
-        assert_eq!(stored["stages"][0]["groups"][0]["require"], json!({"type": "count", "count": 1}));
+        assert_eq!(
+            stored["stages"][0]["groups"][0]["require"],
+            json!({"type": "count", "count": 1})
+        );
         assert_eq!(stored["stages"][0]["timeout"]["after"], "PT48H");
     }
 
@@ -871,7 +929,10 @@ mod tests {
             "expires_at",
             "on_aproved_status",
         ] {
-            assert!(got.contains(&want.to_string()), "{want} missing from {got:?}");
+            assert!(
+                got.contains(&want.to_string()),
+                "{want} missing from {got:?}"
+            );
         }
     }
 
@@ -883,7 +944,10 @@ mod tests {
         let got = fields(body);
         assert_eq!(
             got,
-            ["stages[1].groups[1].name", "stages[1].groups[1].require.count"]
+            [
+                "stages[1].groups[1].name",
+                "stages[1].groups[1].require.count"
+            ]
         );
     }
 
@@ -904,11 +968,26 @@ mod tests {
             json!({"name": "x", "stages": [{"name": "s", "groups": [
                 {"name": "g", "source": {"type": "principals", "ids": ["a", "b"]}, "require": require}]}]})
         };
-        assert_eq!(fields(stage(json!({"type": "count", "count": 0}))), ["stages[0].groups[0].require.count"]);
-        assert_eq!(fields(stage(json!({"type": "percent", "percent": 101}))), ["stages[0].groups[0].require.percent"]);
-        assert_eq!(fields(stage(json!({"type": "all", "reject_at": 3}))), ["stages[0].groups[0].require.reject_at"]);
-        assert_eq!(fields(stage(json!({"type": "most"}))), ["stages[0].groups[0].require.type"]);
-        assert_eq!(fields(stage(json!({"type": "count", "count": "two"}))), ["stages[0].groups[0].require.count"]);
+        assert_eq!(
+            fields(stage(json!({"type": "count", "count": 0}))),
+            ["stages[0].groups[0].require.count"]
+        );
+        assert_eq!(
+            fields(stage(json!({"type": "percent", "percent": 101}))),
+            ["stages[0].groups[0].require.percent"]
+        );
+        assert_eq!(
+            fields(stage(json!({"type": "all", "reject_at": 3}))),
+            ["stages[0].groups[0].require.reject_at"]
+        );
+        assert_eq!(
+            fields(stage(json!({"type": "most"}))),
+            ["stages[0].groups[0].require.type"]
+        );
+        assert_eq!(
+            fields(stage(json!({"type": "count", "count": "two"}))),
+            ["stages[0].groups[0].require.count"]
+        );
     }
 
     #[test]
@@ -918,7 +997,10 @@ mod tests {
         body["stages"][0]["reminders"] = json!({"at_percent": [50]});
         assert_eq!(
             fields(body),
-            ["stages[0].reminders.at_percent", "stages[0].substitutes.notify_at_percent"]
+            [
+                "stages[0].reminders.at_percent",
+                "stages[0].substitutes.notify_at_percent"
+            ]
         );
     }
 

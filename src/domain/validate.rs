@@ -202,7 +202,9 @@ pub fn is_email(s: &str) -> bool {
 pub fn is_external_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 200
-        && !s.chars().any(|c| c.is_control() || c == '/' || c.is_whitespace())
+        && !s
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c.is_whitespace())
 }
 
 #[cfg(test)]
@@ -222,7 +224,13 @@ mod tests {
     #[test]
     fn emails() {
         assert!(is_email("ada@example.com"));
-        for bad in ["ada", "ada@", "@example.com", "ada@example", "a da@example.com"] {
+        for bad in [
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a da@example.com",
+        ] {
             assert!(!is_email(bad), "{bad}");
         }
     }

@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 async fn status_with(app: &TestApp, token: &str) -> crate::helpers::Answer {
-    app.call_as(token, Method::GET, "/v1/processes", None, &[]).await
+    app.call_as(token, Method::GET, "/v1/processes", None, &[])
+        .await
 }
 
 #[track_caller]
@@ -39,7 +40,10 @@ async fn expired_token_is_401() {
 #[tokio::test]
 async fn wrong_secret_is_401() {
     let app = spawn_app().await;
-    let t = sign_hs256(&claims(TENANT, ALL_SCOPES), "another-secret-0123456789abcdef0123");
+    let t = sign_hs256(
+        &claims(TENANT, ALL_SCOPES),
+        "another-secret-0123456789abcdef0123",
+    );
     assert_unauthorized(&status_with(&app, &t).await);
 }
 
@@ -139,9 +143,20 @@ async fn missing_scope_is_403() {
     let t = token(TENANT, "approvals:read");
     let a = status_with(&app, &t).await;
     a.assert_problem(403, "insufficient_scope");
-    assert!(a.body["detail"].as_str().unwrap().contains("processes:read"));
+    assert!(
+        a.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("processes:read")
+    );
     let a = app
-        .call_as(&t, Method::POST, "/v1/processes", Some(simple_process("x")), &[])
+        .call_as(
+            &t,
+            Method::POST,
+            "/v1/processes",
+            Some(simple_process("x")),
+            &[],
+        )
         .await;
     a.assert_problem(403, "insufficient_scope");
 }
@@ -154,14 +169,28 @@ async fn another_tenants_process_reads_as_404() {
     let id = created.body["id"].as_str().unwrap();
     let other = token("globex", ALL_SCOPES);
     let a = app
-        .call_as(&other, Method::GET, &format!("/v1/processes/{id}"), None, &[])
+        .call_as(
+            &other,
+            Method::GET,
+            &format!("/v1/processes/{id}"),
+            None,
+            &[],
+        )
         .await;
     a.assert_problem(404, "not_found");
-    let list = app.call_as(&other, Method::GET, "/v1/processes", None, &[]).await;
+    let list = app
+        .call_as(&other, Method::GET, "/v1/processes", None, &[])
+        .await;
     assert_eq!(list.body["items"], json!([]));
     // Same name is free in another tenant.
     let a = app
-        .call_as(&other, Method::POST, "/v1/processes", Some(simple_process("Mine")), &[])
+        .call_as(
+            &other,
+            Method::POST,
+            "/v1/processes",
+            Some(simple_process("Mine")),
+            &[],
+        )
         .await;
     assert_eq!(a.status, 201, "{}", a.text);
 }

@@ -39,11 +39,17 @@ fn unknown_signoff_variable_stops_start_up() {
 #[test]
 fn token_subcommand_mints_a_verifiable_token() {
     let env = [
-        ("SIGNOFF_JWT_HS256_SECRET", "0123456789abcdef0123456789abcdef"),
+        (
+            "SIGNOFF_JWT_HS256_SECRET",
+            "0123456789abcdef0123456789abcdef",
+        ),
         ("SIGNOFF_JWT_ISSUER", "iss"),
         ("SIGNOFF_JWT_AUDIENCE", "aud"),
     ];
-    let (ok, out) = signoff(&env, &["token", "--tenant", "acme", "--scope", "approvals:read"]);
+    let (ok, out) = signoff(
+        &env,
+        &["token", "--tenant", "acme", "--scope", "approvals:read"],
+    );
     assert!(ok, "{out}");
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
     v.set_audience(&["aud"]);
@@ -57,7 +63,16 @@ fn token_subcommand_mints_a_verifiable_token() {
     assert_eq!(data.claims["tenant"], "acme");
     assert_eq!(data.claims["scope"], "approvals:read");
 
-    let (ok, out) = signoff(&env, &["token", "--tenant", "acme", "--scope", "approvals:everything"]);
+    let (ok, out) = signoff(
+        &env,
+        &[
+            "token",
+            "--tenant",
+            "acme",
+            "--scope",
+            "approvals:everything",
+        ],
+    );
     assert!(!ok);
     assert!(out.contains("unknown scope"), "{out}");
 }

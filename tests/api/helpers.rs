@@ -208,9 +208,15 @@ impl Answer {
 }
 
 impl TestApp {
+    /// A direct connection to this test's database, to check what was stored.
+    pub fn db(&self) -> PgConnection {
+        PgConnection::establish(&url_for(&self.db_name)).expect("connect to test database")
+    }
+
     /// Sends a request with the default all-scopes token.
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
-        self.call_as(&self.token.clone(), method, path, body, &[]).await
+        self.call_as(&self.token.clone(), method, path, body, &[])
+            .await
     }
 
     pub async fn call_as(

@@ -23,7 +23,9 @@ async fn readyz_is_503_while_the_database_is_down() {
     let url = format!("postgres://postgres@127.0.0.1:{port}/nothing");
     let app = spawn_with_settings(settings(&url, &[]), "none".into()).await;
     assert_eq!(app.get("/livez").await.status, 200);
-    app.get("/readyz").await.assert_problem(503, "service_unavailable");
+    app.get("/readyz")
+        .await
+        .assert_problem(503, "service_unavailable");
     // API calls needing the database are 503 too, never 500.
     let a = app.get("/v1/processes").await;
     a.assert_problem(503, "service_unavailable");
@@ -36,10 +38,17 @@ async fn metrics_expose_request_counts_and_pool_state() {
     app.get("/v1/processes").await;
     let m = app.get("/metrics").await;
     assert_eq!(m.status, 200);
-    assert!(m.text.contains(
-        "signoff_http_requests_total{method=\"GET\",route=\"/v1/processes\",status=\"200\"} 1"
-    ), "{}", m.text);
-    assert!(m.text.contains("signoff_http_request_duration_seconds_bucket"));
+    assert!(
+        m.text.contains(
+            "signoff_http_requests_total{method=\"GET\",route=\"/v1/processes\",status=\"200\"} 1"
+        ),
+        "{}",
+        m.text
+    );
+    assert!(
+        m.text
+            .contains("signoff_http_request_duration_seconds_bucket")
+    );
     assert!(m.text.contains("signoff_db_pool_max_connections 8"));
     assert!(m.text.contains("signoff_db_pool_waiters 0"));
 }
@@ -48,7 +57,13 @@ async fn metrics_expose_request_counts_and_pool_state() {
 async fn request_id_is_echoed_or_generated() {
     let app = spawn_app().await;
     let a = app
-        .call_as("", Method::GET, "/livez", None, &[("x-request-id", "abc-123")])
+        .call_as(
+            "",
+            Method::GET,
+            "/livez",
+            None,
+            &[("x-request-id", "abc-123")],
+        )
         .await;
     assert_eq!(a.header("x-request-id"), Some("abc-123"));
     let b = app.get("/livez").await;
@@ -58,7 +73,9 @@ async fn request_id_is_echoed_or_generated() {
 #[tokio::test]
 async fn unknown_routes_are_problem_json_404() {
     let app = spawn_app().await;
-    app.get("/v1/nothing-here").await.assert_problem(404, "route_not_found");
+    app.get("/v1/nothing-here")
+        .await
+        .assert_problem(404, "route_not_found");
 }
 
 #[tokio::test]
@@ -109,9 +126,15 @@ async fn oversized_body_is_413_problem() {
 #[tokio::test]
 async fn bad_query_parameters_are_problem_json() {
     let app = spawn_app().await;
-    app.get("/v1/processes?enabled=perhaps").await.assert_problem(400, "invalid_query");
-    app.get("/v1/processes?limit=500").await.assert_problem(422, "validation_failed");
-    app.get("/v1/processes?cursor=%%%").await.assert_problem(400, "invalid_cursor");
+    app.get("/v1/processes?enabled=perhaps")
+        .await
+        .assert_problem(400, "invalid_query");
+    app.get("/v1/processes?limit=500")
+        .await
+        .assert_problem(422, "validation_failed");
+    app.get("/v1/processes?cursor=%%%")
+        .await
+        .assert_problem(400, "invalid_cursor");
 }
 
 #[tokio::test]
@@ -121,18 +144,21 @@ async fn openapi_and_docs_are_served() {
     assert_eq!(spec.status, 200);
     assert!(spec.body["openapi"].as_str().unwrap().starts_with("3.1"));
     assert!(spec.body["paths"]["/v1/processes/{id}"].is_object());
-    let docs = app.client.get(format!("{}/docs/", app.address)).send().await.unwrap();
+    let docs = app
+        .client
+        .get(format!("{}/docs/", app.address))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(docs.status(), 200);
     assert!(docs.text().await.unwrap().contains("swagger"));
 }
 
 #[test]
 fn committed_openapi_matches_the_code() {
-    let committed = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/openapi/openapi.json"
-    ))
-    .expect("openapi/openapi.json is committed");
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
+            .expect("openapi/openapi.json is committed");
     let generated = signoff::api::openapi_json();
     assert!(
         committed == generated,
@@ -151,7 +177,10 @@ fn every_operation_is_documented() {
             assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()));
             if path.starts_with("/v1/") {
                 assert!(op["security"].is_array(), "{method} {path} has no security");
-                assert!(op["responses"]["401"].is_object(), "{method} {path} lacks 401");
+                assert!(
+                    op["responses"]["401"].is_object(),
+                    "{method} {path} lacks 401"
+                );
             }
         }
     }

@@ -31,7 +31,10 @@ async fn put_creates_then_replaces_a_principal() {
 async fn defaults_fill_locale_time_zone_and_active() {
     let app = spawn_app().await;
     let a = app
-        .put("/v1/principals/c-1", json!({"kind": "contact", "display_name": "C"}))
+        .put(
+            "/v1/principals/c-1",
+            json!({"kind": "contact", "display_name": "C"}),
+        )
         .await;
     assert_eq!(a.status, 201, "{}", a.text);
     assert_eq!(a.body["locale"], "en");
@@ -60,7 +63,9 @@ async fn invalid_principal_lists_every_field() {
 #[tokio::test]
 async fn unknown_principal_is_404() {
     let app = spawn_app().await;
-    app.get("/v1/principals/nobody").await.assert_problem(404, "not_found");
+    app.get("/v1/principals/nobody")
+        .await
+        .assert_problem(404, "not_found");
 }
 
 #[tokio::test]

@@ -44,10 +44,19 @@ async fn the_api_example_creates_a_process() {
     assert_eq!(a.body["enabled"], true);
     assert!(a.body["id"].is_string());
     assert!(a.body["created_at"].is_string());
-    for key in ["name", "description", "on_approved_status", "settings", "stages", "templates"] {
+    for key in [
+        "name",
+        "description",
+        "on_approved_status",
+        "settings",
+        "stages",
+        "templates",
+    ] {
         assert_eq!(a.body[key], api_example()[key], "{key}");
     }
-    let got = app.get(&format!("/v1/processes/{}", a.body["id"].as_str().unwrap())).await;
+    let got = app
+        .get(&format!("/v1/processes/{}", a.body["id"].as_str().unwrap()))
+        .await;
     assert_eq!(got.status, 200);
     assert_eq!(got.body, a.body);
 }
@@ -63,10 +72,15 @@ async fn invalid_definition_lists_every_fault() {
     let a = app.post("/v1/processes", body).await;
     a.assert_problem(422, "validation_failed");
     let fields = a.error_fields();
-    for f in ["stages[1].groups[0].source.type", "settings.when_no_approvers"] {
+    for f in [
+        "stages[1].groups[0].source.type",
+        "settings.when_no_approvers",
+    ] {
         assert!(fields.contains(&f.to_string()), "{f} not in {fields:?}");
     }
-    let empty = app.post("/v1/processes", json!({"name": "x", "stages": []})).await;
+    let empty = app
+        .post("/v1/processes", json!({"name": "x", "stages": []}))
+        .await;
     empty.assert_problem(422, "validation_failed");
     assert_eq!(empty.error_fields(), ["stages"]);
 }
@@ -81,14 +95,22 @@ async fn semantic_faults_are_listed_together() {
     a.assert_problem(422, "validation_failed");
     assert_eq!(
         a.error_fields(),
-        ["stages[1].groups[1].name", "stages[1].groups[1].require.count"]
+        [
+            "stages[1].groups[1].name",
+            "stages[1].groups[1].require.count"
+        ]
     );
 }
 
 #[tokio::test]
 async fn names_are_unique_per_tenant_ignoring_case() {
     let app = spawn_app().await;
-    assert_eq!(app.post("/v1/processes", simple_process("Laptops")).await.status, 201);
+    assert_eq!(
+        app.post("/v1/processes", simple_process("Laptops"))
+            .await
+            .status,
+        201
+    );
     app.post("/v1/processes", simple_process("laptops"))
         .await
         .assert_problem(409, "process_name_taken");
@@ -108,17 +130,43 @@ async fn update_needs_if_match_and_makes_a_new_version() {
 
     let t = app.token.clone();
     let a = app
-        .call_as(&t, Method::PUT, &path, Some(next.clone()), &[("if-match", "\"7\"")])
+        .call_as(
+            &t,
+            Method::PUT,
+            &path,
+            Some(next.clone()),
+            &[("if-match", "\"7\"")],
+        )
         .await;
     a.assert_problem(412, "version_mismatch");
 
     let a = app
-        .call_as(&t, Method::PUT, &path, Some(next.clone()), &[("if-match", "\"1\"")])
+        .call_as(
+            &t,
+            Method::PUT,
+            &path,
+            Some(next.clone()),
+            &[("if-match", "\"1\"")],
+        )
         .await;
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(a.body["version"], 2);
     assert_eq!(a.header("etag"), Some("\"2\""));
     assert_eq!(a.body["name"], "P renamed");
+
+    // Both versions are kept: running approvals read the one they started with.
+    #[derive(diesel::QueryableByName)]
+    struct Versions {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    use diesel::RunQueryDsl;
+    let stored: Versions = diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM process_versions WHERE process_id = '{id}'"
+    ))
+    .get_result(&mut app.db())
+    .unwrap();
+    assert_eq!(stored.n, 2);
 
     // The old ETag is now stale.
     let a = app
@@ -145,8 +193,16 @@ async fn concurrent_updates_with_the_same_etag_make_exactly_one_version() {
         }
     });
     let statuses = futures_util::future::join_all(calls).await;
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 412).count(), 7, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 412).count(),
+        7,
+        "{statuses:?}"
+    );
     assert_eq!(app.get(&path).await.body["version"], 2);
 }
 
@@ -155,7 +211,9 @@ async fn list_pages_with_cursors_and_filters_by_enabled() {
     let app = spawn_app().await;
     let mut ids = vec![];
     for i in 0..5 {
-        let a = app.post("/v1/processes", simple_process(&format!("P{i}"))).await;
+        let a = app
+            .post("/v1/processes", simple_process(&format!("P{i}")))
+            .await;
         ids.push(a.body["id"].as_str().unwrap().to_string());
     }
     app.delete(&format!("/v1/processes/{}", ids[4])).await;
@@ -177,8 +235,17 @@ async fn list_pages_with_cursors_and_filters_by_enabled() {
         }
     }
     assert_eq!(seen, ids[..4]);
-    assert_eq!(app.get("/v1/processes?enabled=true").await.body["items"].as_array().unwrap().len(), 4);
-    assert_eq!(app.get("/v1/processes?enabled=false").await.body["items"], json!([]));
+    assert_eq!(
+        app.get("/v1/processes?enabled=true").await.body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    assert_eq!(
+        app.get("/v1/processes?enabled=false").await.body["items"],
+        json!([])
+    );
 }
 
 #[tokio::test]
@@ -189,11 +256,19 @@ async fn deleted_process_is_gone_and_cannot_be_restored() {
     assert_eq!(app.delete(&path).await.status, 204);
     app.get(&path).await.assert_problem(404, "not_found");
     app.delete(&path).await.assert_problem(404, "not_found");
-    app.post(&format!("{path}/restore"), json!({"expires_at": "2099-01-01T00:00:00Z"}))
-        .await
-        .assert_problem(404, "not_found");
+    app.post(
+        &format!("{path}/restore"),
+        json!({"expires_at": "2099-01-01T00:00:00Z"}),
+    )
+    .await
+    .assert_problem(404, "not_found");
     // The name is free again.
-    assert_eq!(app.post("/v1/processes", simple_process("Doomed")).await.status, 201);
+    assert_eq!(
+        app.post("/v1/processes", simple_process("Doomed"))
+            .await
+            .status,
+        201
+    );
 }
 
 #[tokio::test]
@@ -212,13 +287,25 @@ async fn an_expired_process_is_disabled_and_restore_enables_it() {
     let got = app.get(&path).await;
     assert_eq!(got.body["enabled"], false);
     assert_eq!(got.body["disabled_reason"], "expired");
-    assert_eq!(app.get("/v1/processes?enabled=false").await.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.get("/v1/processes?enabled=false").await.body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
-    app.post(&format!("{path}/restore"), json!({"expires_at": "2001-01-01T00:00:00Z"}))
-        .await
-        .assert_problem(422, "validation_failed");
+    app.post(
+        &format!("{path}/restore"),
+        json!({"expires_at": "2001-01-01T00:00:00Z"}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
     let restored = app
-        .post(&format!("{path}/restore"), json!({"expires_at": "2099-01-01T00:00:00Z"}))
+        .post(
+            &format!("{path}/restore"),
+            json!({"expires_at": "2099-01-01T00:00:00Z"}),
+        )
         .await;
     assert_eq!(restored.status, 200, "{}", restored.text);
     assert_eq!(restored.body["enabled"], true);
@@ -228,5 +315,7 @@ async fn an_expired_process_is_disabled_and_restore_enables_it() {
 #[tokio::test]
 async fn malformed_process_ids_are_404() {
     let app = spawn_app().await;
-    app.get("/v1/processes/not-a-uuid").await.assert_problem(404, "not_found");
+    app.get("/v1/processes/not-a-uuid")
+        .await
+        .assert_problem(404, "not_found");
 }
