@@ -1,6 +1,7 @@
 //! The approval engine's rules: pure functions and types, no web framework, no database.
 
 pub mod duration;
+pub mod engine;
 pub mod principal;
 pub mod process;
 pub mod validate;
