@@ -23,10 +23,9 @@ lint:
 openapi:
 	cargo run --quiet --bin signoff -- openapi > openapi/openapi.json
 
-## Regenerate src/db/schema.rs from the migrations (needs the dev database of `make run`).
+## Regenerate src/db/schema.rs from the migrations (DATABASE_URL, or the `make run` database).
 schema:
-	@. scripts/dev-env.sh; DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:55432/signoff} \
-	  diesel print-schema > src/db/schema.rs
+	@DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:$${SIGNOFF_DEV_PG_PORT:-55432}/postgres} scripts/schema-check.sh --write
 
 ## Print a development token for tenant acme with every scope (TENANT=, SCOPE= to change).
 token:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fails when a down.sql does not undo its up.sql, or when src/db/schema.rs is not what
 # `diesel print-schema` gives for the migrations. Needs DATABASE_URL pointing at a server where
-# we may create a scratch database.
+# we may create a scratch database. With --write, regenerates schema.rs instead of comparing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v diesel >/dev/null; then
@@ -35,6 +35,11 @@ if [ -n "$left" ]; then
 fi
 diesel migration run --database-url "$url" >/dev/null
 diesel print-schema --database-url "$url" > "$generated"
+if [ "${1:-}" = "--write" ]; then
+  cp "$generated" src/db/schema.rs
+  echo "schema: wrote src/db/schema.rs"
+  exit 0
+fi
 if ! diff -u src/db/schema.rs "$generated"; then
   echo "schema-check: src/db/schema.rs differs from diesel print-schema (fix: make schema)" >&2
   exit 1

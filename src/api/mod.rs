@@ -1,6 +1,7 @@
 //! The HTTP API: handlers per resource, the OpenAPI document, and the error handlers that keep
 //! every failure, even actix's own, in problem+json.
 
+pub mod approvals;
 pub mod ops;
 pub mod pagination;
 pub mod principals;
@@ -47,6 +48,7 @@ through signed webhooks.",
     modifiers(&BearerAuth),
     components(schemas(Problem, crate::domain::validate::FieldError)),
     tags(
+        (name = "approvals", description = "Approval requests on tickets, decisions and audit trail"),
         (name = "processes", description = "Reusable, versioned approval definitions"),
         (name = "directory", description = "Principals: people who can approve"),
         (name = "operations", description = "Health, readiness and metrics"),
@@ -68,7 +70,18 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(processes::get_process)
                 .service(processes::update_process)
                 .service(processes::delete_process)
-                .service(processes::restore_process),
+                .service(processes::restore_process)
+                .service(approvals::request_approval)
+                .service(approvals::list_approvals)
+                .service(approvals::get_approval)
+                .service(approvals::list_events)
+                .service(approvals::decide)
+                .service(approvals::cancel)
+                .service(approvals::bypass)
+                .service(approvals::remind)
+                .service(approvals::bulk_decide)
+                .service(approvals::pending_approvals)
+                .service(approvals::delete_ticket),
         );
 }
 

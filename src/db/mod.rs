@@ -1,6 +1,7 @@
 //! Postgres access: the pool, embedded migrations, and a helper that runs diesel's blocking
 //! work on actix's blocking pool with the caller's tracing span.
 
+pub mod approvals;
 pub mod models;
 pub mod principals;
 pub mod processes;

@@ -80,3 +80,69 @@ pub struct ProcessVersionRow {
     pub definition: serde_json::Value,
     pub created_at: DateTime<Utc>,
 }
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = super::schema::approvals, check_for_backend(diesel::pg::Pg))]
+pub struct ApprovalRow {
+    pub tenant_id: String,
+    pub id: Uuid,
+    pub ticket_id: String,
+    pub ticket: serde_json::Value,
+    pub process_id: Option<Uuid>,
+    pub process_version: Option<i32>,
+    pub process_name: Option<String>,
+    pub definition: serde_json::Value,
+    pub state: String,
+    pub engine: serde_json::Value,
+    pub current_stage: Option<i32>,
+    pub exclusive: bool,
+    pub description: Option<String>,
+    pub requested_by: Option<String>,
+    pub status_to_set: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub last_sequence: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = super::schema::approval_tasks, check_for_backend(diesel::pg::Pg))]
+pub struct TaskRow {
+    pub tenant_id: String,
+    pub approval_id: Uuid,
+    pub stage: i32,
+    pub approver_id: String,
+    pub state: String,
+    pub verdict: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub comment: Option<String>,
+    pub actor_id: Option<String>,
+    pub on_behalf_of: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = super::schema::events, check_for_backend(diesel::pg::Pg))]
+pub struct EventRow {
+    pub position: i64,
+    pub tenant_id: String,
+    pub id: Uuid,
+    pub approval_id: Option<Uuid>,
+    pub sequence: i64,
+    #[diesel(column_name = type_)]
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = super::schema::events)]
+pub struct NewEvent {
+    pub tenant_id: String,
+    pub id: Uuid,
+    pub approval_id: Option<Uuid>,
+    pub sequence: i64,
+    #[diesel(column_name = type_)]
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}

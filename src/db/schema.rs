@@ -1,6 +1,73 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    approval_tasks (tenant_id, approval_id, stage, approver_id) {
+        tenant_id -> Text,
+        approval_id -> Uuid,
+        stage -> Int4,
+        approver_id -> Text,
+        state -> Text,
+        verdict -> Nullable<Text>,
+        decided_at -> Nullable<Timestamptz>,
+        comment -> Nullable<Text>,
+        actor_id -> Nullable<Text>,
+        on_behalf_of -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    approvals (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Uuid,
+        ticket_id -> Text,
+        ticket -> Jsonb,
+        process_id -> Nullable<Uuid>,
+        process_version -> Nullable<Int4>,
+        process_name -> Nullable<Text>,
+        definition -> Jsonb,
+        state -> Text,
+        engine -> Jsonb,
+        current_stage -> Nullable<Int4>,
+        exclusive -> Bool,
+        description -> Nullable<Text>,
+        requested_by -> Nullable<Text>,
+        status_to_set -> Nullable<Text>,
+        decided_at -> Nullable<Timestamptz>,
+        last_sequence -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    events (tenant_id, id) {
+        position -> Int8,
+        tenant_id -> Text,
+        id -> Uuid,
+        approval_id -> Nullable<Uuid>,
+        sequence -> Int8,
+        #[sql_name = "type"]
+        type_ -> Text,
+        payload -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (tenant_id, client_id, key) {
+        tenant_id -> Text,
+        client_id -> Text,
+        key -> Text,
+        request_hash -> Text,
+        status -> Nullable<Int2>,
+        response -> Nullable<Jsonb>,
+        location -> Nullable<Text>,
+        created_at -> Timestamptz,
+        completed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     principals (tenant_id, id) {
         tenant_id -> Text,
         id -> Text,
@@ -42,4 +109,12 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(principals, process_versions, processes,);
+diesel::allow_tables_to_appear_in_same_query!(
+    approval_tasks,
+    approvals,
+    events,
+    idempotency_keys,
+    principals,
+    process_versions,
+    processes,
+);

@@ -1,0 +1,624 @@
+//! Approvals: request, read, decide, and the administrator's actions.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::pagination::{PageParams, page};
+use super::principals::check_id;
+use crate::auth::{Caller, Scope};
+use crate::db::Db;
+use crate::db::approvals::{self as q, ListFilter};
+use crate::domain::engine::Verdict;
+use crate::domain::validate::{Faults, is_external_id};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::service::approvals::{self as svc, DecisionInput, RequestApproval};
+use crate::service::idempotency;
+use crate::service::view::ApprovalView;
+
+/// A page of approvals.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApprovalList {
+    pub items: Vec<ApprovalView>,
+    /// Pass as `cursor` to read the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Filters of the approval list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ApprovalFilter {
+    /// Approvals on this ticket.
+    pub ticket_id: Option<String>,
+    /// `pending`, `approved`, `rejected` or `cancelled`.
+    pub state: Option<String>,
+    /// Approvals running this process.
+    pub process_id: Option<String>,
+    /// Approvals where this principal has a task, in any stage and state.
+    pub approver_id: Option<String>,
+}
+
+/// One stored event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    /// `evt_…`, the same id the webhook carries.
+    pub id: String,
+    /// `approval.requested`, `approval.decision_recorded`, `approval.stage_advanced`,
+    /// `approval.reminder`, `approval.approved`, `approval.rejected`, `approval.cancelled`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub created_at: chrono::DateTime<Utc>,
+    /// Position in this approval's event stream, from 1.
+    pub sequence: i64,
+    /// The webhook body's `data`.
+    #[schema(value_type = Object)]
+    pub data: Value,
+}
+
+/// A page of events.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventList {
+    pub items: Vec<EventView>,
+    pub next_cursor: Option<String>,
+}
+
+/// Body of `POST /v1/approvals/{id}/cancel`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CancelApproval {
+    pub reason: String,
+    #[serde(default)]
+    pub actor_id: Option<String>,
+}
+
+/// Body of `POST /v1/approvals/{id}/bypass`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BypassApproval {
+    pub decision: Verdict,
+    pub reason: String,
+    #[serde(default)]
+    pub actor_id: Option<String>,
+}
+
+/// One decision of a bulk request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BulkDecision {
+    pub approval_id: String,
+    pub approver_id: String,
+    pub decision: Verdict,
+    #[serde(default)]
+    pub comment: Option<String>,
+    #[serde(default)]
+    pub on_behalf_of: Option<String>,
+}
+
+/// Body of `POST /v1/decisions/bulk`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BulkDecisions {
+    /// At most 100 decisions, each applied on its own.
+    pub items: Vec<BulkDecision>,
+}
+
+/// The result of one bulk item.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkResult {
+    pub approval_id: String,
+    /// The HTTP status this decision would have had on its own.
+    pub status: u16,
+    pub error: Option<Problem>,
+}
+
+/// Answer of `POST /v1/decisions/bulk`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkResults {
+    pub results: Vec<BulkResult>,
+}
+
+pub const MAX_BULK: usize = 100;
+
+fn parse_id(id: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(id).map_err(|_| ApiError::not_found("approval"))
+}
+
+fn to_json<T: Serialize>(v: &T) -> ApiResult<Value> {
+    serde_json::to_value(v).map_err(|e| ApiError::Internal(anyhow::anyhow!("serialize: {e}")))
+}
+
+/// Request approval on a ticket.
+///
+/// From a process (pinned to its current version) or ad-hoc (`approvers`, optional `require`).
+/// Approvers are resolved now; the first stage starts and `approval.requested` is emitted with
+/// the recipients to notify. A second request on a ticket with a pending approval is refused
+/// with 409 `approval_pending` (naming it) unless `supersede` is true. Honours `Idempotency-Key`.
+#[utoipa::path(
+    tag = "approvals",
+    request_body = RequestApproval,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body answer the first result")),
+    responses(
+        (status = 201, description = "Requested", body = ApprovalView, headers(("Location" = String, description = "The approval's URL"))),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `approvals:write` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A pending approval exists (`approval_pending`, with `pending_approval_id`), the process is disabled (`process_disabled`), or the key is in use", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid request, or nobody to ask (`no_approvers`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["approvals:write"]))
+)]
+#[post("/approvals")]
+pub async fn request_approval(
+    caller: Caller,
+    db: web::Data<Db>,
+    req: HttpRequest,
+    body: web::Json<Value>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::ApprovalsWrite)?;
+    let input = RequestApproval::parse(&body).map_err(ApiError::invalid)?;
+    let tenant = caller.tenant.clone();
+    idempotency::run(&db, &caller, &req, &body, || async {
+        let loaded = db
+            .tx(move |c| svc::request(c, &tenant, &input, Utc::now()))
+            .await?;
+        let view = loaded.view();
+        let location = format!("/v1/approvals/{}", view.id);
+        Ok((StatusCode::CREATED, to_json(&view)?, Some(location)))
+    })
+    .await
+}
+
+/// List approvals, oldest first.
+#[utoipa::path(
+    tag = "approvals",
+    params(PageParams, ApprovalFilter),
+    responses(
+        (status = 200, description = "A page of approvals", body = ApprovalList),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `approvals:read` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid filter", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["approvals:read"]))
+)]
+#[get("/approvals")]
+pub async fn list_approvals(
+    caller: Caller,
+    db: web::Data<Db>,
+    paging: web::Query<PageParams>,
+    filter: web::Query<ApprovalFilter>,
+) -> ApiResult<web::Json<ApprovalList>> {
+    caller.require(Scope::ApprovalsRead)?;
+    let limit = paging.limit()?;
+    let after = cursor_uuid(&paging)?;
+    let mut f = Faults::default();
+    if let Some(s) = &filter.state
+        && !["pending", "approved", "rejected", "cancelled"].contains(&s.as_str())
+    {
+        f.push("state", "must be pending, approved, rejected or cancelled");
+    }
+    let process_id = match &filter.process_id {
+        None => None,
+        Some(p) => match Uuid::parse_str(p) {
+            Ok(u) => Some(u),
+            Err(_) => {
+                f.push("process_id", "is not a process id");
+                None
+            }
+        },
+    };
+    if !f.is_empty() {
+        return Err(ApiError::invalid(f.errors));
+    }
+    let lf = ListFilter {
+        ticket_id: filter.ticket_id.clone(),
+        state: filter.state.clone(),
+        process_id,
+        approver_id: filter.approver_id.clone(),
+    };
+    let tenant = caller.tenant.clone();
+    let (items, next_cursor) = db
+        .run(move |c| {
+            let rows = q::list(c, &tenant, &lf, after, limit + 1)?;
+            let (rows, next) = page(rows, limit, |r| r.id.to_string());
+            Ok((svc::load_many(c, &tenant, rows)?, next))
+        })
+        .await?;
+    Ok(web::Json(ApprovalList { items, next_cursor }))
+}
+
+fn cursor_uuid(paging: &PageParams) -> ApiResult<Option<Uuid>> {
+    match paging.after()? {
+        None => Ok(None),
+        Some(c) => Uuid::parse_str(&c)
+            .map(Some)
+            .map_err(|_| ApiError::bad_request("invalid_cursor", "the cursor is not valid")),
+    }
+}
+
+/// Read an approval: stages, group tallies, tasks, who it waits for, and the outcome.
+#[utoipa::path(
+    tag = "approvals",
+    params(("id" = String, Path, description = "Approval id")),
+    responses(
+        (status = 200, description = "The approval", body = ApprovalView),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `approvals:read` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such approval", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["approvals:read"]))
+)]
+#[get("/approvals/{id}")]
+pub async fn get_approval(
+    caller: Caller,
+    db: web::Data<Db>,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<ApprovalView>> {
+    caller.require(Scope::ApprovalsRead)?;
+    let id = parse_id(&id)?;
+    let tenant = caller.tenant.clone();
+    let loaded = db.run(move |c| svc::load(c, &tenant, id, false)).await?;
+    Ok(web::Json(loaded.view()))
+}
+
+/// The approval's audit trail: every event, in order.
+#[utoipa::path(
+    tag = "approvals",
+    params(("id" = String, Path, description = "Approval id"), PageParams),
+    responses(
+        (status = 200, description = "Events in sequence order", body = EventList),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `approvals:read` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such approval", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["approvals:read"]))
+)]
+#[get("/approvals/{id}/events")]
+pub async fn list_events(
+    caller: Caller,
+    db: web::Data<Db>,
+    id: web::Path<String>,
+    paging: web::Query<PageParams>,
+) -> ApiResult<web::Json<EventList>> {
+    caller.require(Scope::ApprovalsRead)?;
+    let id = parse_id(&id)?;
+    let limit = paging.limit()?;
+    let after: i64 = match paging.after()? {
+        None => 0,
+        Some(c) => c
+            .parse()
+            .map_err(|_| ApiError::bad_request("invalid_cursor", "the cursor is not valid"))?,
+    };
+    let tenant = caller.tenant.clone();
+    let rows = db
+        .run(move |c| {
+            q::find(c, &tenant, id).map_err(|e| match e {
+                diesel::result::Error::NotFound => ApiError::not_found("approval"),
+                other => other.into(),
+            })?;
+            Ok(q::events_of(c, &tenant, id, after, limit + 1)?)
+        })
+        .await?;
+    let (rows, next_cursor) = page(rows, limit, |e| e.sequence.to_string());
+    let items = rows
+        .into_iter()
+        .map(|e| EventView {
+            id: format!("evt_{}", e.id.simple()),
+            kind: e.kind,
+            created_at: e.created_at,
+            sequence: e.sequence,
+            data: e.payload.get("data").cloned().unwrap_or(Value::Null),
+        })
+        .collect();
+    Ok(web::Json(EventList { items, next_cursor }))
+}
+
+/// Record an approver's decision.
+///
+/// `approver_id` is who decides; with `on_behalf_of`, a substitute decides for that approver.
+/// 403 `not_an_approver` for someone not asked in the running stage, 409 `already_decided` for
+/// a second answer, 409 `approval_closed` once the approval has ended, 422 when the process
+/// requires a comment to reject. Concurrent decisions are serialised on the approval: exactly
+/// one outcome. Honours `Idempotency-Key`.
+#[utoipa::path(
+    tag = "approvals",
+    params(
+        ("id" = String, Path, description = "Approval id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+    ),
+    request_body = DecisionInput,
+    responses(
+        (status = 200, description = "Recorded; the approval as it now stands", body = ApprovalView),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `approvals:decide` scope, not an approver (`not_an_approver`), or not a substitute (`not_a_substitute`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such approval", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already decided (`already_decided`) or closed (`approval_closed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body, or a comment is required to reject", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["approvals:decide"]))
+)]
+#[post("/approvals/{id}/decisions")]
+pub async fn decide(
+    caller: Caller,
+    db: web::Data<Db>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Json<Value>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::ApprovalsDecide)?;
+    let id = parse_id(&id)?;
+    let input = DecisionInput::parse(&body).map_err(ApiError::invalid)?;
+    let tenant = caller.tenant.clone();
+    idempotency::run(&db, &caller, &req, &body, || async {
+        let loaded = db
+            .tx(move |c| svc::decide(c, &tenant, id, &input, Utc::now()))
+            .await?;
+        Ok((StatusCode::OK, to_json(&loaded.view())?, None))
+    })
+    .await
+}
+
+fn check_reason(reason: &str) -> ApiResult<()> {
+    if reason.trim().is_empty() || reason.len() > 2_000 {
+        return Err(ApiError::invalid_field(
+            "reason",
+            "must be 1 to 2000 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Cancel a pending approval.
+#[utoipa::path(
+    tag = "approvals",
+    params(("id" = String, Path, description = "Approval id")),
+    request_body = CancelApproval,
+    responses(
+        (status = 200, description = "Cancelled", body = ApprovalView),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `approvals:admin` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such approval", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already closed (`approval_closed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Missing reason", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["approvals:admin"]))
+)]
+#[post("/approvals/{id}/cancel")]
+pub async fn cancel(
+    caller: Caller,
+    db: web::Data<Db>,
+    id: web::Path<String>,
+    body: web::Json<CancelApproval>,
+) -> ApiResult<web::Json<ApprovalView>> {
+    caller.require(Scope::ApprovalsAdmin)?;
+    let id = parse_id(&id)?;
+    check_reason(&body.reason)?;
+    let tenant = caller.tenant.clone();
+    let body = body.into_inner();
+    let loaded = db
+        .tx(move |c| {
+            svc::cancel(
+                c,
+                &tenant,
+                id,
+                body.reason.trim(),
+                body.actor_id.as_deref(),
+                Utc::now(),
+            )
+        })
+        .await?;
+    Ok(web::Json(loaded.view()))
+}
+
+/// Force an outcome, recorded as a bypass.
+#[utoipa::path(
+    tag = "approvals",
+    params(("id" = String, Path, description = "Approval id")),
+    request_body = BypassApproval,
+    responses(
+        (status = 200, description = "Decided by bypass", body = ApprovalView),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `approvals:admin` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such approval", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already closed (`approval_closed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Missing reason or decision", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["approvals:admin"]))
+)]
+#[post("/approvals/{id}/bypass")]
+pub async fn bypass(
+    caller: Caller,
+    db: web::Data<Db>,
+    id: web::Path<String>,
+    body: web::Json<BypassApproval>,
+) -> ApiResult<web::Json<ApprovalView>> {
+    caller.require(Scope::ApprovalsAdmin)?;
+    let id = parse_id(&id)?;
+    check_reason(&body.reason)?;
+    let tenant = caller.tenant.clone();
+    let body = body.into_inner();
+    let loaded = db
+        .tx(move |c| {
+            svc::bypass(
+                c,
+                &tenant,
+                id,
+                body.decision,
+                body.reason.trim(),
+                body.actor_id.as_deref(),
+                Utc::now(),
+            )
+        })
+        .await?;
+    Ok(web::Json(loaded.view()))
+}
+
+/// Re-notify the approvers who have not answered (`approval.reminder`).
+#[utoipa::path(
+    tag = "approvals",
+    params(("id" = String, Path, description = "Approval id")),
+    request_body(content = Object, description = "An empty object"),
+    responses(
+        (status = 202, description = "Reminder emitted"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `approvals:write` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such approval", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already closed (`approval_closed`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["approvals:write"]))
+)]
+#[post("/approvals/{id}/remind")]
+pub async fn remind(
+    caller: Caller,
+    db: web::Data<Db>,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::ApprovalsWrite)?;
+    let id = parse_id(&id)?;
+    let tenant = caller.tenant.clone();
+    db.tx(move |c| svc::remind(c, &tenant, id, Utc::now()))
+        .await?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({"status": "reminded"})))
+}
+
+/// Record many decisions at once (an approver's inbox, approved in bulk).
+///
+/// Each item is applied in its own transaction and answered with the status it would have had
+/// alone; one failing item does not stop the others.
+#[utoipa::path(
+    tag = "approvals",
+    request_body = BulkDecisions,
+    responses(
+        (status = 200, description = "One result per item, in order", body = BulkResults),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `approvals:decide` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a list of decisions, or more than 100", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["approvals:decide"]))
+)]
+#[post("/decisions/bulk")]
+pub async fn bulk_decide(
+    caller: Caller,
+    db: web::Data<Db>,
+    body: web::Json<Value>,
+) -> ApiResult<web::Json<BulkResults>> {
+    caller.require(Scope::ApprovalsDecide)?;
+    let items = match body.get("items").and_then(Value::as_array) {
+        Some(items) if items.len() <= MAX_BULK => items.clone(),
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "items",
+                format!("at most {MAX_BULK} decisions"),
+            ));
+        }
+        None => {
+            return Err(ApiError::invalid_field(
+                "items",
+                "is required: an array of decisions",
+            ));
+        }
+    };
+    let mut results = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let approval_id = item
+            .get("approval_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let outcome = async {
+            let id = parse_id(&approval_id)?;
+            let input = DecisionInput::parse(item).map_err(|errors| {
+                ApiError::invalid(
+                    errors
+                        .into_iter()
+                        .map(|mut e| {
+                            e.field = svc::bulk_path(i, &e.field);
+                            e
+                        })
+                        .collect(),
+                )
+            })?;
+            let tenant = caller.tenant.clone();
+            db.tx(move |c| svc::decide(c, &tenant, id, &input, Utc::now()))
+                .await
+                .map(|_| ())
+        }
+        .await;
+        results.push(match outcome {
+            Ok(()) => BulkResult {
+                approval_id,
+                status: 200,
+                error: None,
+            },
+            Err(e) => BulkResult {
+                approval_id,
+                status: actix_web::ResponseError::status_code(&e).as_u16(),
+                error: Some(e.problem()),
+            },
+        });
+    }
+    Ok(web::Json(BulkResults { results }))
+}
+
+/// A principal's inbox: pending approvals waiting for their answer in the running stage.
+#[utoipa::path(
+    tag = "approvals",
+    params(("id" = String, Path, description = "Principal id"), PageParams),
+    responses(
+        (status = 200, description = "A page of approvals", body = ApprovalList),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `approvals:read` scope", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["approvals:read"]))
+)]
+#[get("/principals/{id}/pending-approvals")]
+pub async fn pending_approvals(
+    caller: Caller,
+    db: web::Data<Db>,
+    id: web::Path<String>,
+    paging: web::Query<PageParams>,
+) -> ApiResult<web::Json<ApprovalList>> {
+    caller.require(Scope::ApprovalsRead)?;
+    let id = id.into_inner();
+    check_id(&id)?;
+    let limit = paging.limit()?;
+    let after = cursor_uuid(&paging)?;
+    let tenant = caller.tenant.clone();
+    let (items, next_cursor) = db
+        .run(move |c| {
+            let rows = q::inbox(c, &tenant, &id, after, limit + 1)?;
+            let (rows, next) = page(rows, limit, |r| r.id.to_string());
+            Ok((svc::load_many(c, &tenant, rows)?, next))
+        })
+        .await?;
+    Ok(web::Json(ApprovalList { items, next_cursor }))
+}
+
+/// Delete a ticket's approvals and their events (the host deleted the ticket).
+#[utoipa::path(
+    tag = "approvals",
+    params(("id" = String, Path, description = "The host's ticket id")),
+    responses(
+        (status = 204, description = "Deleted (also when there was nothing to delete)"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `approvals:write` scope", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["approvals:write"]))
+)]
+#[delete("/tickets/{id}")]
+pub async fn delete_ticket(
+    caller: Caller,
+    db: web::Data<Db>,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::ApprovalsWrite)?;
+    let id = id.into_inner();
+    if !is_external_id(&id) {
+        return Err(ApiError::not_found("ticket"));
+    }
+    let tenant = caller.tenant.clone();
+    db.tx(move |c| {
+        q::lock_ticket(c, &tenant, &id)?;
+        Ok(q::delete_ticket(c, &tenant, &id)?)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,215 @@
+//! Approval, task and event queries. Every function is scoped by tenant.
+
+use diesel::dsl::exists;
+use diesel::pg::upsert::excluded;
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+use uuid::Uuid;
+
+use super::models::{ApprovalRow, EventRow, NewEvent, TaskRow};
+use super::schema::approval_tasks::dsl as t;
+use super::schema::approvals::dsl as a;
+use super::schema::events::dsl as e;
+
+/// Serialises everything that touches one ticket's approvals for the rest of the transaction,
+/// so two requests on the same ticket cannot both see "nothing pending".
+pub fn lock_ticket(conn: &mut PgConnection, tenant: &str, ticket_id: &str) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind::<Text, _>(format!("ticket/{tenant}/{ticket_id}"))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn insert(conn: &mut PgConnection, row: &ApprovalRow) -> QueryResult<()> {
+    diesel::insert_into(a::approvals)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn find(conn: &mut PgConnection, tenant: &str, id: Uuid) -> QueryResult<ApprovalRow> {
+    a::approvals
+        .filter(a::tenant_id.eq(tenant).and(a::id.eq(id)))
+        .select(ApprovalRow::as_select())
+        .first(conn)
+}
+
+/// Loads an approval and locks its row: decisions on one approval run one at a time.
+pub fn find_for_update(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+) -> QueryResult<ApprovalRow> {
+    a::approvals
+        .filter(a::tenant_id.eq(tenant).and(a::id.eq(id)))
+        .select(ApprovalRow::as_select())
+        .for_update()
+        .first(conn)
+}
+
+/// Pending approvals on a ticket, locked.
+pub fn pending_on_ticket(
+    conn: &mut PgConnection,
+    tenant: &str,
+    ticket_id: &str,
+) -> QueryResult<Vec<ApprovalRow>> {
+    a::approvals
+        .filter(a::tenant_id.eq(tenant).and(a::ticket_id.eq(ticket_id)))
+        .filter(a::state.eq("pending"))
+        .order(a::id.asc())
+        .select(ApprovalRow::as_select())
+        .for_update()
+        .load(conn)
+}
+
+/// Stores the approval's new state.
+pub fn update(conn: &mut PgConnection, row: &ApprovalRow) -> QueryResult<()> {
+    diesel::update(a::approvals)
+        .filter(a::tenant_id.eq(&row.tenant_id).and(a::id.eq(row.id)))
+        .set((
+            a::state.eq(&row.state),
+            a::engine.eq(&row.engine),
+            a::current_stage.eq(row.current_stage),
+            a::status_to_set.eq(&row.status_to_set),
+            a::decided_at.eq(row.decided_at),
+            a::last_sequence.eq(row.last_sequence),
+            a::updated_at.eq(row.updated_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Tasks of several approvals, in stage then approver order.
+pub fn tasks_of(conn: &mut PgConnection, tenant: &str, ids: &[Uuid]) -> QueryResult<Vec<TaskRow>> {
+    t::approval_tasks
+        .filter(t::tenant_id.eq(tenant).and(t::approval_id.eq_any(ids)))
+        .order((t::approval_id, t::stage, t::approver_id))
+        .select(TaskRow::as_select())
+        .load(conn)
+}
+
+/// Inserts or rewrites the given tasks in one statement, whatever their number.
+pub fn upsert_tasks(conn: &mut PgConnection, rows: &[TaskRow]) -> QueryResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    diesel::insert_into(t::approval_tasks)
+        .values(rows)
+        .on_conflict((t::tenant_id, t::approval_id, t::stage, t::approver_id))
+        .do_update()
+        .set((
+            t::state.eq(excluded(t::state)),
+            t::verdict.eq(excluded(t::verdict)),
+            t::decided_at.eq(excluded(t::decided_at)),
+            t::comment.eq(excluded(t::comment)),
+            t::actor_id.eq(excluded(t::actor_id)),
+            t::on_behalf_of.eq(excluded(t::on_behalf_of)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Appends events in one statement.
+pub fn insert_events(conn: &mut PgConnection, rows: &[NewEvent]) -> QueryResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    diesel::insert_into(e::events).values(rows).execute(conn)?;
+    Ok(())
+}
+
+/// Filters of the approval list.
+#[derive(Debug, Default, Clone)]
+pub struct ListFilter {
+    pub ticket_id: Option<String>,
+    pub state: Option<String>,
+    pub process_id: Option<Uuid>,
+    pub approver_id: Option<String>,
+}
+
+/// A page of approvals, oldest first.
+pub fn list(
+    conn: &mut PgConnection,
+    tenant: &str,
+    f: &ListFilter,
+    after: Option<Uuid>,
+    limit: i64,
+) -> QueryResult<Vec<ApprovalRow>> {
+    let mut q = a::approvals.filter(a::tenant_id.eq(tenant)).into_boxed();
+    if let Some(ticket) = &f.ticket_id {
+        q = q.filter(a::ticket_id.eq(ticket.clone()));
+    }
+    if let Some(state) = &f.state {
+        q = q.filter(a::state.eq(state.clone()));
+    }
+    if let Some(process) = f.process_id {
+        q = q.filter(a::process_id.eq(process));
+    }
+    if let Some(approver) = &f.approver_id {
+        q = q.filter(exists(
+            t::approval_tasks
+                .filter(t::tenant_id.eq(a::tenant_id))
+                .filter(t::approval_id.eq(a::id))
+                .filter(t::approver_id.eq(approver.clone())),
+        ));
+    }
+    if let Some(after) = after {
+        q = q.filter(a::id.gt(after));
+    }
+    q.order(a::id.asc())
+        .limit(limit)
+        .select(ApprovalRow::as_select())
+        .load(conn)
+}
+
+/// Pending approvals waiting for this principal in their running stage.
+pub fn inbox(
+    conn: &mut PgConnection,
+    tenant: &str,
+    approver: &str,
+    after: Option<Uuid>,
+    limit: i64,
+) -> QueryResult<Vec<ApprovalRow>> {
+    let mut q = a::approvals
+        .inner_join(
+            t::approval_tasks.on(t::tenant_id
+                .eq(a::tenant_id)
+                .and(t::approval_id.eq(a::id))
+                .and(a::current_stage.eq(t::stage.nullable()))),
+        )
+        .filter(a::tenant_id.eq(tenant))
+        .filter(a::state.eq("pending"))
+        .filter(t::approver_id.eq(approver))
+        .filter(t::state.eq("pending"))
+        .into_boxed();
+    if let Some(after) = after {
+        q = q.filter(a::id.gt(after));
+    }
+    q.order(a::id.asc())
+        .limit(limit)
+        .select(ApprovalRow::as_select())
+        .load(conn)
+}
+
+/// One approval's events after `after_sequence`.
+pub fn events_of(
+    conn: &mut PgConnection,
+    tenant: &str,
+    approval: Uuid,
+    after_sequence: i64,
+    limit: i64,
+) -> QueryResult<Vec<EventRow>> {
+    e::events
+        .filter(e::tenant_id.eq(tenant).and(e::approval_id.eq(approval)))
+        .filter(e::sequence.gt(after_sequence))
+        .order(e::sequence.asc())
+        .limit(limit)
+        .select(EventRow::as_select())
+        .load(conn)
+}
+
+/// Deletes a ticket's approvals; tasks and events go with them.
+pub fn delete_ticket(conn: &mut PgConnection, tenant: &str, ticket_id: &str) -> QueryResult<usize> {
+    diesel::delete(a::approvals.filter(a::tenant_id.eq(tenant).and(a::ticket_id.eq(ticket_id))))
+        .execute(conn)
+}

@@ -1,0 +1,1021 @@
+//! Approval flows: resolve approvers, run the engine, and store the new state, its tasks and
+//! its events in the caller's transaction. A fixed number of queries per command, whatever the
+//! size of the process.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use diesel::PgConnection;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::view::{
+    AdminAction, ApprovalView, StoredEngine, Ticket, approval_view, status_str, task_from_row,
+    task_row,
+};
+use crate::api::principals::Principal;
+use crate::db::models::{ApprovalRow, NewEvent, PrincipalRow};
+use crate::db::{approvals as q, principals, processes};
+use crate::domain::engine::{
+    Approval, ApprovalStatus, Effect, EngineError, GroupPlan, Policy, StagePlan, Verdict,
+};
+use crate::domain::process::{
+    Combine, GroupDef, ProcessDefinition, ProcessSettings, Requirement, Rule, Source, StageDef,
+    SubstituteSource, read_requirement,
+};
+use crate::domain::validate::{Faults, FieldError, index, is_external_id, join};
+use crate::error::{ApiError, ApiResult};
+
+/// The body of `POST /v1/approvals`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct RequestApproval {
+    pub ticket: Ticket,
+    /// The process to run. Either this or `approvers`.
+    #[serde(default)]
+    pub process_id: Option<String>,
+    /// Ad-hoc: ask these principals (one stage, one group). Either this or `process_id`.
+    #[serde(default)]
+    pub approvers: Option<Vec<String>>,
+    /// Ad-hoc: the group's requirement; default count 1.
+    #[serde(default)]
+    pub require: Option<Requirement>,
+    /// For a process with an `any` stage: the one group to ask.
+    #[serde(default)]
+    pub request_from: Option<String>,
+    /// Approvers chosen now, for `requester_selected` groups.
+    #[serde(default)]
+    pub selected_approvers: Vec<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Who asked for approval (a principal id or any label the host uses).
+    #[serde(default)]
+    pub requested_by: Option<String>,
+    /// Cancel the ticket's pending approval and start anew.
+    #[serde(default)]
+    pub supersede: bool,
+    /// Ad-hoc: ticket status to set when approved.
+    #[serde(default)]
+    pub on_approved_status: Option<String>,
+    /// Ad-hoc: ticket status to set when rejected.
+    #[serde(default)]
+    pub on_rejected_status: Option<String>,
+}
+
+impl RequestApproval {
+    /// Reads and validates a request, listing every fault.
+    pub fn parse(body: &Value) -> Result<Self, Vec<FieldError>> {
+        let mut f = Faults::default();
+        let read = (|| {
+            let m = f.object(body, "")?;
+            f.no_unknown(
+                m,
+                "",
+                &[
+                    "ticket",
+                    "process_id",
+                    "approvers",
+                    "require",
+                    "request_from",
+                    "selected_approvers",
+                    "description",
+                    "requested_by",
+                    "supersede",
+                    "on_approved_status",
+                    "on_rejected_status",
+                ],
+            );
+            let ticket = match m.get("ticket") {
+                None | Some(Value::Null) => {
+                    f.push("ticket", "is required");
+                    None
+                }
+                Some(t) => read_ticket(&mut f, t),
+            };
+            let process_id: Option<String> = f.opt(m, "", "process_id");
+            let approvers: Option<Vec<String>> = f.opt(m, "", "approvers");
+            match (&process_id, &approvers) {
+                (Some(_), Some(_)) => {
+                    f.push("approvers", "give either process_id or approvers, not both")
+                }
+                (None, None) => f.push(
+                    "process_id",
+                    "is required (or `approvers` for an ad-hoc approval)",
+                ),
+                _ => {}
+            }
+            if let Some(list) = &approvers {
+                if list.is_empty() {
+                    f.push("approvers", "must list at least one principal id");
+                }
+                ids_ok(&mut f, list, "approvers");
+            }
+            let require = match m.get("require") {
+                None | Some(Value::Null) => None,
+                Some(_) if process_id.is_some() => {
+                    f.push(
+                        "require",
+                        "only applies to ad-hoc approvals; the process sets requirements",
+                    );
+                    None
+                }
+                Some(r) => read_requirement(&mut f, r, "require"),
+            };
+            if let (Some(r), Some(list)) = (&require, &approvers) {
+                let n = list.iter().collect::<BTreeSet<_>>().len();
+                if let Rule::Count { count } = r.rule
+                    && count as usize > n
+                {
+                    f.push(
+                        "require.count",
+                        format!("is {count} but only {n} approver(s) are listed"),
+                    );
+                }
+            }
+            let request_from = f.opt_text(m, "", "request_from", 100);
+            let selected_approvers: Vec<String> =
+                f.opt(m, "", "selected_approvers").unwrap_or_default();
+            ids_ok(&mut f, &selected_approvers, "selected_approvers");
+            let description = f.opt_text(m, "", "description", 10_000);
+            let requested_by = f.opt_text(m, "", "requested_by", 200);
+            let supersede: bool = f.opt(m, "", "supersede").unwrap_or(false);
+            let on_approved_status = f.opt_text(m, "", "on_approved_status", 100);
+            let on_rejected_status = f.opt_text(m, "", "on_rejected_status", 100);
+            if process_id.is_some()
+                && (on_approved_status.is_some() || on_rejected_status.is_some())
+            {
+                f.push(
+                    "on_approved_status",
+                    "only applies to ad-hoc approvals; the process sets statuses",
+                );
+            }
+            Some(RequestApproval {
+                ticket: ticket?,
+                process_id,
+                approvers,
+                require,
+                request_from,
+                selected_approvers,
+                description,
+                requested_by,
+                supersede,
+                on_approved_status,
+                on_rejected_status,
+            })
+        })();
+        f.finish(read)
+    }
+}
+
+fn ids_ok(f: &mut Faults, ids: &[String], path: &str) {
+    for (i, id) in ids.iter().enumerate() {
+        if !is_external_id(id) {
+            f.push(index(path, i), "is not a valid principal id");
+        }
+    }
+}
+
+fn read_ticket(f: &mut Faults, v: &Value) -> Option<Ticket> {
+    let m = f.object(v, "ticket")?;
+    f.no_unknown(
+        m,
+        "ticket",
+        &["id", "title", "requester_id", "status", "attributes"],
+    );
+    let id: Option<String> = f.req(m, "ticket", "id");
+    if let Some(id) = &id
+        && !is_external_id(id)
+    {
+        f.push(
+            "ticket.id",
+            "must be 1 to 200 printable characters without spaces or slashes",
+        );
+    }
+    let title = f.opt_text(m, "ticket", "title", 500);
+    let requester_id: Option<String> = f.opt(m, "ticket", "requester_id");
+    let status = f.opt_text(m, "ticket", "status", 100);
+    let attributes: Option<serde_json::Map<String, Value>> = f.opt(m, "ticket", "attributes");
+    Some(Ticket {
+        id: id?,
+        title,
+        requester_id,
+        status,
+        attributes: attributes.unwrap_or_default(),
+    })
+}
+
+/// The body of `POST /v1/approvals/{id}/decisions`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct DecisionInput {
+    /// Who is deciding.
+    #[schema(example = "u-42")]
+    pub approver_id: String,
+    pub decision: Verdict,
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// The approver this decision is made for, when a substitute or delegate decides.
+    #[serde(default)]
+    pub on_behalf_of: Option<String>,
+}
+
+impl DecisionInput {
+    pub fn parse(body: &Value) -> Result<Self, Vec<FieldError>> {
+        let mut f = Faults::default();
+        let read = (|| {
+            let m = f.object(body, "")?;
+            f.no_unknown(
+                m,
+                "",
+                &[
+                    "approver_id",
+                    "decision",
+                    "comment",
+                    "on_behalf_of",
+                    "approval_id",
+                ],
+            );
+            let approver_id: Option<String> = f.req(m, "", "approver_id");
+            let decision = match m.get("decision").and_then(Value::as_str) {
+                Some("approve") => Some(Verdict::Approve),
+                Some("reject") => Some(Verdict::Reject),
+                _ => {
+                    f.push("decision", "must be approve or reject");
+                    None
+                }
+            };
+            let comment = f.opt_text(m, "", "comment", 10_000);
+            let on_behalf_of: Option<String> = f.opt(m, "", "on_behalf_of");
+            Some(DecisionInput {
+                approver_id: approver_id?,
+                decision: decision?,
+                comment,
+                on_behalf_of,
+            })
+        })();
+        f.finish(read)
+    }
+}
+
+/// An approval loaded for a command.
+pub struct Loaded {
+    pub row: ApprovalRow,
+    pub stored: StoredEngine,
+    pub definition: ProcessDefinition,
+    original: Vec<crate::domain::engine::Task>,
+}
+
+impl Loaded {
+    pub fn view(&self) -> ApprovalView {
+        approval_view(&self.row, &self.stored)
+    }
+}
+
+fn engine_error(e: EngineError) -> ApiError {
+    use actix_web::http::StatusCode as S;
+    let status = match e {
+        EngineError::NoApprovers | EngineError::CommentRequired => S::UNPROCESSABLE_ENTITY,
+        EngineError::NotAnApprover => S::FORBIDDEN,
+        EngineError::Closed | EngineError::AlreadyDecided | EngineError::StageNotCurrent => {
+            S::CONFLICT
+        }
+    };
+    ApiError::new(status, e.code(), e.to_string())
+}
+
+fn not_found(e: diesel::result::Error) -> ApiError {
+    match e {
+        diesel::result::Error::NotFound => ApiError::not_found("approval"),
+        other => other.into(),
+    }
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(anyhow::anyhow!("{what}: {e}"))
+}
+
+/// Loads an approval with its tasks, locking it when it will change.
+pub fn load(conn: &mut PgConnection, tenant: &str, id: Uuid, lock: bool) -> ApiResult<Loaded> {
+    let row = if lock {
+        q::find_for_update(conn, tenant, id)
+    } else {
+        q::find(conn, tenant, id)
+    }
+    .map_err(not_found)?;
+    let tasks = q::tasks_of(conn, tenant, &[id])?;
+    assemble(row, tasks.iter().map(task_from_row).collect())
+}
+
+fn assemble(row: ApprovalRow, tasks: Vec<crate::domain::engine::Task>) -> ApiResult<Loaded> {
+    let mut stored: StoredEngine =
+        serde_json::from_value(row.engine.clone()).map_err(|e| internal("stored engine", e))?;
+    let definition: ProcessDefinition = serde_json::from_value(row.definition.clone())
+        .map_err(|e| internal("stored definition", e))?;
+    stored.approval.tasks = tasks.clone();
+    Ok(Loaded {
+        row,
+        stored,
+        definition,
+        original: tasks,
+    })
+}
+
+/// Loads several approvals for a list, in two queries.
+pub fn load_many(
+    conn: &mut PgConnection,
+    tenant: &str,
+    rows: Vec<ApprovalRow>,
+) -> ApiResult<Vec<ApprovalView>> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut by_approval: HashMap<Uuid, Vec<crate::domain::engine::Task>> = HashMap::new();
+    for t in q::tasks_of(conn, tenant, &ids)? {
+        by_approval
+            .entry(t.approval_id)
+            .or_default()
+            .push(task_from_row(&t));
+    }
+    rows.into_iter()
+        .map(|r| {
+            let tasks = by_approval.remove(&r.id).unwrap_or_default();
+            assemble(r, tasks).map(|l| l.view())
+        })
+        .collect()
+}
+
+/// Extra facts a command adds to its events.
+#[derive(Default)]
+pub struct EventContext {
+    /// The caller-supplied detail for admin events (reason, actor).
+    pub admin: Option<AdminAction>,
+    /// Emit `approval.reminder` for these stages' pending approvers.
+    pub remind: bool,
+}
+
+/// Stores what a command did: changed tasks, the approval row, and one event per effect.
+pub fn save(
+    conn: &mut PgConnection,
+    loaded: &mut Loaded,
+    effects: &[Effect],
+    ctx: &EventContext,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let tenant = loaded.row.tenant_id.clone();
+    let id = loaded.row.id;
+    let changed: Vec<_> = loaded
+        .stored
+        .approval
+        .tasks
+        .iter()
+        .filter(|t| !loaded.original.contains(t))
+        .map(|t| task_row(&tenant, id, t))
+        .collect();
+    q::upsert_tasks(conn, &changed)?;
+
+    let engine = &loaded.stored.approval;
+    loaded.row.state = status_str(engine.status);
+    loaded.row.current_stage = engine.current_stage.map(|s| s as i32);
+    if let Some(o) = &engine.outcome {
+        loaded.row.decided_at = Some(o.decided_at);
+        loaded.row.status_to_set = match o.decision {
+            ApprovalStatus::Approved => loaded.definition.on_approved_status.clone(),
+            ApprovalStatus::Rejected => loaded.definition.on_rejected_status.clone(),
+            _ => None,
+        };
+    }
+    loaded.row.updated_at = now;
+
+    let events = build_events(conn, loaded, effects, ctx, now)?;
+    loaded.row.engine = engine_json(&loaded.stored)?;
+    q::update(conn, &loaded.row)?;
+    q::insert_events(conn, &events)?;
+    loaded.original = loaded.stored.approval.tasks.clone();
+    Ok(())
+}
+
+fn engine_json(stored: &StoredEngine) -> ApiResult<Value> {
+    let mut v = serde_json::to_value(stored).map_err(|e| internal("engine", e))?;
+    // Tasks live in approval_tasks; keeping a copy here would only drift.
+    if let Some(o) = v.as_object_mut() {
+        o.insert("tasks".into(), json!([]));
+    }
+    Ok(v)
+}
+
+/// The principals to notify for a stage, with their details, in one query.
+fn recipients(conn: &mut PgConnection, tenant: &str, ids: &[String]) -> ApiResult<Vec<Value>> {
+    let rows = principals::find_many(conn, tenant, ids)?;
+    let by_id: HashMap<&str, &PrincipalRow> = rows.iter().map(|r| (r.id.as_str(), r)).collect();
+    Ok(ids
+        .iter()
+        .filter_map(|id| by_id.get(id.as_str()))
+        .map(|r| json!({"principal": Principal::from((*r).clone())}))
+        .collect())
+}
+
+fn event_type(effect: &Effect) -> Option<&'static str> {
+    Some(match effect {
+        Effect::StageStarted { .. } => "approval.requested",
+        Effect::DecisionRecorded { .. } | Effect::AnswerReused { .. } => {
+            "approval.decision_recorded"
+        }
+        Effect::StageAdvanced { .. } => "approval.stage_advanced",
+        Effect::Finished { outcome } => match outcome.decision {
+            ApprovalStatus::Approved => "approval.approved",
+            _ => "approval.rejected",
+        },
+        Effect::Cancelled { .. } => "approval.cancelled",
+        Effect::StageEnded { .. } | Effect::TasksSuperseded { .. } => return None,
+    })
+}
+
+fn build_events(
+    conn: &mut PgConnection,
+    loaded: &mut Loaded,
+    effects: &[Effect],
+    ctx: &EventContext,
+    now: DateTime<Utc>,
+) -> ApiResult<Vec<NewEvent>> {
+    let view = serde_json::to_value(loaded.view()).map_err(|e| internal("view", e))?;
+    let plan_names: Vec<String> = loaded
+        .stored
+        .approval
+        .plan
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    let mut out = Vec::new();
+    let mut push =
+        |loaded: &mut Loaded, kind: &str, detail: Value, recipients: Option<Vec<Value>>| {
+            loaded.row.last_sequence += 1;
+            let id = Uuid::now_v7();
+            let mut data = json!({
+                "approval": view,
+                "ticket": {"id": loaded.row.ticket_id, "status_to_set": loaded.row.status_to_set},
+                "sequence": loaded.row.last_sequence,
+                "detail": detail,
+            });
+            if let Some(r) = recipients {
+                data["recipients"] = Value::Array(r);
+            }
+            out.push(NewEvent {
+                tenant_id: loaded.row.tenant_id.clone(),
+                id,
+                approval_id: Some(loaded.row.id),
+                sequence: loaded.row.last_sequence,
+                kind: kind.to_string(),
+                payload: json!({
+                    "id": format!("evt_{}", id.simple()),
+                    "type": kind,
+                    "created_at": now,
+                    "tenant": loaded.row.tenant_id,
+                    "data": data,
+                }),
+                created_at: now,
+            });
+        };
+    for effect in effects {
+        let Some(kind) = event_type(effect) else {
+            continue;
+        };
+        let (detail, recips) = match effect {
+            Effect::StageStarted { stage } => {
+                let ids: Vec<String> = loaded
+                    .stored
+                    .approval
+                    .tasks
+                    .iter()
+                    .filter(|t| {
+                        t.stage == *stage && t.state == crate::domain::engine::TaskState::Pending
+                    })
+                    .map(|t| t.approver_id.clone())
+                    .collect();
+                let r = recipients(conn, &loaded.row.tenant_id, &ids)?;
+                (
+                    json!({"stage": stage, "stage_name": plan_names.get(*stage)}),
+                    Some(r),
+                )
+            }
+            Effect::DecisionRecorded {
+                stage,
+                approver_id,
+                actor_id,
+                verdict,
+                comment,
+            } => (
+                json!({"stage": stage, "approver_id": approver_id, "decided_by": actor_id,
+                       "decision": verdict, "comment": comment,
+                       "on_behalf_of": (actor_id != approver_id).then_some(approver_id)}),
+                None,
+            ),
+            Effect::AnswerReused {
+                stage,
+                approver_id,
+                verdict,
+            } => (
+                json!({"stage": stage, "approver_id": approver_id, "decision": verdict, "reused": true}),
+                None,
+            ),
+            Effect::StageAdvanced { from, to } => (
+                json!({"from": from, "to": to, "from_name": plan_names.get(*from), "to_name": plan_names.get(*to)}),
+                None,
+            ),
+            Effect::Finished { outcome } => (
+                json!({"decision": outcome.decision, "reason": outcome.reason,
+                       "status_to_set": loaded.row.status_to_set, "admin": ctx.admin}),
+                None,
+            ),
+            Effect::Cancelled { reason, actor_id } => {
+                (json!({"reason": reason, "actor_id": actor_id}), None)
+            }
+            _ => continue,
+        };
+        push(loaded, kind, detail, recips);
+    }
+    if ctx.remind {
+        let ids = loaded.stored.approval.pending_approvers();
+        let r = recipients(conn, &loaded.row.tenant_id, &ids)?;
+        let stage = loaded.stored.approval.current_stage;
+        push(
+            loaded,
+            "approval.reminder",
+            json!({"stage": stage}),
+            Some(r),
+        );
+    }
+    Ok(out)
+}
+
+/// The definition an ad-hoc request runs: one stage, one group.
+fn ad_hoc_definition(input: &RequestApproval, approvers: &[String]) -> ProcessDefinition {
+    ProcessDefinition {
+        name: "Ad-hoc approval".into(),
+        description: None,
+        expires_at: None,
+        on_approved_status: input.on_approved_status.clone(),
+        on_rejected_status: input.on_rejected_status.clone(),
+        settings: ProcessSettings::default(),
+        stages: vec![StageDef {
+            name: "Approval".into(),
+            combine: Combine::All,
+            groups: vec![GroupDef {
+                name: "approvers".into(),
+                source: Source::Principals {
+                    ids: approvers.to_vec(),
+                },
+                require: input.require.clone().unwrap_or(Requirement {
+                    rule: Rule::Count { count: 1 },
+                    reject_at: None,
+                }),
+            }],
+            timeout: None,
+            reminders: None,
+            substitutes: None,
+        }],
+        templates: None,
+    }
+}
+
+/// Resolves every group's members from the directory, in a few queries.
+fn resolve(
+    conn: &mut PgConnection,
+    tenant: &str,
+    def: &ProcessDefinition,
+    input: &RequestApproval,
+    ad_hoc: bool,
+) -> ApiResult<Vec<StagePlan>> {
+    let ticket = &input.ticket;
+    let field_value = |field: &str| -> Vec<String> {
+        match ticket.attributes.get(field) {
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => vec![],
+        }
+    };
+    // Every principal named anywhere, loaded at once.
+    let mut wanted: BTreeSet<String> = input.selected_approvers.iter().cloned().collect();
+    wanted.extend(ticket.requester_id.iter().cloned());
+    let mut roles = BTreeSet::new();
+    let mut uses_selection = false;
+    for stage in &def.stages {
+        for g in &stage.groups {
+            match &g.source {
+                Source::Principals { ids } => wanted.extend(ids.iter().cloned()),
+                Source::TicketField { field } => wanted.extend(field_value(field)),
+                Source::Role { role } => {
+                    roles.insert(role.clone());
+                }
+                Source::RequesterSelected => uses_selection = true,
+                Source::RequesterManager => {}
+            }
+        }
+    }
+    let wanted: Vec<String> = wanted.into_iter().collect();
+    let mut known: HashMap<String, PrincipalRow> = principals::find_many(conn, tenant, &wanted)?
+        .into_iter()
+        .map(|r| (r.id.clone(), r))
+        .collect();
+    let manager_id = ticket
+        .requester_id
+        .as_ref()
+        .and_then(|r| known.get(r))
+        .and_then(|r| r.manager_id.clone());
+    if let Some(m) = &manager_id
+        && !known.contains_key(m)
+    {
+        for r in principals::find_many(conn, tenant, std::slice::from_ref(m))? {
+            known.insert(r.id.clone(), r);
+        }
+    }
+    let mut role_members: HashMap<String, Vec<String>> = HashMap::new();
+    for role in roles {
+        let ids = principals::with_role(conn, tenant, &role)?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        role_members.insert(role, ids);
+    }
+
+    // Principals the request itself names must exist and be active.
+    let mut faults = Faults::default();
+    let explicit: Vec<(&str, &Vec<String>)> = if ad_hoc {
+        vec![(
+            "approvers",
+            input
+                .approvers
+                .as_ref()
+                .unwrap_or(&input.selected_approvers),
+        )]
+    } else {
+        vec![("selected_approvers", &input.selected_approvers)]
+    };
+    for (path, ids) in explicit {
+        for (i, id) in ids.iter().enumerate() {
+            match known.get(id) {
+                None => faults.push(
+                    index(path, i),
+                    format!("no principal {id:?} in the directory"),
+                ),
+                Some(p) if !p.active => {
+                    faults.push(index(path, i), format!("principal {id:?} is inactive"))
+                }
+                _ => {}
+            }
+        }
+    }
+    if uses_selection && input.selected_approvers.is_empty() {
+        faults.push(
+            "selected_approvers",
+            "the process asks the requester to select approvers",
+        );
+    }
+    if !uses_selection && !input.selected_approvers.is_empty() && !ad_hoc {
+        faults.push(
+            "selected_approvers",
+            "the process has no group chosen at request time",
+        );
+    }
+    if let Some(from) = &input.request_from {
+        let ok = def
+            .stages
+            .iter()
+            .any(|s| s.combine == Combine::Any && s.groups.iter().any(|g| &g.name == from));
+        if !ok {
+            faults.push(
+                "request_from",
+                "must name a group of a stage approved by `any` group",
+            );
+        }
+    }
+    if !faults.is_empty() {
+        return Err(ApiError::invalid(faults.errors));
+    }
+
+    let active = |id: &String| known.get(id).is_some_and(|p| p.active);
+    let requester = ticket.requester_id.clone();
+    let allow_self = def.settings.allow_self_approval;
+    let plan = def
+        .stages
+        .iter()
+        .map(|stage| {
+            let narrowed = input.request_from.as_ref().filter(|from| {
+                stage.combine == Combine::Any && stage.groups.iter().any(|g| &g.name == *from)
+            });
+            StagePlan {
+                name: stage.name.clone(),
+                combine: stage.combine,
+                groups: stage
+                    .groups
+                    .iter()
+                    .map(|g| {
+                        let members: Vec<String> = match &g.source {
+                            Source::Principals { ids } => {
+                                ids.iter().filter(|i| active(i)).cloned().collect()
+                            }
+                            Source::Role { role } => {
+                                role_members.get(role).cloned().unwrap_or_default()
+                            }
+                            Source::RequesterSelected => input.selected_approvers.clone(),
+                            Source::RequesterManager => {
+                                manager_id.iter().filter(|i| active(i)).cloned().collect()
+                            }
+                            Source::TicketField { field } => field_value(field)
+                                .into_iter()
+                                .filter(|i| active(i))
+                                .collect(),
+                        };
+                        let members = members
+                            .into_iter()
+                            .filter(|m| allow_self || Some(m) != requester.as_ref())
+                            .collect();
+                        GroupPlan {
+                            name: g.name.clone(),
+                            require: g.require.clone(),
+                            members,
+                            asked: narrowed.is_none_or(|from| *from == g.name),
+                        }
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Ok(plan)
+}
+
+/// `POST /v1/approvals`: resolves approvers, enforces one pending approval per ticket, starts
+/// the engine and stores everything in the caller's transaction.
+pub fn request(
+    conn: &mut PgConnection,
+    tenant: &str,
+    input: &RequestApproval,
+    now: DateTime<Utc>,
+) -> ApiResult<Loaded> {
+    let (definition, process) = match &input.process_id {
+        Some(pid) => {
+            let unknown = || ApiError::invalid_field("process_id", "no such process");
+            let id = Uuid::parse_str(pid).map_err(|_| unknown())?;
+            let (row, version) = processes::find(conn, tenant, id).map_err(|e| match e {
+                diesel::result::Error::NotFound => unknown(),
+                other => other.into(),
+            })?;
+            if !row.is_enabled(now) {
+                return Err(ApiError::conflict(
+                    "process_disabled",
+                    "the process is disabled (expired or switched off); restore it first",
+                ));
+            }
+            let def: ProcessDefinition = serde_json::from_value(version.definition.clone())
+                .map_err(|e| internal("stored definition", e))?;
+            (def, Some((row.id, row.name, version.version)))
+        }
+        None => {
+            let approvers = input.approvers.clone().unwrap_or_default();
+            (ad_hoc_definition(input, &approvers), None)
+        }
+    };
+
+    q::lock_ticket(conn, tenant, &input.ticket.id)?;
+    let plan = resolve(conn, tenant, &definition, input, process.is_none())?;
+    let exclusive = definition.settings.one_active_per_ticket;
+
+    let pending = q::pending_on_ticket(conn, tenant, &input.ticket.id)?;
+    let blocking: Vec<ApprovalRow> = pending
+        .into_iter()
+        .filter(|p| exclusive || p.exclusive)
+        .collect();
+    let id = Uuid::now_v7();
+    if let Some(first) = blocking.first() {
+        if !input.supersede {
+            return Err(ApiError::conflict(
+                "approval_pending",
+                format!(
+                    "ticket {} already has a pending approval ({}); decide or cancel it, or request with \"supersede\": true",
+                    input.ticket.id, first.id
+                ),
+            )
+            .with("pending_approval_id", first.id.to_string()));
+        }
+        for row in blocking {
+            let tasks = q::tasks_of(conn, tenant, &[row.id])?;
+            let mut old = assemble(row, tasks.iter().map(task_from_row).collect())?;
+            let reason = format!("superseded by approval {id}");
+            let effects = old
+                .stored
+                .approval
+                .cancel(&reason, input.requested_by.as_deref(), now)
+                .map_err(engine_error)?;
+            old.stored.closed_by = Some(AdminAction {
+                action: "supersede".into(),
+                reason,
+                actor_id: input.requested_by.clone(),
+                at: now,
+            });
+            save(conn, &mut old, &effects, &EventContext::default(), now)?;
+        }
+    }
+
+    let (approval, effects) = Approval::start(plan, Policy::from(&definition.settings), now)
+        .map_err(|e| match e {
+            EngineError::NoApprovers => ApiError::unprocessable(
+                "no_approvers",
+                "nobody can be asked: every stage resolved to no approver (the requester is \
+                 removed unless the process allows self-approval)",
+            ),
+            other => engine_error(other),
+        })?;
+    let stored = StoredEngine {
+        approval,
+        closed_by: None,
+        deadlines: vec![],
+    };
+    let row = ApprovalRow {
+        tenant_id: tenant.to_string(),
+        id,
+        ticket_id: input.ticket.id.clone(),
+        ticket: serde_json::to_value(&input.ticket).map_err(|e| internal("ticket", e))?,
+        process_id: process.as_ref().map(|p| p.0),
+        process_version: process.as_ref().map(|p| p.2),
+        process_name: process.as_ref().map(|p| p.1.clone()),
+        definition: serde_json::to_value(&definition).map_err(|e| internal("definition", e))?,
+        state: "pending".into(),
+        engine: json!({}),
+        current_stage: None,
+        exclusive,
+        description: input.description.clone(),
+        requested_by: input.requested_by.clone(),
+        status_to_set: None,
+        decided_at: None,
+        last_sequence: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    let mut loaded = Loaded {
+        row,
+        stored,
+        definition,
+        original: vec![],
+    };
+    loaded.row.engine = engine_json(&loaded.stored)?;
+    q::insert(conn, &loaded.row)?;
+    save(conn, &mut loaded, &effects, &EventContext::default(), now)?;
+    Ok(loaded)
+}
+
+/// Is `actor` allowed to answer for `approver` in the running stage? Substitutes of the stage
+/// (listed, or the approver's manager) may, at any time.
+fn may_act_for(
+    conn: &mut PgConnection,
+    loaded: &Loaded,
+    actor: &str,
+    approver: &str,
+) -> ApiResult<bool> {
+    let Some(stage) = loaded.stored.approval.current_stage else {
+        return Ok(false);
+    };
+    let Some(subs) = loaded
+        .definition
+        .stages
+        .get(stage)
+        .and_then(|s| s.substitutes.as_ref())
+    else {
+        return Ok(false);
+    };
+    Ok(match &subs.source {
+        SubstituteSource::Principals { ids } => ids.iter().any(|i| i == actor),
+        SubstituteSource::ApproverManager => {
+            principals::find(conn, &loaded.row.tenant_id, approver)
+                .map(|p| p.manager_id.as_deref() == Some(actor))
+                .or_else(|e| match e {
+                    diesel::result::Error::NotFound => Ok(false),
+                    other => Err(other),
+                })?
+        }
+    })
+}
+
+/// `POST /v1/approvals/{id}/decisions`.
+pub fn decide(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+    input: &DecisionInput,
+    now: DateTime<Utc>,
+) -> ApiResult<Loaded> {
+    let mut loaded = load(conn, tenant, id, true)?;
+    let owner = match &input.on_behalf_of {
+        Some(other) if other != &input.approver_id => {
+            if loaded.stored.approval.status != ApprovalStatus::Pending {
+                return Err(engine_error(EngineError::Closed));
+            }
+            if !may_act_for(conn, &loaded, &input.approver_id, other)? {
+                return Err(ApiError::forbidden(
+                    "not_a_substitute",
+                    format!("{} may not answer on behalf of {other}", input.approver_id),
+                ));
+            }
+            other.clone()
+        }
+        _ => input.approver_id.clone(),
+    };
+    let effects = loaded
+        .stored
+        .approval
+        .decide(
+            &owner,
+            &input.approver_id,
+            input.decision,
+            input.comment.clone(),
+            now,
+        )
+        .map_err(|e| match e {
+            EngineError::CommentRequired => {
+                ApiError::invalid_field("comment", "this process requires a comment to reject")
+                    .with("code_detail", "comment_required")
+            }
+            other => engine_error(other),
+        })?;
+    save(conn, &mut loaded, &effects, &EventContext::default(), now)?;
+    Ok(loaded)
+}
+
+/// `POST /v1/approvals/{id}/cancel`.
+pub fn cancel(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+    reason: &str,
+    actor: Option<&str>,
+    now: DateTime<Utc>,
+) -> ApiResult<Loaded> {
+    let mut loaded = load(conn, tenant, id, true)?;
+    let effects = loaded
+        .stored
+        .approval
+        .cancel(reason, actor, now)
+        .map_err(engine_error)?;
+    loaded.stored.closed_by = Some(AdminAction {
+        action: "cancel".into(),
+        reason: reason.to_string(),
+        actor_id: actor.map(str::to_string),
+        at: now,
+    });
+    save(conn, &mut loaded, &effects, &EventContext::default(), now)?;
+    Ok(loaded)
+}
+
+/// `POST /v1/approvals/{id}/bypass`.
+pub fn bypass(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+    verdict: Verdict,
+    reason: &str,
+    actor: Option<&str>,
+    now: DateTime<Utc>,
+) -> ApiResult<Loaded> {
+    let mut loaded = load(conn, tenant, id, true)?;
+    let effects = loaded
+        .stored
+        .approval
+        .bypass(verdict, now)
+        .map_err(engine_error)?;
+    let action = AdminAction {
+        action: "bypass".into(),
+        reason: reason.to_string(),
+        actor_id: actor.map(str::to_string),
+        at: now,
+    };
+    loaded.stored.closed_by = Some(action.clone());
+    let ctx = EventContext {
+        admin: Some(action),
+        remind: false,
+    };
+    save(conn, &mut loaded, &effects, &ctx, now)?;
+    Ok(loaded)
+}
+
+/// `POST /v1/approvals/{id}/remind`: one `approval.reminder` for the pending approvers.
+pub fn remind(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> ApiResult<Loaded> {
+    let mut loaded = load(conn, tenant, id, true)?;
+    if loaded.stored.approval.status != ApprovalStatus::Pending {
+        return Err(engine_error(EngineError::Closed));
+    }
+    let ctx = EventContext {
+        admin: None,
+        remind: true,
+    };
+    save(conn, &mut loaded, &[], &ctx, now)?;
+    Ok(loaded)
+}
+
+/// Path of a field inside a bulk item, for error messages.
+pub fn bulk_path(i: usize, field: &str) -> String {
+    join(&index("items", i), field)
+}

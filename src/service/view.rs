@@ -1,0 +1,267 @@
+//! The approval view of API.md, built from what the engine holds.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::db::models::{ApprovalRow, TaskRow};
+use crate::domain::engine::{
+    Approval, ApprovalStatus, GroupStatus, OutcomeReason, StageStatus, Task, TaskState, Verdict,
+};
+
+/// The ticket an approval is about, as the host described it.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Ticket {
+    #[schema(example = "T-1001")]
+    pub id: String,
+    #[serde(default)]
+    #[schema(example = "New laptop")]
+    pub title: Option<String>,
+    /// The principal who asked for the ticket (used by `requester_manager` and self-approval).
+    #[serde(default)]
+    #[schema(example = "u-7")]
+    pub requester_id: Option<String>,
+    /// The ticket's status when approval was requested.
+    #[serde(default)]
+    #[schema(example = "new")]
+    pub status: Option<String>,
+    /// Free attributes; `ticket_field` groups read principal ids from here.
+    #[serde(default)]
+    #[schema(value_type = Object, example = json!({"amount": 1800, "approver_id": "u-9"}))]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Which process (and version) an approval runs.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ProcessRef {
+    pub id: String,
+    pub name: String,
+    pub version: i32,
+}
+
+/// A group's tally.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct GroupView {
+    pub name: String,
+    pub state: GroupStatus,
+    /// Approvals needed.
+    pub required: usize,
+    pub approved: usize,
+    pub rejected: usize,
+    pub pending: usize,
+}
+
+/// One approver's slot in a stage.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct TaskView {
+    pub approver_id: String,
+    pub state: TaskState,
+    /// For `reused` tasks, the earlier answer that was applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Verdict>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub comment: Option<String>,
+    /// The approver this answer was given for, when a substitute or delegate gave it.
+    pub on_behalf_of: Option<String>,
+    /// Who actually answered (the approver, a substitute or a delegate).
+    pub decided_by: Option<String>,
+}
+
+/// One stage.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct StageView {
+    pub name: String,
+    pub state: StageStatus,
+    /// When the stage times out; null without a timeout.
+    pub deadline: Option<DateTime<Utc>>,
+    pub groups: Vec<GroupView>,
+    pub tasks: Vec<TaskView>,
+}
+
+/// How an approval ended.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct OutcomeView {
+    /// `approved` or `rejected`.
+    pub decision: ApprovalStatus,
+    pub reason: OutcomeReason,
+    /// The ticket status the host should set (the process's on-approved / on-rejected status).
+    pub status_to_set: Option<String>,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// An administrator's action that closed the approval (cancel or bypass).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct AdminAction {
+    /// `cancel` or `bypass`.
+    pub action: String,
+    pub reason: String,
+    pub actor_id: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// An approval as integrators read it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ApprovalView {
+    pub id: String,
+    pub state: ApprovalStatus,
+    pub ticket: Ticket,
+    /// Null for ad-hoc approvals.
+    pub process: Option<ProcessRef>,
+    pub description: Option<String>,
+    pub requested_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Index of the running stage; null once the approval has ended.
+    pub current_stage: Option<usize>,
+    pub stages: Vec<StageView>,
+    /// Who the approval is waiting for, in plain words.
+    pub waiting_for: Vec<String>,
+    pub outcome: Option<OutcomeView>,
+    /// Set when an administrator cancelled or bypassed the approval.
+    pub closed_by: Option<AdminAction>,
+}
+
+/// What the approvals row stores in `engine`: the engine's state without its tasks (they live
+/// in their own table), plus the administrator's closing action.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredEngine {
+    #[serde(flatten)]
+    pub approval: Approval,
+    #[serde(default)]
+    pub closed_by: Option<AdminAction>,
+    /// Per-stage deadlines, filled in when stages with a timeout start.
+    #[serde(default)]
+    pub deadlines: Vec<Option<DateTime<Utc>>>,
+}
+
+fn enum_str<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn parse_enum<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+}
+
+pub fn status_str(s: ApprovalStatus) -> String {
+    enum_str(&s)
+}
+
+/// A task as stored.
+pub fn task_row(tenant: &str, approval: uuid::Uuid, t: &Task) -> TaskRow {
+    TaskRow {
+        tenant_id: tenant.to_string(),
+        approval_id: approval,
+        stage: t.stage as i32,
+        approver_id: t.approver_id.clone(),
+        state: enum_str(&t.state),
+        verdict: t.verdict.map(|v| enum_str(&v)),
+        decided_at: t.decided_at,
+        comment: t.comment.clone(),
+        actor_id: t.actor_id.clone(),
+        on_behalf_of: t.on_behalf_of.clone(),
+    }
+}
+
+/// A task as the engine sees it.
+pub fn task_from_row(r: &TaskRow) -> Task {
+    Task {
+        stage: r.stage as usize,
+        approver_id: r.approver_id.clone(),
+        state: parse_enum(&r.state).unwrap_or(TaskState::Pending),
+        verdict: r.verdict.as_deref().and_then(parse_enum),
+        decided_at: r.decided_at,
+        comment: r.comment.clone(),
+        actor_id: r.actor_id.clone(),
+        on_behalf_of: r.on_behalf_of.clone(),
+    }
+}
+
+/// Builds the view. `tasks` must be the engine's current tasks.
+pub fn approval_view(row: &ApprovalRow, stored: &StoredEngine) -> ApprovalView {
+    let engine = &stored.approval;
+    let ticket: Ticket = serde_json::from_value(row.ticket.clone()).unwrap_or(Ticket {
+        id: row.ticket_id.clone(),
+        title: None,
+        requester_id: None,
+        status: None,
+        attributes: Default::default(),
+    });
+    let stages = engine
+        .plan
+        .iter()
+        .enumerate()
+        .map(|(s, plan)| {
+            let state = engine.stages.get(s);
+            StageView {
+                name: plan.name.clone(),
+                state: state.map(|st| st.status).unwrap_or(StageStatus::Waiting),
+                deadline: stored.deadlines.get(s).copied().flatten(),
+                groups: plan
+                    .groups
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(g, group)| {
+                        engine.group_tally(s, g).map(|t| GroupView {
+                            name: group.name.clone(),
+                            state: t.status,
+                            required: t.required,
+                            approved: t.approved,
+                            rejected: t.rejected,
+                            pending: t.pending,
+                        })
+                    })
+                    .collect(),
+                tasks: engine
+                    .tasks
+                    .iter()
+                    .filter(|t| t.stage == s)
+                    .map(|t| TaskView {
+                        approver_id: t.approver_id.clone(),
+                        state: t.state,
+                        decision: if t.state == TaskState::Reused {
+                            t.verdict
+                        } else {
+                            None
+                        },
+                        decided_at: t.decided_at,
+                        comment: t.comment.clone(),
+                        on_behalf_of: t.on_behalf_of.clone(),
+                        decided_by: t.actor_id.clone(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    ApprovalView {
+        id: row.id.to_string(),
+        state: engine.status,
+        ticket,
+        process: match (row.process_id, &row.process_name, row.process_version) {
+            (Some(id), Some(name), Some(version)) => Some(ProcessRef {
+                id: id.to_string(),
+                name: name.clone(),
+                version,
+            }),
+            _ => None,
+        },
+        description: row.description.clone(),
+        requested_by: row.requested_by.clone(),
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        current_stage: engine
+            .current_stage
+            .filter(|_| engine.status == ApprovalStatus::Pending),
+        stages,
+        waiting_for: engine.waiting_for(),
+        outcome: engine.outcome.as_ref().map(|o| OutcomeView {
+            decision: o.decision,
+            reason: o.reason,
+            status_to_set: row.status_to_set.clone(),
+            decided_at: o.decided_at,
+        }),
+        closed_by: stored.closed_by.clone(),
+    }
+}
