@@ -1,6 +1,7 @@
 //! Integration tests: the real application over HTTP against a real Postgres.
 
 mod auth;
+mod concurrency;
 mod config;
 mod helpers;
 mod ops;
