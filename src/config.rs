@@ -21,7 +21,14 @@ const KNOWN: &[&str] = &[
     "SIGNOFF_DB_TIMEOUT",
     "SIGNOFF_WORKER",
     "SIGNOFF_WEBHOOK_ALLOW_PRIVATE",
+    "SIGNOFF_WEBHOOK_TIMEOUT",
+    "SIGNOFF_WEBHOOK_RETRY_SCHEDULE",
+    "SIGNOFF_WEBHOOK_DISABLE_AFTER",
+    "SIGNOFF_WORKER_POLL_INTERVAL",
 ];
+
+/// The Standard Webhooks retry schedule: the first attempt at once, then after each failure.
+pub const DEFAULT_RETRY_SCHEDULE: &str = "PT0S,PT5S,PT5M,PT30M,PT2H,PT5H,PT10H,PT10H";
 
 /// A configuration problem, always naming the variable.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +69,56 @@ pub struct Settings {
     /// Whether this replica runs the background worker (webhooks, timers).
     pub worker: bool,
     pub webhook_allow_private: bool,
+    pub webhooks: WebhookSettings,
+}
+
+/// How webhooks are delivered.
+#[derive(Clone, Debug)]
+pub struct WebhookSettings {
+    /// Longest wait for a receiver's answer.
+    pub timeout: Duration,
+    /// Delay before each attempt: the first is the delay of the first attempt (usually zero),
+    /// then one per failure. Its length is the number of attempts.
+    pub retry_schedule: Vec<Duration>,
+    /// An endpoint failing without a success for this long is disabled.
+    pub disable_after: Duration,
+    /// How often the worker looks for due work when no notification wakes it.
+    pub poll_interval: Duration,
+}
+
+fn duration(env: &dyn Env, key: &str, default: &str) -> Result<Duration, ConfigError> {
+    let text = env.get(key).unwrap_or_else(|| default.to_string());
+    crate::domain::duration::IsoDuration::parse_precise(&text)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| err(key, format!("{text:?} is not a positive ISO 8601 duration")))
+}
+
+impl WebhookSettings {
+    fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let key = "SIGNOFF_WEBHOOK_RETRY_SCHEDULE";
+        let text = env
+            .get(key)
+            .unwrap_or_else(|| DEFAULT_RETRY_SCHEDULE.to_string());
+        let retry_schedule = text
+            .split(',')
+            .map(|part| crate::domain::duration::IsoDuration::parse_precise(part.trim()))
+            .collect::<Result<Vec<_>, _>>()
+            .ok()
+            .filter(|s| !s.is_empty() && s.len() <= 50)
+            .ok_or_else(|| {
+                err(
+                    key,
+                    "must be a comma-separated list of ISO 8601 durations, e.g. PT0S,PT5S,PT5M",
+                )
+            })?;
+        Ok(Self {
+            timeout: duration(env, "SIGNOFF_WEBHOOK_TIMEOUT", "PT15S")?,
+            retry_schedule,
+            disable_after: duration(env, "SIGNOFF_WEBHOOK_DISABLE_AFTER", "P5D")?,
+            poll_interval: duration(env, "SIGNOFF_WORKER_POLL_INTERVAL", "PT1S")?,
+        })
+    }
 }
 
 /// A source of variables: the process environment, or a map in tests.
@@ -215,6 +272,7 @@ impl Settings {
             db_timeout,
             worker: parse_bool(env, "SIGNOFF_WORKER", true)?,
             webhook_allow_private: parse_bool(env, "SIGNOFF_WEBHOOK_ALLOW_PRIVATE", false)?,
+            webhooks: WebhookSettings::from_env(env)?,
         })
     }
 
@@ -268,6 +326,8 @@ mod tests {
             ("SIGNOFF_DB_POOL_SIZE", Some("0")),
             ("SIGNOFF_MIGRATE_ON_START", Some("maybe")),
             ("SIGNOFF_TYPO", Some("1")),
+            ("SIGNOFF_WEBHOOK_TIMEOUT", Some("15")),
+            ("SIGNOFF_WEBHOOK_RETRY_SCHEDULE", Some("PT1S,soon")),
         ];
         for (key, value) in cases {
             let mut e = env(&base());

@@ -10,3 +10,5 @@ pub mod metrics;
 pub mod service;
 pub mod startup;
 pub mod telemetry;
+pub mod webhooks;
+pub mod worker;

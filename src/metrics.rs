@@ -17,6 +17,10 @@ pub struct Metrics {
     pool_idle: IntGauge,
     pool_max: IntGauge,
     pool_waiters: IntGauge,
+    deliveries: IntCounterVec,
+    attempt_latency: prometheus::Histogram,
+    queue_depth: IntGauge,
+    oldest_due: prometheus::Gauge,
 }
 
 impl Metrics {
@@ -41,6 +45,24 @@ impl Metrics {
         )
         .expect("static metric definition");
         let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("static metric");
+        let deliveries = IntCounterVec::new(
+            Opts::new(
+                "webhook_attempts_total",
+                "Webhook delivery attempts by result (delivered, retry, gone)",
+            ),
+            &["result"],
+        )
+        .expect("static metric definition");
+        let attempt_latency = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "webhook_attempt_duration_seconds",
+                "Time from sending a webhook to its answer",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0,
+            ]),
+        )
+        .expect("static metric definition");
         let m = Self {
             registry,
             http_requests,
@@ -49,6 +71,17 @@ impl Metrics {
             pool_idle: gauge("db_pool_idle_connections", "Idle database connections"),
             pool_max: gauge("db_pool_max_connections", "Configured pool size"),
             pool_waiters: gauge("db_pool_waiters", "Callers waiting for a connection"),
+            deliveries,
+            attempt_latency,
+            queue_depth: gauge(
+                "webhook_queue_depth",
+                "Webhook deliveries waiting to be sent",
+            ),
+            oldest_due: prometheus::Gauge::new(
+                "webhook_oldest_due_seconds",
+                "Age of the oldest webhook delivery that is due",
+            )
+            .expect("static metric"),
         };
         for c in [
             Box::new(m.http_requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -57,6 +90,10 @@ impl Metrics {
             Box::new(m.pool_idle.clone()),
             Box::new(m.pool_max.clone()),
             Box::new(m.pool_waiters.clone()),
+            Box::new(m.deliveries.clone()),
+            Box::new(m.attempt_latency.clone()),
+            Box::new(m.queue_depth.clone()),
+            Box::new(m.oldest_due.clone()),
         ] {
             m.registry.register(c).expect("metric registered once");
         }
@@ -75,6 +112,24 @@ impl Metrics {
         self.http_latency
             .with_label_values(&labels)
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one webhook attempt.
+    pub fn observe_attempt(&self, verdict: &crate::webhooks::delivery::Verdict, latency_ms: i32) {
+        use crate::webhooks::delivery::Verdict;
+        let result = match verdict {
+            Verdict::Delivered => "delivered",
+            Verdict::Retry { .. } => "retry",
+            Verdict::Gone => "gone",
+        };
+        self.deliveries.with_label_values(&[result]).inc();
+        self.attempt_latency.observe(latency_ms as f64 / 1000.0);
+    }
+
+    /// Sets the webhook queue gauges.
+    pub fn set_queue(&self, depth: i64, oldest_due_secs: f64) {
+        self.queue_depth.set(depth);
+        self.oldest_due.set(oldest_due_secs);
     }
 
     /// Renders the Prometheus text exposition, refreshing the pool gauges first.

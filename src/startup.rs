@@ -50,6 +50,10 @@ impl Application {
         auth.warm_up().await?;
         let auth = web::Data::new(auth);
         let metrics = web::Data::new(Metrics::new());
+        if settings.worker {
+            crate::worker::Worker::new(db.clone(), settings.clone(), metrics.clone().into_inner())
+                .spawn();
+        }
         let listener = TcpListener::bind(settings.bind)
             .map_err(|e| anyhow::anyhow!("SIGNOFF_BIND: cannot bind {}: {e}", settings.bind))?;
         let port = listener.local_addr()?.port();

@@ -2,7 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
-use chrono::Utc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -51,7 +51,7 @@ pub struct EventView {
     /// `approval.reminder`, `approval.approved`, `approval.rejected`, `approval.cancelled`.
     #[serde(rename = "type")]
     pub kind: String,
-    pub created_at: chrono::DateTime<Utc>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
     /// Position in this approval's event stream, from 1.
     pub sequence: i64,
     /// The webhook body's `data`.
@@ -158,7 +158,7 @@ pub async fn request_approval(
     let tenant = caller.tenant.clone();
     idempotency::run(&db, &caller, &req, &body, || async {
         let loaded = db
-            .tx(move |c| svc::request(c, &tenant, &input, Utc::now()))
+            .tx(move |c| svc::request(c, &tenant, &input, crate::service::now()))
             .await?;
         let view = loaded.view();
         let location = format!("/v1/approvals/{}", view.id);
@@ -349,7 +349,7 @@ pub async fn decide(
     let tenant = caller.tenant.clone();
     idempotency::run(&db, &caller, &req, &body, || async {
         let loaded = db
-            .tx(move |c| svc::decide(c, &tenant, id, &input, Utc::now()))
+            .tx(move |c| svc::decide(c, &tenant, id, &input, crate::service::now()))
             .await?;
         Ok((StatusCode::OK, to_json(&loaded.view())?, None))
     })
@@ -401,7 +401,7 @@ pub async fn cancel(
                 id,
                 body.reason.trim(),
                 body.actor_id.as_deref(),
-                Utc::now(),
+                crate::service::now(),
             )
         })
         .await?;
@@ -444,7 +444,7 @@ pub async fn bypass(
                 body.decision,
                 body.reason.trim(),
                 body.actor_id.as_deref(),
-                Utc::now(),
+                crate::service::now(),
             )
         })
         .await?;
@@ -474,7 +474,7 @@ pub async fn remind(
     caller.require(Scope::ApprovalsWrite)?;
     let id = parse_id(&id)?;
     let tenant = caller.tenant.clone();
-    db.tx(move |c| svc::remind(c, &tenant, id, Utc::now()))
+    db.tx(move |c| svc::remind(c, &tenant, id, crate::service::now()))
         .await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({"status": "reminded"})))
 }
@@ -537,7 +537,7 @@ pub async fn bulk_decide(
                 )
             })?;
             let tenant = caller.tenant.clone();
-            db.tx(move |c| svc::decide(c, &tenant, id, &input, Utc::now()))
+            db.tx(move |c| svc::decide(c, &tenant, id, &input, crate::service::now()))
                 .await
                 .map(|_| ())
         }

@@ -43,6 +43,10 @@ pub async fn readyz(db: web::Data<Db>) -> Result<web::Json<Health>, crate::error
 )]
 #[get("/metrics")]
 pub async fn metrics(metrics: web::Data<Metrics>, db: web::Data<Db>) -> HttpResponse {
+    // Queue gauges come from the outbox itself, so every replica reports the same truth.
+    if let Ok(stats) = db.run(|c| Ok(crate::db::webhooks::queue_stats(c)?)).await {
+        metrics.set_queue(stats.depth, stats.oldest_due_secs);
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(metrics.render(&db))

@@ -6,6 +6,7 @@ pub mod models;
 pub mod principals;
 pub mod processes;
 pub mod schema;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

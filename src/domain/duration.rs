@@ -63,6 +63,25 @@ impl IsoDuration {
         })
     }
 
+    /// Parses to a std duration keeping fractions of a second (`PT0.2S`), for settings.
+    pub fn parse_precise(text: &str) -> Result<std::time::Duration, String> {
+        let d = Self::parse(text)?;
+        // Whole seconds are exact; a fraction is only meaningful in the seconds field.
+        let frac = text
+            .rsplit_once('T')
+            .and_then(|(_, t)| t.strip_suffix('S'))
+            .and_then(|t| t.rsplit(['H', 'M']).next())
+            .and_then(|secs| secs.parse::<f64>().ok())
+            .filter(|s| s.fract() != 0.0);
+        Ok(match frac {
+            Some(secs) => {
+                let whole_rest = d.seconds - secs.ceil() as i64;
+                std::time::Duration::from_secs_f64(whole_rest.max(0) as f64 + secs)
+            }
+            None => std::time::Duration::from_secs(d.seconds.max(0) as u64),
+        })
+    }
+
     /// A duration of whole seconds, written in the canonical `PT…S` form.
     pub fn from_seconds(seconds: i64) -> Self {
         Self {
@@ -139,6 +158,23 @@ mod tests {
         ] {
             assert!(IsoDuration::parse(text).is_err(), "{text}");
         }
+    }
+
+    #[test]
+    fn precise_parsing_keeps_fractions() {
+        use std::time::Duration;
+        assert_eq!(
+            IsoDuration::parse_precise("PT0.2S").unwrap(),
+            Duration::from_millis(200)
+        );
+        assert_eq!(
+            IsoDuration::parse_precise("PT1M0.5S").unwrap(),
+            Duration::from_millis(60_500)
+        );
+        assert_eq!(
+            IsoDuration::parse_precise("PT5M").unwrap(),
+            Duration::from_secs(300)
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The approval engine's rules: pure functions and types, no web framework, no database.
 
+pub mod calendar;
 pub mod duration;
 pub mod engine;
 pub mod principal;

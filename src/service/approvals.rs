@@ -388,6 +388,8 @@ pub fn save(
     loaded.row.engine = engine_json(&loaded.stored)?;
     q::update(conn, &loaded.row)?;
     q::insert_events(conn, &events)?;
+    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+    crate::db::webhooks::fan_out(conn, &tenant, &ids)?;
     loaded.original = loaded.stored.approval.tasks.clone();
     Ok(())
 }
