@@ -6,6 +6,7 @@ pub mod ops;
 pub mod pagination;
 pub mod principals;
 pub mod processes;
+pub mod webhooks;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::StatusCode;
@@ -51,6 +52,7 @@ through signed webhooks.",
         (name = "approvals", description = "Approval requests on tickets, decisions and audit trail"),
         (name = "processes", description = "Reusable, versioned approval definitions"),
         (name = "directory", description = "Principals: people who can approve"),
+        (name = "webhooks", description = "Signed event delivery to the host"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -81,7 +83,15 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(approvals::remind)
                 .service(approvals::bulk_decide)
                 .service(approvals::pending_approvals)
-                .service(approvals::delete_ticket),
+                .service(approvals::delete_ticket)
+                .service(webhooks::create_endpoint)
+                .service(webhooks::list_endpoints)
+                .service(webhooks::get_endpoint)
+                .service(webhooks::update_endpoint)
+                .service(webhooks::delete_endpoint)
+                .service(webhooks::rotate_secret)
+                .service(webhooks::list_deliveries)
+                .service(webhooks::retry_delivery),
         );
 }
 

@@ -129,3 +129,18 @@ mod tests {
         assert!(check_url("http://127.0.0.1:9/x", true).is_ok());
     }
 }
+
+#[cfg(test)]
+mod resolver_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_name_resolving_to_loopback_is_refused_after_resolution() {
+        let name: Name = "localhost".parse().unwrap();
+        let err = match PublicOnly.resolve(name).await {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("localhost resolved to a public address"),
+        };
+        assert!(err.contains("no public address"), "{err}");
+    }
+}

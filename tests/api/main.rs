@@ -1,5 +1,6 @@
 //! Integration tests: the real application over HTTP against a real Postgres.
 
+mod approvals;
 mod auth;
 mod concurrency;
 mod config;
@@ -7,3 +8,4 @@ mod helpers;
 mod ops;
 mod principals;
 mod processes;
+mod webhooks;

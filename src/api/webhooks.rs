@@ -1,0 +1,558 @@
+//! Webhook endpoints: where signoff sends signed events, their secrets and delivery logs.
+
+use actix_web::{HttpResponse, delete, get, patch, post, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::pagination::{PageParams, page};
+use crate::auth::{Caller, Scope};
+use crate::config::Settings;
+use crate::db::Db;
+use crate::db::models::{AttemptRow, DeliveryRow, EndpointRow};
+use crate::db::webhooks as q;
+use crate::domain::duration::IsoDuration;
+use crate::domain::validate::{Faults, index};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::webhooks::{EVENT_TYPES, signing, ssrf};
+
+/// Longest grace period of a secret rotation.
+const MAX_GRACE_SECS: i64 = 7 * 24 * 3600;
+
+/// A webhook endpoint. `secret` appears only when it is created and when it is rotated.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointView {
+    pub id: String,
+    #[schema(example = "https://helpdesk.example.com/hooks/signoff")]
+    pub url: String,
+    pub description: Option<String>,
+    /// Event types delivered here, or `["*"]` for all.
+    #[schema(example = json!(["approval.approved", "approval.rejected"]))]
+    pub events: Vec<String>,
+    pub enabled: bool,
+    /// Why the endpoint was disabled (410 Gone, failing for days).
+    pub disabled_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// `whsec_…`: verify signatures with it. Shown on create and rotate only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// Body of `POST /v1/webhook-endpoints`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateEndpoint {
+    /// https URL (http and private addresses only when SIGNOFF_WEBHOOK_ALLOW_PRIVATE=true).
+    pub url: String,
+    /// Event types, or `["*"]`; default `["*"]`.
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// Body of `PATCH /v1/webhook-endpoints/{id}`: any of the fields.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateEndpoint {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `true` re-enables a disabled endpoint and clears its failure history.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// Body of `POST /v1/webhook-endpoints/{id}/rotate-secret`.
+#[derive(Debug, Deserialize, ToSchema, Default)]
+pub struct RotateSecret {
+    /// How long deliveries stay signed with the old secret too; default `PT24H`, at most 7 days.
+    #[serde(default)]
+    pub grace_period: Option<IsoDuration>,
+}
+
+/// A page of endpoints.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointList {
+    pub items: Vec<EndpointView>,
+    pub next_cursor: Option<String>,
+}
+
+/// One attempt to deliver.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptView {
+    pub attempted_at: DateTime<Utc>,
+    /// The receiver's HTTP status; null when no answer came (timeout, connection refused).
+    pub status_code: Option<i32>,
+    pub latency_ms: i32,
+    pub error: Option<String>,
+    /// The first 512 characters of the receiver's answer.
+    pub response_excerpt: Option<String>,
+}
+
+/// One event's delivery to this endpoint.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    pub id: String,
+    /// `evt_…`, also the `webhook-id` header.
+    pub event_id: String,
+    pub event_type: String,
+    pub approval_id: Option<String>,
+    /// `pending`, `succeeded` or `failed` (gave up, or the endpoint was disabled).
+    pub state: String,
+    pub attempt_count: i32,
+    /// When the next attempt is due, while pending.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub attempts: Vec<AttemptView>,
+}
+
+/// A page of deliveries, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryList {
+    pub items: Vec<DeliveryView>,
+    pub next_cursor: Option<String>,
+}
+
+fn view(r: EndpointRow, secret: Option<String>) -> EndpointView {
+    EndpointView {
+        id: r.id.to_string(),
+        url: r.url,
+        description: r.description,
+        events: r.event_types.into_iter().flatten().collect(),
+        enabled: r.enabled,
+        disabled_reason: r.disabled_reason,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        secret,
+    }
+}
+
+fn delivery_view(d: DeliveryRow, attempts: &[AttemptRow]) -> DeliveryView {
+    DeliveryView {
+        id: d.id.to_string(),
+        event_id: format!("evt_{}", d.event_id.simple()),
+        event_type: d.event_type,
+        approval_id: d.approval_id.map(|a| a.to_string()),
+        next_attempt_at: (d.state == "pending").then_some(d.next_attempt_at),
+        state: d.state,
+        attempt_count: d.attempts,
+        last_status: d.last_status,
+        last_error: d.last_error,
+        created_at: d.created_at,
+        attempts: attempts
+            .iter()
+            .filter(|a| a.delivery_id == d.id)
+            .map(|a| AttemptView {
+                attempted_at: a.attempted_at,
+                status_code: a.status_code,
+                latency_ms: a.latency_ms,
+                error: a.error.clone(),
+                response_excerpt: a.response_excerpt.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn parse_id(id: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(id).map_err(|_| ApiError::not_found("webhook endpoint"))
+}
+
+fn not_found(e: diesel::result::Error) -> ApiError {
+    match e {
+        diesel::result::Error::NotFound => ApiError::not_found("webhook endpoint"),
+        other => other.into(),
+    }
+}
+
+/// Checks url, events and description, whichever are given.
+fn check_fields(
+    f: &mut Faults,
+    url: Option<&str>,
+    events: Option<&[String]>,
+    description: Option<&str>,
+    allow_private: bool,
+) {
+    if let Some(url) = url
+        && let Err(e) = ssrf::check_url(url, allow_private)
+    {
+        f.push("url", e);
+    }
+    if let Some(events) = events {
+        if events.is_empty() {
+            f.push("events", "must list at least one event type, or \"*\"");
+        }
+        for (i, e) in events.iter().enumerate() {
+            if e != "*" && !EVENT_TYPES.contains(&e.as_str()) {
+                f.push(
+                    index("events", i),
+                    format!("must be \"*\" or one of: {}", EVENT_TYPES.join(", ")),
+                );
+            }
+        }
+    }
+    if description.is_some_and(|d| d.len() > 1_000) {
+        f.push("description", "must be at most 1000 characters");
+    }
+}
+
+/// Register a webhook endpoint. The answer carries its `whsec_` secret, shown this once.
+#[utoipa::path(
+    tag = "webhooks",
+    request_body = CreateEndpoint,
+    responses(
+        (status = 201, description = "Created, with its secret", body = EndpointView),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `webhooks:manage` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid URL or event type", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["webhooks:manage"]))
+)]
+#[post("/webhook-endpoints")]
+pub async fn create_endpoint(
+    caller: Caller,
+    db: web::Data<Db>,
+    settings: web::Data<Settings>,
+    body: web::Json<CreateEndpoint>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::WebhooksManage)?;
+    let body = body.into_inner();
+    let events = body.events.unwrap_or_else(|| vec!["*".into()]);
+    let mut f = Faults::default();
+    check_fields(
+        &mut f,
+        Some(&body.url),
+        Some(&events),
+        body.description.as_deref(),
+        settings.webhook_allow_private,
+    );
+    if !f.is_empty() {
+        return Err(ApiError::invalid(f.errors));
+    }
+    let secret = signing::new_secret();
+    let now = crate::service::now();
+    let row = EndpointRow {
+        tenant_id: caller.tenant.clone(),
+        id: Uuid::now_v7(),
+        url: body.url,
+        description: body.description,
+        event_types: events.into_iter().map(Some).collect(),
+        enabled: body.enabled.unwrap_or(true),
+        disabled_reason: None,
+        secret: secret.clone(),
+        previous_secret: None,
+        previous_secret_expires_at: None,
+        failing_since: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let row = db.run(move |c| Ok(q::insert_endpoint(c, &row)?)).await?;
+    Ok(HttpResponse::Created().json(view(row, Some(secret))))
+}
+
+/// List webhook endpoints.
+#[utoipa::path(
+    tag = "webhooks",
+    params(PageParams),
+    responses(
+        (status = 200, description = "A page of endpoints", body = EndpointList),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `webhooks:manage` scope", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["webhooks:manage"]))
+)]
+#[get("/webhook-endpoints")]
+pub async fn list_endpoints(
+    caller: Caller,
+    db: web::Data<Db>,
+    paging: web::Query<PageParams>,
+) -> ApiResult<web::Json<EndpointList>> {
+    caller.require(Scope::WebhooksManage)?;
+    let limit = paging.limit()?;
+    let after = match paging.after()? {
+        None => None,
+        Some(c) => Some(
+            Uuid::parse_str(&c)
+                .map_err(|_| ApiError::bad_request("invalid_cursor", "the cursor is not valid"))?,
+        ),
+    };
+    let tenant = caller.tenant.clone();
+    let rows = db
+        .run(move |c| Ok(q::list_endpoints(c, &tenant, after, limit + 1)?))
+        .await?;
+    let (rows, next_cursor) = page(rows, limit, |r| r.id.to_string());
+    Ok(web::Json(EndpointList {
+        items: rows.into_iter().map(|r| view(r, None)).collect(),
+        next_cursor,
+    }))
+}
+
+/// Read a webhook endpoint (without its secret).
+#[utoipa::path(
+    tag = "webhooks",
+    params(("id" = String, Path, description = "Endpoint id")),
+    responses(
+        (status = 200, description = "The endpoint", body = EndpointView),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `webhooks:manage` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["webhooks:manage"]))
+)]
+#[get("/webhook-endpoints/{id}")]
+pub async fn get_endpoint(
+    caller: Caller,
+    db: web::Data<Db>,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<EndpointView>> {
+    caller.require(Scope::WebhooksManage)?;
+    let id = parse_id(&id)?;
+    let tenant = caller.tenant.clone();
+    let row = db
+        .run(move |c| q::find_endpoint(c, &tenant, id).map_err(not_found))
+        .await?;
+    Ok(web::Json(view(row, None)))
+}
+
+/// Change an endpoint: URL, events, description, or re-enable it.
+#[utoipa::path(
+    tag = "webhooks",
+    params(("id" = String, Path, description = "Endpoint id")),
+    request_body = UpdateEndpoint,
+    responses(
+        (status = 200, description = "Updated", body = EndpointView),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `webhooks:manage` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid URL or event type", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["webhooks:manage"]))
+)]
+#[patch("/webhook-endpoints/{id}")]
+pub async fn update_endpoint(
+    caller: Caller,
+    db: web::Data<Db>,
+    settings: web::Data<Settings>,
+    id: web::Path<String>,
+    body: web::Json<UpdateEndpoint>,
+) -> ApiResult<web::Json<EndpointView>> {
+    caller.require(Scope::WebhooksManage)?;
+    let id = parse_id(&id)?;
+    let body = body.into_inner();
+    let mut f = Faults::default();
+    check_fields(
+        &mut f,
+        body.url.as_deref(),
+        body.events.as_deref(),
+        body.description.as_deref(),
+        settings.webhook_allow_private,
+    );
+    if !f.is_empty() {
+        return Err(ApiError::invalid(f.errors));
+    }
+    let tenant = caller.tenant.clone();
+    let row = db
+        .tx(move |c| {
+            let mut row = q::find_endpoint_for_update(c, &tenant, id).map_err(not_found)?;
+            if let Some(url) = body.url {
+                row.url = url;
+            }
+            if let Some(events) = body.events {
+                row.event_types = events.into_iter().map(Some).collect();
+            }
+            if let Some(d) = body.description {
+                row.description = Some(d);
+            }
+            match body.enabled {
+                Some(true) if !row.enabled => {
+                    row.enabled = true;
+                    row.disabled_reason = None;
+                    row.failing_since = None;
+                }
+                Some(false) if row.enabled => {
+                    row.enabled = false;
+                    row.disabled_reason = Some("disabled through the API".into());
+                }
+                _ => {}
+            }
+            Ok(q::update_endpoint(c, &row)?)
+        })
+        .await?;
+    Ok(web::Json(view(row, None)))
+}
+
+/// Delete an endpoint and its delivery log.
+#[utoipa::path(
+    tag = "webhooks",
+    params(("id" = String, Path, description = "Endpoint id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `webhooks:manage` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["webhooks:manage"]))
+)]
+#[delete("/webhook-endpoints/{id}")]
+pub async fn delete_endpoint(
+    caller: Caller,
+    db: web::Data<Db>,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::WebhooksManage)?;
+    let id = parse_id(&id)?;
+    let tenant = caller.tenant.clone();
+    let n = db
+        .run(move |c| Ok(q::delete_endpoint(c, &tenant, id)?))
+        .await?;
+    if n == 0 {
+        return Err(ApiError::not_found("webhook endpoint"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Replace the endpoint's secret. During the grace period every delivery carries signatures
+/// from both the old and the new secret, so the receiver can switch without losing any.
+#[utoipa::path(
+    tag = "webhooks",
+    params(("id" = String, Path, description = "Endpoint id")),
+    request_body(content = RotateSecret, description = "Optional grace period"),
+    responses(
+        (status = 200, description = "The endpoint with its new secret", body = EndpointView),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `webhooks:manage` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Grace period out of range", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["webhooks:manage"]))
+)]
+#[post("/webhook-endpoints/{id}/rotate-secret")]
+pub async fn rotate_secret(
+    caller: Caller,
+    db: web::Data<Db>,
+    id: web::Path<String>,
+    body: Option<web::Json<RotateSecret>>,
+) -> ApiResult<web::Json<EndpointView>> {
+    caller.require(Scope::WebhooksManage)?;
+    let id = parse_id(&id)?;
+    let grace = body
+        .and_then(|b| b.into_inner().grace_period)
+        .map(|d| d.seconds)
+        .unwrap_or(24 * 3600);
+    if !(0..=MAX_GRACE_SECS).contains(&grace) {
+        return Err(ApiError::invalid_field(
+            "grace_period",
+            "must be from PT0S to P7D",
+        ));
+    }
+    let tenant = caller.tenant.clone();
+    let secret = signing::new_secret();
+    let new = secret.clone();
+    let row = db
+        .tx(move |c| {
+            let mut row = q::find_endpoint_for_update(c, &tenant, id).map_err(not_found)?;
+            row.previous_secret = Some(std::mem::replace(&mut row.secret, new));
+            row.previous_secret_expires_at = Some(Utc::now() + chrono::Duration::seconds(grace));
+            Ok(q::update_endpoint(c, &row)?)
+        })
+        .await?;
+    Ok(web::Json(view(row, Some(secret))))
+}
+
+/// An endpoint's deliveries, newest first, each with its attempts.
+#[utoipa::path(
+    tag = "webhooks",
+    params(("id" = String, Path, description = "Endpoint id"), PageParams),
+    responses(
+        (status = 200, description = "A page of deliveries", body = DeliveryList),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `webhooks:manage` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["webhooks:manage"]))
+)]
+#[get("/webhook-endpoints/{id}/deliveries")]
+pub async fn list_deliveries(
+    caller: Caller,
+    db: web::Data<Db>,
+    id: web::Path<String>,
+    paging: web::Query<PageParams>,
+) -> ApiResult<web::Json<DeliveryList>> {
+    caller.require(Scope::WebhooksManage)?;
+    let id = parse_id(&id)?;
+    let limit = paging.limit()?;
+    let before = match paging.after()? {
+        None => None,
+        Some(c) => Some(
+            c.parse::<i64>()
+                .map_err(|_| ApiError::bad_request("invalid_cursor", "the cursor is not valid"))?,
+        ),
+    };
+    let tenant = caller.tenant.clone();
+    let (rows, attempts) = db
+        .run(move |c| {
+            q::find_endpoint(c, &tenant, id).map_err(not_found)?;
+            Ok(q::list_deliveries(c, &tenant, id, before, limit + 1)?)
+        })
+        .await?;
+    let (rows, next_cursor) = page(rows, limit, |d| d.event_position.to_string());
+    Ok(web::Json(DeliveryList {
+        items: rows
+            .into_iter()
+            .map(|d| delivery_view(d, &attempts))
+            .collect(),
+        next_cursor,
+    }))
+}
+
+/// Send a delivery again now (after fixing the receiver, say).
+#[utoipa::path(
+    tag = "webhooks",
+    params(
+        ("id" = String, Path, description = "Endpoint id"),
+        ("delivery_id" = String, Path, description = "Delivery id"),
+    ),
+    responses(
+        (status = 202, description = "Scheduled"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `webhooks:manage` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such endpoint or delivery", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The endpoint is disabled (`endpoint_disabled`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["webhooks:manage"]))
+)]
+#[post("/webhook-endpoints/{id}/deliveries/{delivery_id}/retry")]
+pub async fn retry_delivery(
+    caller: Caller,
+    db: web::Data<Db>,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::WebhooksManage)?;
+    let (id, delivery) = path.into_inner();
+    let id = parse_id(&id)?;
+    let delivery = Uuid::parse_str(&delivery).map_err(|_| ApiError::not_found("delivery"))?;
+    let tenant = caller.tenant.clone();
+    db.tx(move |c| {
+        let endpoint = q::find_endpoint(c, &tenant, id).map_err(not_found)?;
+        if !endpoint.enabled {
+            return Err(ApiError::conflict(
+                "endpoint_disabled",
+                "re-enable the endpoint before retrying its deliveries",
+            ));
+        }
+        match q::retry_delivery(c, &tenant, id, delivery)? {
+            0 => Err(ApiError::not_found("delivery")),
+            _ => Ok(()),
+        }
+    })
+    .await?;
+    Ok(HttpResponse::Accepted().json(Value::Object(Default::default())))
+}

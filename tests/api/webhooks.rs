@@ -1,0 +1,629 @@
+//! Webhooks end to end: a real receiver on port 0 verifies every signature with the
+//! `standardwebhooks` crate (an implementation we did not write).
+
+use std::collections::VecDeque;
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// One request the receiver got.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+    pub at: Instant,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+    pub fn id(&self) -> String {
+        self.headers["webhook-id"].to_str().unwrap().to_string()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    got: Vec<Received>,
+    /// Statuses to answer with, in order; 200 once empty.
+    script: VecDeque<u16>,
+}
+
+/// A webhook receiver on a local port.
+#[derive(Clone)]
+pub struct Receiver {
+    state: Arc<Mutex<State>>,
+    pub url: String,
+}
+
+async fn receive(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<Mutex<State>>,
+) -> HttpResponse {
+    let mut headers = reqwest::header::HeaderMap::new();
+    for (k, v) in req.headers() {
+        headers.insert(
+            reqwest::header::HeaderName::from_bytes(k.as_str().as_bytes()).unwrap(),
+            reqwest::header::HeaderValue::from_bytes(v.as_bytes()).unwrap(),
+        );
+    }
+    let mut s = state.lock().unwrap();
+    s.got.push(Received {
+        headers,
+        body: body.to_vec(),
+        at: Instant::now(),
+    });
+    let status = s.script.pop_front().unwrap_or(200);
+    let mut res = HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap());
+    if (300..400).contains(&status) {
+        res.insert_header(("location", "http://127.0.0.1:9/elsewhere"));
+    }
+    res.body(format!("answered {status}"))
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        Self::start_on(TcpListener::bind("127.0.0.1:0").unwrap())
+    }
+
+    pub fn start_on(listener: TcpListener) -> Self {
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(Mutex::new(State::default()));
+        let data = web::Data::from(state.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .default_service(web::to(receive))
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        tokio::spawn(server);
+        Self {
+            state,
+            url: format!("http://127.0.0.1:{port}/hooks"),
+        }
+    }
+
+    pub fn script(&self, statuses: &[u16]) {
+        self.state.lock().unwrap().script.extend(statuses);
+    }
+
+    pub fn got(&self) -> Vec<Received> {
+        self.state.lock().unwrap().got.clone()
+    }
+
+    /// Waits until `pred` holds for what was received, up to 15 s.
+    pub async fn wait_for(&self, what: &str, pred: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let got = self.got();
+            if pred(&got) {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; got {} requests",
+                got.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+pub fn types(got: &[Received]) -> Vec<String> {
+    got.iter()
+        .map(|r| r.json()["type"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Verifies a request with the Standard Webhooks reference library.
+#[track_caller]
+pub fn verify(secret: &str, r: &Received) {
+    standardwebhooks::Webhook::new(secret)
+        .unwrap()
+        .verify(&r.body, &r.headers)
+        .unwrap_or_else(|e| panic!("signature check failed: {e:?}"));
+}
+
+/// Settings that make retries quick.
+pub const FAST: &[(&str, &str)] = &[
+    (
+        "SIGNOFF_WEBHOOK_RETRY_SCHEDULE",
+        "PT0S,PT0.2S,PT0.2S,PT0.2S,PT0.2S,PT0.2S,PT0.2S,PT0.2S,PT0.2S,PT0.2S",
+    ),
+    ("SIGNOFF_WORKER_POLL_INTERVAL", "PT0.1S"),
+    ("SIGNOFF_WEBHOOK_TIMEOUT", "PT2S"),
+];
+
+pub async fn endpoint(app: &TestApp, url: &str, events: Value) -> (String, String) {
+    let a = app
+        .post(
+            "/v1/webhook-endpoints",
+            json!({"url": url, "events": events, "description": "test"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    (
+        a.body["id"].as_str().unwrap().to_string(),
+        a.body["secret"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Requests an ad-hoc approval from u-1 on `ticket` and returns its id.
+pub async fn approval(app: &TestApp, ticket: &str) -> String {
+    let a = app
+        .post(
+            "/v1/approvals",
+            json!({"ticket": {"id": ticket, "title": "Laptop"}, "approvers": ["u-1"],
+                   "on_approved_status": "approved", "on_rejected_status": "rejected"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    a.body["id"].as_str().unwrap().to_string()
+}
+
+pub async fn approve(app: &TestApp, id: &str) {
+    let a = app
+        .post(
+            &format!("/v1/approvals/{id}/decisions"),
+            json!({"approver_id": "u-1", "decision": "approve"}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+}
+
+#[tokio::test]
+async fn a_decision_reaches_the_receiver_signed_and_in_order() {
+    let app = spawn_app_with(FAST).await;
+    app.principal("u-1", json!({})).await;
+    let rx = Receiver::start().await;
+    let (_, secret) = endpoint(&app, &rx.url, json!(["*"])).await;
+    let id = approval(&app, "T-1").await;
+    approve(&app, &id).await;
+    let decided = Instant::now();
+    let got = rx
+        .wait_for("approval.approved", |g| {
+            types(g).contains(&"approval.approved".to_string())
+        })
+        .await;
+    let arrived = got
+        .iter()
+        .find(|r| r.json()["type"] == "approval.approved")
+        .unwrap()
+        .at;
+    println!(
+        "webhook arrived {} ms after the decision answered",
+        arrived.saturating_duration_since(decided).as_millis()
+    );
+    assert_eq!(
+        types(&got),
+        [
+            "approval.requested",
+            "approval.decision_recorded",
+            "approval.approved"
+        ]
+    );
+    for r in &got {
+        verify(&secret, r);
+        let body = r.json();
+        assert_eq!(r.id(), body["id"].as_str().unwrap());
+        assert!(body["id"].as_str().unwrap().starts_with("evt_"));
+        assert_eq!(body["tenant"], TENANT);
+        assert_eq!(body["data"]["approval"]["id"], id.as_str());
+        assert_eq!(r.headers["content-type"], "application/json");
+    }
+    let seq: Vec<i64> = got
+        .iter()
+        .map(|r| r.json()["data"]["sequence"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seq, [1, 2, 3]);
+    let last = got[2].json();
+    assert_eq!(
+        last["data"]["ticket"],
+        json!({"id": "T-1", "status_to_set": "approved"})
+    );
+    assert_eq!(last["data"]["approval"]["outcome"]["decision"], "approved");
+    // The requested event names whom to notify.
+    assert_eq!(
+        got[0].json()["data"]["recipients"][0]["principal"]["id"],
+        "u-1"
+    );
+    // A tampered body fails the reference verification.
+    let mut forged = got[2].clone();
+    forged.body = forged
+        .body
+        .iter()
+        .map(|b| if *b == b'1' { b'2' } else { *b })
+        .collect();
+    assert!(
+        standardwebhooks::Webhook::new(&secret)
+            .unwrap()
+            .verify(&forged.body, &forged.headers)
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn event_filters_select_what_is_sent() {
+    let app = spawn_app_with(FAST).await;
+    app.principal("u-1", json!({})).await;
+    let rx = Receiver::start().await;
+    endpoint(&app, &rx.url, json!(["approval.approved"])).await;
+    let id = approval(&app, "T-1").await;
+    approve(&app, &id).await;
+    let got = rx.wait_for("one delivery", |g| !g.is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(types(&rx.got()), ["approval.approved"], "{:?}", types(&got));
+}
+
+#[tokio::test]
+async fn a_500_is_retried_until_it_succeeds_and_the_log_shows_each_attempt() {
+    let app = spawn_app_with(FAST).await;
+    app.principal("u-1", json!({})).await;
+    let rx = Receiver::start().await;
+    rx.script(&[500, 503]);
+    let (ep, secret) = endpoint(&app, &rx.url, json!(["approval.requested"])).await;
+    approval(&app, "T-1").await;
+    let got = rx.wait_for("three attempts", |g| g.len() >= 3).await;
+    // The same message each time: same id, each signature valid.
+    assert!(got.iter().all(|r| r.id() == got[0].id()));
+    for r in &got {
+        verify(&secret, r);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = app
+        .get(&format!("/v1/webhook-endpoints/{ep}/deliveries"))
+        .await;
+    assert_eq!(log.status, 200, "{}", log.text);
+    let d = &log.body["items"][0];
+    assert_eq!(d["state"], "succeeded");
+    assert_eq!(d["attempt_count"], 3);
+    let statuses: Vec<Value> = d["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status_code"].clone())
+        .collect();
+    assert_eq!(statuses, [json!(500), json!(503), json!(200)]);
+    assert_eq!(d["attempts"][0]["response_excerpt"], "answered 500");
+    assert!(d["attempts"][0]["latency_ms"].as_i64().unwrap() >= 0);
+    assert_eq!(rx.got().len(), 3);
+}
+
+#[tokio::test]
+async fn a_410_disables_the_endpoint() {
+    let app = spawn_app_with(FAST).await;
+    app.principal("u-1", json!({})).await;
+    let rx = Receiver::start().await;
+    rx.script(&[410]);
+    let (ep, _) = endpoint(&app, &rx.url, json!(["*"])).await;
+    let id = approval(&app, "T-1").await;
+    rx.wait_for("the first delivery", |g| !g.is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let e = app.get(&format!("/v1/webhook-endpoints/{ep}")).await;
+    assert_eq!(e.body["enabled"], false);
+    assert!(e.body["disabled_reason"].as_str().unwrap().contains("410"));
+    approve(&app, &id).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        rx.got().len(),
+        1,
+        "nothing more goes to a disabled endpoint"
+    );
+
+    // Re-enabling, then retrying the failed delivery on demand, sends it again.
+    let log = app
+        .get(&format!("/v1/webhook-endpoints/{ep}/deliveries"))
+        .await;
+    let failed = log.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["event_type"] == "approval.requested")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let retry = format!("/v1/webhook-endpoints/{ep}/deliveries/{failed}/retry");
+    app.post(&retry, json!({}))
+        .await
+        .assert_problem(409, "endpoint_disabled");
+    let t = app.token.clone();
+    let patched = app
+        .call_as(
+            &t,
+            Method::PATCH,
+            &format!("/v1/webhook-endpoints/{ep}"),
+            Some(json!({"enabled": true})),
+            &[],
+        )
+        .await;
+    assert_eq!(patched.body["enabled"], true);
+    assert_eq!(patched.body["disabled_reason"], Value::Null);
+    assert_eq!(app.post(&retry, json!({})).await.status, 202);
+    rx.wait_for("the retried delivery", |g| g.len() >= 2).await;
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed_and_count_as_failures() {
+    let app = spawn_app_with(&[
+        ("SIGNOFF_WEBHOOK_RETRY_SCHEDULE", "PT0S"),
+        ("SIGNOFF_WORKER_POLL_INTERVAL", "PT0.1S"),
+    ])
+    .await;
+    app.principal("u-1", json!({})).await;
+    let rx = Receiver::start().await;
+    rx.script(&[302]);
+    let (ep, _) = endpoint(&app, &rx.url, json!(["approval.requested"])).await;
+    approval(&app, "T-1").await;
+    rx.wait_for("one attempt", |g| !g.is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = app
+        .get(&format!("/v1/webhook-endpoints/{ep}/deliveries"))
+        .await;
+    let d = &log.body["items"][0];
+    assert_eq!(
+        d["state"], "failed",
+        "one attempt in the schedule, then it gives up"
+    );
+    assert!(d["last_error"].as_str().unwrap().contains("redirect"));
+    assert_eq!(rx.got().len(), 1);
+}
+
+#[tokio::test]
+async fn a_receiver_down_for_a_while_loses_nothing() {
+    let app = spawn_app_with(FAST).await;
+    app.principal("u-1", json!({})).await;
+    // Reserve a port, then leave nothing listening on it.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/hooks");
+    let (_, secret) = endpoint(&app, &url, json!(["*"])).await;
+    let mut ids = vec![];
+    for i in 0..3 {
+        let id = approval(&app, &format!("T-{i}")).await;
+        approve(&app, &id).await;
+        ids.push(id);
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let rx = Receiver::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap());
+    let got = rx.wait_for("nine events", |g| g.len() >= 9).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.got().len(), 9, "each event exactly once");
+    for r in &got {
+        verify(&secret, r);
+    }
+    // Per approval, in sequence order.
+    for id in ids {
+        let seq: Vec<i64> = got
+            .iter()
+            .filter(|r| r.json()["data"]["approval"]["id"] == id.as_str())
+            .map(|r| r.json()["data"]["sequence"].as_i64().unwrap())
+            .collect();
+        assert_eq!(seq, [1, 2, 3]);
+    }
+}
+
+#[tokio::test]
+async fn two_workers_deliver_each_message_once() {
+    let first = spawn_app_with(FAST).await;
+    let mut env: Vec<(&str, &str)> = FAST.to_vec();
+    env.push(("SIGNOFF_MIGRATE_ON_START", "false"));
+    let second = spawn_with_settings(
+        settings(&url_for(&first.db_name), &env),
+        first.db_name.clone(),
+    )
+    .await;
+    first.principal("u-1", json!({})).await;
+    let rx = Receiver::start().await;
+    endpoint(&first, &rx.url, json!(["*"])).await;
+    for i in 0..10 {
+        let app = if i % 2 == 0 { &first } else { &second };
+        let id = approval(app, &format!("T-{i}")).await;
+        approve(app, &id).await;
+    }
+    rx.wait_for("thirty events", |g| g.len() >= 30).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = rx.got();
+    let mut ids: Vec<String> = got.iter().map(|r| r.id()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((got.len(), ids.len()), (30, 30));
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_picked_up_again() {
+    use signoff::db::webhooks::claim;
+    // No worker here: we play a worker that claims and dies.
+    let mut env: Vec<(&str, &str)> = FAST.to_vec();
+    env.push(("SIGNOFF_WORKER", "false"));
+    let app = spawn_app_with(&env).await;
+    app.principal("u-1", json!({})).await;
+    let rx = Receiver::start().await;
+    endpoint(&app, &rx.url, json!(["approval.requested"])).await;
+    approval(&app, "T-1").await;
+    let claimed = claim(&mut app.db(), 1.0, 10).unwrap();
+    assert_eq!(claimed.len(), 1);
+    // A live worker arrives; it must wait for the dead one's lease to expire.
+    let mut live: Vec<(&str, &str)> = FAST.to_vec();
+    live.push(("SIGNOFF_MIGRATE_ON_START", "false"));
+    let _worker =
+        spawn_with_settings(settings(&url_for(&app.db_name), &live), app.db_name.clone()).await;
+    let started = Instant::now();
+    rx.wait_for("the delivery", |g| !g.is_empty()).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "sent before the lease expired"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.got().len(), 1);
+}
+
+#[tokio::test]
+async fn during_rotation_both_secrets_verify() {
+    let app = spawn_app_with(FAST).await;
+    app.principal("u-1", json!({})).await;
+    let rx = Receiver::start().await;
+    let (ep, old) = endpoint(&app, &rx.url, json!(["approval.requested"])).await;
+    let rotated = app
+        .post(
+            &format!("/v1/webhook-endpoints/{ep}/rotate-secret"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    let new = rotated.body["secret"].as_str().unwrap().to_string();
+    assert_ne!(old, new);
+    approval(&app, "T-1").await;
+    let got = rx.wait_for("one delivery", |g| !g.is_empty()).await;
+    verify(&old, &got[0]);
+    verify(&new, &got[0]);
+    assert_eq!(
+        got[0].headers["webhook-signature"]
+            .to_str()
+            .unwrap()
+            .split(' ')
+            .count(),
+        2
+    );
+
+    // With no grace period only the new secret signs.
+    let again = app
+        .post(
+            &format!("/v1/webhook-endpoints/{ep}/rotate-secret"),
+            json!({"grace_period": "PT0S"}),
+        )
+        .await;
+    let newest = again.body["secret"].as_str().unwrap().to_string();
+    approval(&app, "T-2").await;
+    let got = rx.wait_for("second delivery", |g| g.len() >= 2).await;
+    verify(&newest, &got[1]);
+    assert!(
+        standardwebhooks::Webhook::new(&new)
+            .unwrap()
+            .verify(&got[1].body, &got[1].headers)
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn endpoints_are_managed_and_secrets_shown_once() {
+    let app = spawn_app().await;
+    let (ep, secret) = endpoint(&app, "https://hooks.example.com/x", json!(["*"])).await;
+    assert!(secret.starts_with("whsec_"));
+    let got = app.get(&format!("/v1/webhook-endpoints/{ep}")).await;
+    assert_eq!(got.status, 200);
+    assert!(got.body.get("secret").is_none());
+    assert_eq!(got.body["events"], json!(["*"]));
+    let list = app.get("/v1/webhook-endpoints").await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+    let t = app.token.clone();
+    let patched = app
+        .call_as(
+            &t,
+            Method::PATCH,
+            &format!("/v1/webhook-endpoints/{ep}"),
+            Some(json!({"events": ["approval.approved", "approval.rejected"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        patched.body["events"],
+        json!(["approval.approved", "approval.rejected"])
+    );
+    let bad = app
+        .post(
+            "/v1/webhook-endpoints",
+            json!({"url": "not a url", "events": ["approval.maybe"]}),
+        )
+        .await;
+    bad.assert_problem(422, "validation_failed");
+    assert_eq!(bad.error_fields(), ["url", "events[0]"]);
+    assert_eq!(
+        app.delete(&format!("/v1/webhook-endpoints/{ep}"))
+            .await
+            .status,
+        204
+    );
+    app.get(&format!("/v1/webhook-endpoints/{ep}"))
+        .await
+        .assert_problem(404, "not_found");
+    let other = token("globex", ALL_SCOPES);
+    let (ep2, _) = endpoint(&app, "https://hooks.example.com/y", json!(["*"])).await;
+    app.call_as(
+        &other,
+        Method::GET,
+        &format!("/v1/webhook-endpoints/{ep2}"),
+        None,
+        &[],
+    )
+    .await
+    .assert_problem(404, "not_found");
+    app.call_as(
+        &token(TENANT, "approvals:read"),
+        Method::GET,
+        "/v1/webhook-endpoints",
+        None,
+        &[],
+    )
+    .await
+    .assert_problem(403, "insufficient_scope");
+}
+
+#[tokio::test]
+async fn private_and_plain_http_targets_are_refused_unless_allowed() {
+    let app = spawn_app_with(&[("SIGNOFF_WEBHOOK_ALLOW_PRIVATE", "false")]).await;
+    for url in [
+        "http://hooks.example.com/x",
+        "https://127.0.0.1/x",
+        "https://10.0.0.8/x",
+        "https://[::1]/x",
+        "https://localhost/x",
+        "https://169.254.169.254/latest",
+    ] {
+        let a = app.post("/v1/webhook-endpoints", json!({"url": url})).await;
+        a.assert_problem(422, "validation_failed");
+        assert_eq!(a.error_fields(), ["url"], "{url}");
+    }
+    assert_eq!(
+        app.post(
+            "/v1/webhook-endpoints",
+            json!({"url": "https://hooks.example.com/x"})
+        )
+        .await
+        .status,
+        201
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_attempts_and_show_the_queue() {
+    let app = spawn_app_with(FAST).await;
+    app.principal("u-1", json!({})).await;
+    let rx = Receiver::start().await;
+    endpoint(&app, &rx.url, json!(["approval.requested"])).await;
+    approval(&app, "T-1").await;
+    rx.wait_for("one delivery", |g| !g.is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let m = app.get("/metrics").await.text;
+    assert!(
+        m.contains("signoff_webhook_attempts_total{result=\"delivered\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("signoff_webhook_attempt_duration_seconds_count 1"));
+    assert!(m.contains("signoff_webhook_queue_depth 0"));
+    assert!(m.contains("signoff_webhook_oldest_due_seconds 0"));
+}
