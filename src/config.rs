@@ -25,6 +25,7 @@ const KNOWN: &[&str] = &[
     "SIGNOFF_WEBHOOK_RETRY_SCHEDULE",
     "SIGNOFF_WEBHOOK_DISABLE_AFTER",
     "SIGNOFF_WORKER_POLL_INTERVAL",
+    "SIGNOFF_LINK_RATE_LIMIT",
 ];
 
 /// The Standard Webhooks retry schedule: the first attempt at once, then after each failure.
@@ -70,6 +71,8 @@ pub struct Settings {
     pub worker: bool,
     pub webhook_allow_private: bool,
     pub webhooks: WebhookSettings,
+    /// Requests per minute one client address may make to the link endpoints and page.
+    pub link_rate_limit: u32,
 }
 
 /// How webhooks are delivered.
@@ -273,6 +276,15 @@ impl Settings {
             worker: parse_bool(env, "SIGNOFF_WORKER", true)?,
             webhook_allow_private: parse_bool(env, "SIGNOFF_WEBHOOK_ALLOW_PRIVATE", false)?,
             webhooks: WebhookSettings::from_env(env)?,
+            link_rate_limit: match env.get("SIGNOFF_LINK_RATE_LIMIT") {
+                None => 60,
+                Some(v) => v.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    err(
+                        "SIGNOFF_LINK_RATE_LIMIT",
+                        "must be a whole number of requests per minute, at least 1",
+                    )
+                })?,
+            },
         })
     }
 

@@ -58,6 +58,7 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("SIGNOFF_BIND: cannot bind {}: {e}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let db_data = web::Data::new(db.clone());
+        let limiter = web::Data::new(api::ratelimit::RateLimiter::new(settings.link_rate_limit));
         let settings_data = web::Data::from(settings.clone());
         let server = HttpServer::new(move || {
             let (app, spec) = App::new()
@@ -67,12 +68,15 @@ impl Application {
                 .app_data(auth.clone())
                 .app_data(metrics.clone())
                 .app_data(settings_data.clone())
+                .app_data(limiter.clone())
                 .app_data(api::json_config())
                 .app_data(api::query_config())
                 .app_data(api::path_config())
                 .configure(api::configure)
                 .split_for_parts();
-            app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec))
+            app.service(api::links::decision_page)
+                .service(api::links::decision_page_post)
+                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec))
                 .default_service(web::to(api::not_found))
                 .wrap(from_fn(telemetry::observe))
         })

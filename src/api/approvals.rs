@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::pagination::{PageParams, page};
 use super::principals::check_id;
 use crate::auth::{Caller, Scope};
+use crate::config::Settings;
 use crate::db::Db;
 use crate::db::approvals::{self as q, ListFilter};
 use crate::domain::engine::Verdict;
@@ -149,16 +150,18 @@ fn to_json<T: Serialize>(v: &T) -> ApiResult<Value> {
 #[post("/approvals")]
 pub async fn request_approval(
     caller: Caller,
+    settings: web::Data<Settings>,
     db: web::Data<Db>,
     req: HttpRequest,
     body: web::Json<Value>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::ApprovalsWrite)?;
+    let ctx = svc::Ctx::new(&settings.public_url);
     let input = RequestApproval::parse(&body).map_err(ApiError::invalid)?;
     let tenant = caller.tenant.clone();
     idempotency::run(&db, &caller, &req, &body, || async {
         let loaded = db
-            .tx(move |c| svc::request(c, &tenant, &input, crate::service::now()))
+            .tx(move |c| svc::request(c, &tenant, &input, &ctx))
             .await?;
         let view = loaded.view();
         let location = format!("/v1/approvals/{}", view.id);
@@ -338,18 +341,20 @@ pub async fn list_events(
 #[post("/approvals/{id}/decisions")]
 pub async fn decide(
     caller: Caller,
+    settings: web::Data<Settings>,
     db: web::Data<Db>,
     req: HttpRequest,
     id: web::Path<String>,
     body: web::Json<Value>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::ApprovalsDecide)?;
+    let ctx = svc::Ctx::new(&settings.public_url);
     let id = parse_id(&id)?;
     let input = DecisionInput::parse(&body).map_err(ApiError::invalid)?;
     let tenant = caller.tenant.clone();
     idempotency::run(&db, &caller, &req, &body, || async {
         let loaded = db
-            .tx(move |c| svc::decide(c, &tenant, id, &input, crate::service::now()))
+            .tx(move |c| svc::decide(c, &tenant, id, &input, &ctx))
             .await?;
         Ok((StatusCode::OK, to_json(&loaded.view())?, None))
     })
@@ -384,11 +389,13 @@ fn check_reason(reason: &str) -> ApiResult<()> {
 #[post("/approvals/{id}/cancel")]
 pub async fn cancel(
     caller: Caller,
+    settings: web::Data<Settings>,
     db: web::Data<Db>,
     id: web::Path<String>,
     body: web::Json<CancelApproval>,
 ) -> ApiResult<web::Json<ApprovalView>> {
     caller.require(Scope::ApprovalsAdmin)?;
+    let ctx = svc::Ctx::new(&settings.public_url);
     let id = parse_id(&id)?;
     check_reason(&body.reason)?;
     let tenant = caller.tenant.clone();
@@ -401,7 +408,7 @@ pub async fn cancel(
                 id,
                 body.reason.trim(),
                 body.actor_id.as_deref(),
-                crate::service::now(),
+                &ctx,
             )
         })
         .await?;
@@ -426,11 +433,13 @@ pub async fn cancel(
 #[post("/approvals/{id}/bypass")]
 pub async fn bypass(
     caller: Caller,
+    settings: web::Data<Settings>,
     db: web::Data<Db>,
     id: web::Path<String>,
     body: web::Json<BypassApproval>,
 ) -> ApiResult<web::Json<ApprovalView>> {
     caller.require(Scope::ApprovalsAdmin)?;
+    let ctx = svc::Ctx::new(&settings.public_url);
     let id = parse_id(&id)?;
     check_reason(&body.reason)?;
     let tenant = caller.tenant.clone();
@@ -444,7 +453,7 @@ pub async fn bypass(
                 body.decision,
                 body.reason.trim(),
                 body.actor_id.as_deref(),
-                crate::service::now(),
+                &ctx,
             )
         })
         .await?;
@@ -468,14 +477,15 @@ pub async fn bypass(
 #[post("/approvals/{id}/remind")]
 pub async fn remind(
     caller: Caller,
+    settings: web::Data<Settings>,
     db: web::Data<Db>,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::ApprovalsWrite)?;
+    let ctx = svc::Ctx::new(&settings.public_url);
     let id = parse_id(&id)?;
     let tenant = caller.tenant.clone();
-    db.tx(move |c| svc::remind(c, &tenant, id, crate::service::now()))
-        .await?;
+    db.tx(move |c| svc::remind(c, &tenant, id, &ctx)).await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({"status": "reminded"})))
 }
 
@@ -497,10 +507,12 @@ pub async fn remind(
 #[post("/decisions/bulk")]
 pub async fn bulk_decide(
     caller: Caller,
+    settings: web::Data<Settings>,
     db: web::Data<Db>,
     body: web::Json<Value>,
 ) -> ApiResult<web::Json<BulkResults>> {
     caller.require(Scope::ApprovalsDecide)?;
+    let ctx = svc::Ctx::new(&settings.public_url);
     let items = match body.get("items").and_then(Value::as_array) {
         Some(items) if items.len() <= MAX_BULK => items.clone(),
         Some(_) => {
@@ -537,7 +549,11 @@ pub async fn bulk_decide(
                 )
             })?;
             let tenant = caller.tenant.clone();
-            db.tx(move |c| svc::decide(c, &tenant, id, &input, crate::service::now()))
+            let ctx = svc::Ctx {
+                now: crate::service::now(),
+                ..ctx.clone()
+            };
+            db.tx(move |c| svc::decide(c, &tenant, id, &input, &ctx))
                 .await
                 .map(|_| ())
         }

@@ -2,10 +2,12 @@
 //! every failure, even actix's own, in problem+json.
 
 pub mod approvals;
+pub mod links;
 pub mod ops;
 pub mod pagination;
 pub mod principals;
 pub mod processes;
+pub mod ratelimit;
 pub mod webhooks;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -53,6 +55,7 @@ through signed webhooks.",
         (name = "processes", description = "Reusable, versioned approval definitions"),
         (name = "directory", description = "Principals: people who can approve"),
         (name = "webhooks", description = "Signed event delivery to the host"),
+        (name = "links", description = "One-time approver links: no account, the token is the credential"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -91,7 +94,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(webhooks::delete_endpoint)
                 .service(webhooks::rotate_secret)
                 .service(webhooks::list_deliveries)
-                .service(webhooks::retry_delivery),
+                .service(webhooks::retry_delivery)
+                .service(links::get_link)
+                .service(links::post_link),
         );
 }
 

@@ -196,3 +196,17 @@ pub struct AttemptRow {
     pub error: Option<String>,
     pub response_excerpt: Option<String>,
 }
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = super::schema::approval_links, check_for_backend(diesel::pg::Pg))]
+pub struct LinkRow {
+    pub token_hash: String,
+    pub tenant_id: String,
+    pub approval_id: Uuid,
+    pub stage: i32,
+    pub approver_id: String,
+    pub recipient_id: String,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}

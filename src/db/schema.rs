@@ -1,6 +1,20 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    approval_links (token_hash) {
+        token_hash -> Text,
+        tenant_id -> Text,
+        approval_id -> Uuid,
+        stage -> Int4,
+        approver_id -> Text,
+        recipient_id -> Text,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     approval_tasks (tenant_id, approval_id, stage, approver_id) {
         tenant_id -> Text,
         approval_id -> Uuid,
@@ -162,6 +176,7 @@ diesel::table! {
 diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    approval_links,
     approval_tasks,
     approvals,
     events,

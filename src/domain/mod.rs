@@ -3,6 +3,7 @@
 pub mod calendar;
 pub mod duration;
 pub mod engine;
+pub mod messages;
 pub mod principal;
 pub mod process;
 pub mod validate;

@@ -753,6 +753,13 @@ fn read_templates(f: &mut Faults, v: &Value) -> Option<Templates> {
             let subject = f.text(tm, &tp, "subject", 1_000);
             let text = f.text(tm, &tp, "text", 100_000);
             let html = f.opt_text(tm, &tp, "html", 200_000);
+            for (part, source) in [("subject", &subject), ("text", &text), ("html", &html)] {
+                if let Some(src) = source
+                    && let Err(e) = super::messages::check(src)
+                {
+                    f.push(join(&tp, part), format!("does not compile: {e}"));
+                }
+            }
             if let (Some(subject), Some(text)) = (subject, text) {
                 locales.insert(
                     locale.clone(),
@@ -1001,6 +1008,20 @@ mod tests {
                 "stages[0].reminders.at_percent",
                 "stages[0].substitutes.notify_at_percent"
             ]
+        );
+    }
+
+    #[test]
+    fn templates_that_do_not_compile_are_named_with_their_position() {
+        let mut body = example();
+        body["templates"]["locales"]["fr"] =
+            json!({"subject": "Bonjour {{ approver.display_name", "text": "ok"});
+        let errors = ProcessDefinition::parse(&body, now()).unwrap_err();
+        assert_eq!(errors[0].field, "templates.locales.fr.subject");
+        assert!(
+            errors[0].message.contains("line 1"),
+            "{}",
+            errors[0].message
         );
     }
 

@@ -11,11 +11,11 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::links::{self, Recipient};
 use super::view::{
     AdminAction, ApprovalView, StoredEngine, Ticket, approval_view, status_str, task_from_row,
     task_row,
 };
-use crate::api::principals::Principal;
 use crate::db::models::{ApprovalRow, NewEvent, PrincipalRow};
 use crate::db::{approvals as q, principals, processes};
 use crate::domain::engine::{
@@ -342,6 +342,23 @@ pub fn load_many(
         .collect()
 }
 
+/// What every command needs besides its input: the time, and where links point.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    pub now: DateTime<Utc>,
+    /// Base of approver links, from SIGNOFF_PUBLIC_URL, without a trailing slash.
+    pub public_url: String,
+}
+
+impl Ctx {
+    pub fn new(public_url: &url::Url) -> Self {
+        Self {
+            now: super::now(),
+            public_url: public_url.as_str().trim_end_matches('/').to_string(),
+        }
+    }
+}
+
 /// Extra facts a command adds to its events.
 #[derive(Default)]
 pub struct EventContext {
@@ -356,9 +373,10 @@ pub fn save(
     conn: &mut PgConnection,
     loaded: &mut Loaded,
     effects: &[Effect],
-    ctx: &EventContext,
-    now: DateTime<Utc>,
+    extra: &EventContext,
+    ctx: &Ctx,
 ) -> ApiResult<()> {
+    let now = ctx.now;
     let tenant = loaded.row.tenant_id.clone();
     let id = loaded.row.id;
     let changed: Vec<_> = loaded
@@ -384,7 +402,7 @@ pub fn save(
     }
     loaded.row.updated_at = now;
 
-    let events = build_events(conn, loaded, effects, ctx, now)?;
+    let events = build_events(conn, loaded, effects, extra, ctx)?;
     loaded.row.engine = engine_json(&loaded.stored)?;
     q::update(conn, &loaded.row)?;
     q::insert_events(conn, &events)?;
@@ -404,14 +422,26 @@ fn engine_json(stored: &StoredEngine) -> ApiResult<Value> {
 }
 
 /// The principals to notify for a stage, with their details, in one query.
-fn recipients(conn: &mut PgConnection, tenant: &str, ids: &[String]) -> ApiResult<Vec<Value>> {
-    let rows = principals::find_many(conn, tenant, ids)?;
+/// Issues links to the approvers of `stage` and builds the event's `recipients`, in two
+/// queries whatever their number.
+fn notify(
+    conn: &mut PgConnection,
+    loaded: &Loaded,
+    stage: usize,
+    ids: &[String],
+    ctx: &Ctx,
+) -> ApiResult<Vec<Value>> {
+    let rows = principals::find_many(conn, &loaded.row.tenant_id, ids)?;
     let by_id: HashMap<&str, &PrincipalRow> = rows.iter().map(|r| (r.id.as_str(), r)).collect();
-    Ok(ids
+    let recipients: Vec<Recipient<'_>> = ids
         .iter()
         .filter_map(|id| by_id.get(id.as_str()))
-        .map(|r| json!({"principal": Principal::from((*r).clone())}))
-        .collect())
+        .map(|p| Recipient {
+            principal: p,
+            on_behalf_of: None,
+        })
+        .collect();
+    links::issue(conn, loaded, stage, &recipients, ctx)
 }
 
 fn event_type(effect: &Effect) -> Option<&'static str> {
@@ -434,9 +464,10 @@ fn build_events(
     conn: &mut PgConnection,
     loaded: &mut Loaded,
     effects: &[Effect],
-    ctx: &EventContext,
-    now: DateTime<Utc>,
+    extra: &EventContext,
+    ctx: &Ctx,
 ) -> ApiResult<Vec<NewEvent>> {
+    let now = ctx.now;
     let view = serde_json::to_value(loaded.view()).map_err(|e| internal("view", e))?;
     let plan_names: Vec<String> = loaded
         .stored
@@ -491,7 +522,11 @@ fn build_events(
                     })
                     .map(|t| t.approver_id.clone())
                     .collect();
-                let r = recipients(conn, &loaded.row.tenant_id, &ids)?;
+                if ids.is_empty() {
+                    // Earlier answers decided this stage as it started: nobody to ask.
+                    continue;
+                }
+                let r = notify(conn, loaded, *stage, &ids, ctx)?;
                 (
                     json!({"stage": stage, "stage_name": plan_names.get(*stage)}),
                     Some(r),
@@ -523,7 +558,7 @@ fn build_events(
             ),
             Effect::Finished { outcome } => (
                 json!({"decision": outcome.decision, "reason": outcome.reason,
-                       "status_to_set": loaded.row.status_to_set, "admin": ctx.admin}),
+                       "status_to_set": loaded.row.status_to_set, "admin": extra.admin}),
                 None,
             ),
             Effect::Cancelled { reason, actor_id } => {
@@ -533,10 +568,13 @@ fn build_events(
         };
         push(loaded, kind, detail, recips);
     }
-    if ctx.remind {
+    if extra.remind {
         let ids = loaded.stored.approval.pending_approvers();
-        let r = recipients(conn, &loaded.row.tenant_id, &ids)?;
         let stage = loaded.stored.approval.current_stage;
+        let r = match stage {
+            Some(stage) => notify(conn, loaded, stage, &ids, ctx)?,
+            None => vec![],
+        };
         push(
             loaded,
             "approval.reminder",
@@ -752,8 +790,9 @@ pub fn request(
     conn: &mut PgConnection,
     tenant: &str,
     input: &RequestApproval,
-    now: DateTime<Utc>,
+    ctx: &Ctx,
 ) -> ApiResult<Loaded> {
+    let now = ctx.now;
     let (definition, process) = match &input.process_id {
         Some(pid) => {
             let unknown = || ApiError::invalid_field("process_id", "no such process");
@@ -814,7 +853,7 @@ pub fn request(
                 actor_id: input.requested_by.clone(),
                 at: now,
             });
-            save(conn, &mut old, &effects, &EventContext::default(), now)?;
+            save(conn, &mut old, &effects, &EventContext::default(), ctx)?;
         }
     }
 
@@ -861,7 +900,7 @@ pub fn request(
     };
     loaded.row.engine = engine_json(&loaded.stored)?;
     q::insert(conn, &loaded.row)?;
-    save(conn, &mut loaded, &effects, &EventContext::default(), now)?;
+    save(conn, &mut loaded, &effects, &EventContext::default(), ctx)?;
     Ok(loaded)
 }
 
@@ -903,8 +942,9 @@ pub fn decide(
     tenant: &str,
     id: Uuid,
     input: &DecisionInput,
-    now: DateTime<Utc>,
+    ctx: &Ctx,
 ) -> ApiResult<Loaded> {
+    let now = ctx.now;
     let mut loaded = load(conn, tenant, id, true)?;
     let owner = match &input.on_behalf_of {
         Some(other) if other != &input.approver_id => {
@@ -938,7 +978,7 @@ pub fn decide(
             }
             other => engine_error(other),
         })?;
-    save(conn, &mut loaded, &effects, &EventContext::default(), now)?;
+    save(conn, &mut loaded, &effects, &EventContext::default(), ctx)?;
     Ok(loaded)
 }
 
@@ -949,8 +989,9 @@ pub fn cancel(
     id: Uuid,
     reason: &str,
     actor: Option<&str>,
-    now: DateTime<Utc>,
+    ctx: &Ctx,
 ) -> ApiResult<Loaded> {
+    let now = ctx.now;
     let mut loaded = load(conn, tenant, id, true)?;
     let effects = loaded
         .stored
@@ -963,7 +1004,7 @@ pub fn cancel(
         actor_id: actor.map(str::to_string),
         at: now,
     });
-    save(conn, &mut loaded, &effects, &EventContext::default(), now)?;
+    save(conn, &mut loaded, &effects, &EventContext::default(), ctx)?;
     Ok(loaded)
 }
 
@@ -975,8 +1016,9 @@ pub fn bypass(
     verdict: Verdict,
     reason: &str,
     actor: Option<&str>,
-    now: DateTime<Utc>,
+    ctx: &Ctx,
 ) -> ApiResult<Loaded> {
+    let now = ctx.now;
     let mut loaded = load(conn, tenant, id, true)?;
     let effects = loaded
         .stored
@@ -990,30 +1032,25 @@ pub fn bypass(
         at: now,
     };
     loaded.stored.closed_by = Some(action.clone());
-    let ctx = EventContext {
+    let extra = EventContext {
         admin: Some(action),
         remind: false,
     };
-    save(conn, &mut loaded, &effects, &ctx, now)?;
+    save(conn, &mut loaded, &effects, &extra, ctx)?;
     Ok(loaded)
 }
 
 /// `POST /v1/approvals/{id}/remind`: one `approval.reminder` for the pending approvers.
-pub fn remind(
-    conn: &mut PgConnection,
-    tenant: &str,
-    id: Uuid,
-    now: DateTime<Utc>,
-) -> ApiResult<Loaded> {
+pub fn remind(conn: &mut PgConnection, tenant: &str, id: Uuid, ctx: &Ctx) -> ApiResult<Loaded> {
     let mut loaded = load(conn, tenant, id, true)?;
     if loaded.stored.approval.status != ApprovalStatus::Pending {
         return Err(engine_error(EngineError::Closed));
     }
-    let ctx = EventContext {
+    let extra = EventContext {
         admin: None,
         remind: true,
     };
-    save(conn, &mut loaded, &[], &ctx, now)?;
+    save(conn, &mut loaded, &[], &extra, ctx)?;
     Ok(loaded)
 }
 

@@ -147,9 +147,12 @@ async fn queries_for_one_decision(group_size: usize) -> usize {
         "ticket": {"id": "T-Q"}, "approvers": ids, "require": {"type": "all"}
     }))
     .unwrap();
-    let now = chrono::Utc::now();
+    let ctx = svc::Ctx {
+        now: chrono::Utc::now(),
+        public_url: "http://signoff.test".into(),
+    };
     let id = conn
-        .transaction(|c| svc::request(c, TENANT, &request, now))
+        .transaction(|c| svc::request(c, TENANT, &request, &ctx))
         .unwrap()
         .row
         .id;
@@ -158,7 +161,7 @@ async fn queries_for_one_decision(group_size: usize) -> usize {
     // A rejection ends the approval: the costliest decision (every other task superseded).
     let decision =
         DecisionInput::parse(&json!({"approver_id": "a-00", "decision": "reject"})).unwrap();
-    conn.transaction(|c| svc::decide(c, TENANT, id, &decision, now))
+    conn.transaction(|c| svc::decide(c, TENANT, id, &decision, &ctx))
         .unwrap();
     count.load(Ordering::Relaxed)
 }

@@ -1,0 +1,38 @@
+//! Approver links. Looked up by token hash alone: the token is the only credential.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use super::models::LinkRow;
+use super::schema::approval_links::dsl as l;
+
+pub fn insert(conn: &mut PgConnection, rows: &[LinkRow]) -> QueryResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    diesel::insert_into(l::approval_links)
+        .values(rows)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn find(conn: &mut PgConnection, token_hash: &str) -> QueryResult<LinkRow> {
+    l::approval_links
+        .filter(l::token_hash.eq(token_hash))
+        .select(LinkRow::as_select())
+        .first(conn)
+}
+
+pub fn mark_used(
+    conn: &mut PgConnection,
+    token_hash: &str,
+    at: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::update(
+        l::approval_links
+            .filter(l::token_hash.eq(token_hash))
+            .filter(l::used_at.is_null()),
+    )
+    .set(l::used_at.eq(at))
+    .execute(conn)
+}

@@ -1,0 +1,286 @@
+//! Notification messages: the process's templates (or ours) rendered in the approver's
+//! language with minijinja, sandboxed (no loader, bounded fuel) and HTML auto-escaped in the
+//! `html` part.
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::process::{MessageTemplate, Templates};
+
+/// Work a template may do before it is stopped: a loop over the whole ticket, not forever.
+const FUEL: u64 = 50_000;
+
+/// A rendered message, ready for the host to send.
+#[derive(Clone, Debug, Serialize, ToSchema, PartialEq)]
+pub struct Message {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+struct Builtin {
+    subject: &'static str,
+    text: &'static str,
+    html: &'static str,
+}
+
+const EN: Builtin = Builtin {
+    subject: "Approval needed: {{ ticket.title or ticket.id }}",
+    text: "Hello {{ approver.display_name }},\n\n\
+{% if on_behalf_of %}You are asked to decide on behalf of {{ on_behalf_of.display_name }}.\n\n{% endif %}\
+{{ approval.requested_by or 'Someone' }} asks for your approval on ticket {{ ticket.id }}{% if ticket.title %}: {{ ticket.title }}{% endif %}.\n\
+{% if approval.description %}\n{{ approval.description }}\n{% endif %}\
+{% if process %}\nProcess: {{ process.name }}, stage: {{ approval.stage }}\n{% endif %}\n\
+Approve: {{ links.approve_url }}\n\
+Reject: {{ links.reject_url }}\n\n\
+Each link opens a page where you confirm your decision.\n",
+    html: "<p>Hello {{ approver.display_name }},</p>\
+{% if on_behalf_of %}<p>You are asked to decide on behalf of {{ on_behalf_of.display_name }}.</p>{% endif %}\
+<p>{{ approval.requested_by or 'Someone' }} asks for your approval on ticket <strong>{{ ticket.id }}</strong>{% if ticket.title %}: {{ ticket.title }}{% endif %}.</p>\
+{% if approval.description %}<p>{{ approval.description }}</p>{% endif %}\
+{% if process %}<p>Process: {{ process.name }}, stage: {{ approval.stage }}</p>{% endif %}\
+<p><a href=\"{{ links.approve_url }}\">Approve</a> &middot; <a href=\"{{ links.reject_url }}\">Reject</a></p>\
+<p>Each link opens a page where you confirm your decision.</p>",
+};
+
+const FR: Builtin = Builtin {
+    subject: "Approbation requise : {{ ticket.title or ticket.id }}",
+    text: "Bonjour {{ approver.display_name }},\n\n\
+{% if on_behalf_of %}Vous êtes sollicité·e à la place de {{ on_behalf_of.display_name }}.\n\n{% endif %}\
+{{ approval.requested_by or 'Quelqu’un' }} demande votre approbation pour le ticket {{ ticket.id }}{% if ticket.title %} : {{ ticket.title }}{% endif %}.\n\
+{% if approval.description %}\n{{ approval.description }}\n{% endif %}\
+{% if process %}\nProcessus : {{ process.name }}, étape : {{ approval.stage }}\n{% endif %}\n\
+Approuver : {{ links.approve_url }}\n\
+Refuser : {{ links.reject_url }}\n\n\
+Chaque lien ouvre une page où vous confirmez votre décision.\n",
+    html: "<p>Bonjour {{ approver.display_name }},</p>\
+{% if on_behalf_of %}<p>Vous êtes sollicité·e à la place de {{ on_behalf_of.display_name }}.</p>{% endif %}\
+<p>{{ approval.requested_by or 'Quelqu’un' }} demande votre approbation pour le ticket <strong>{{ ticket.id }}</strong>{% if ticket.title %} : {{ ticket.title }}{% endif %}.</p>\
+{% if approval.description %}<p>{{ approval.description }}</p>{% endif %}\
+{% if process %}<p>Processus : {{ process.name }}, étape : {{ approval.stage }}</p>{% endif %}\
+<p><a href=\"{{ links.approve_url }}\">Approuver</a> &middot; <a href=\"{{ links.reject_url }}\">Refuser</a></p>\
+<p>Chaque lien ouvre une page où vous confirmez votre décision.</p>",
+};
+
+const DE: Builtin = Builtin {
+    subject: "Genehmigung erforderlich: {{ ticket.title or ticket.id }}",
+    text: "Hallo {{ approver.display_name }},\n\n\
+{% if on_behalf_of %}Sie werden in Vertretung von {{ on_behalf_of.display_name }} um eine Entscheidung gebeten.\n\n{% endif %}\
+{{ approval.requested_by or 'Jemand' }} bittet um Ihre Genehmigung für Ticket {{ ticket.id }}{% if ticket.title %}: {{ ticket.title }}{% endif %}.\n\
+{% if approval.description %}\n{{ approval.description }}\n{% endif %}\
+{% if process %}\nProzess: {{ process.name }}, Stufe: {{ approval.stage }}\n{% endif %}\n\
+Genehmigen: {{ links.approve_url }}\n\
+Ablehnen: {{ links.reject_url }}\n\n\
+Jeder Link öffnet eine Seite, auf der Sie Ihre Entscheidung bestätigen.\n",
+    html: "<p>Hallo {{ approver.display_name }},</p>\
+{% if on_behalf_of %}<p>Sie werden in Vertretung von {{ on_behalf_of.display_name }} um eine Entscheidung gebeten.</p>{% endif %}\
+<p>{{ approval.requested_by or 'Jemand' }} bittet um Ihre Genehmigung für Ticket <strong>{{ ticket.id }}</strong>{% if ticket.title %}: {{ ticket.title }}{% endif %}.</p>\
+{% if approval.description %}<p>{{ approval.description }}</p>{% endif %}\
+{% if process %}<p>Prozess: {{ process.name }}, Stufe: {{ approval.stage }}</p>{% endif %}\
+<p><a href=\"{{ links.approve_url }}\">Genehmigen</a> &middot; <a href=\"{{ links.reject_url }}\">Ablehnen</a></p>\
+<p>Jeder Link öffnet eine Seite, auf der Sie Ihre Entscheidung bestätigen.</p>",
+};
+
+/// The language part of a locale: `fr-CA` → `fr`.
+pub fn language(locale: &str) -> String {
+    locale
+        .split(['-', '_'])
+        .next()
+        .unwrap_or("en")
+        .to_ascii_lowercase()
+}
+
+fn builtin(locale: &str) -> Option<&'static Builtin> {
+    match language(locale).as_str() {
+        "en" => Some(&EN),
+        "fr" => Some(&FR),
+        "de" => Some(&DE),
+        _ => None,
+    }
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_fuel(Some(FUEL));
+    env.set_undefined_behavior(UndefinedBehavior::Lenient);
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".html") {
+            AutoEscape::Html
+        } else {
+            AutoEscape::None
+        }
+    });
+    env
+}
+
+/// Compiles a template, returning "line L: what is wrong" when it does not.
+pub fn check(source: &str) -> Result<(), String> {
+    let env = environment();
+    env.template_from_str(source).map(|_| ()).map_err(describe)
+}
+
+fn describe(e: minijinja::Error) -> String {
+    match e.line() {
+        Some(line) => format!(
+            "line {line}: {}",
+            e.detail().unwrap_or(&e.kind().to_string())
+        ),
+        None => e.to_string(),
+    }
+}
+
+fn render_one(
+    env: &Environment<'_>,
+    name: &str,
+    source: &str,
+    ctx: &serde_json::Value,
+) -> Result<String, String> {
+    env.render_named_str(name, source, ctx).map_err(describe)
+}
+
+/// Picks the template for `locale`: the process's in that locale or its language, the
+/// process's default locale, then ours in that language, then English.
+fn pick<'a>(
+    templates: Option<&'a Templates>,
+    locale: &str,
+) -> (Option<&'a MessageTemplate>, &'static Builtin) {
+    let ours = builtin(locale).unwrap_or(&EN);
+    let Some(t) = templates else {
+        return (None, ours);
+    };
+    let lang = language(locale);
+    let found = t
+        .locales
+        .get(locale)
+        .or_else(|| {
+            t.locales
+                .iter()
+                .find(|(k, _)| language(k) == lang)
+                .map(|(_, v)| v)
+        })
+        .or_else(|| t.default_locale.as_ref().and_then(|d| t.locales.get(d)));
+    (found, ours)
+}
+
+/// Renders the message for one recipient. A template that fails at run time (for example out
+/// of fuel) falls back to our built-in text, so an approver is never left without a message.
+pub fn render(templates: Option<&Templates>, locale: &str, ctx: &serde_json::Value) -> Message {
+    let env = environment();
+    let (custom, ours) = pick(templates, locale);
+    let fallback = |name: &str, src: &str| render_one(&env, name, src, ctx).unwrap_or_default();
+    let part = |name: &str, custom: Option<&str>, ours: &str| match custom {
+        Some(src) => render_one(&env, name, src, ctx).unwrap_or_else(|e| {
+            tracing::warn!(template = name, error = %e, "template failed; using the built-in text");
+            fallback(name, ours)
+        }),
+        None => fallback(name, ours),
+    };
+    Message {
+        subject: part(
+            "subject.txt",
+            custom.map(|c| c.subject.as_str()),
+            ours.subject,
+        )
+        .trim()
+        .to_string(),
+        text: part("text.txt", custom.map(|c| c.text.as_str()), ours.text),
+        html: part(
+            "html.html",
+            custom.and_then(|c| c.html.as_deref()),
+            ours.html,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn ctx() -> serde_json::Value {
+        json!({
+            "approver": {"id": "u-1", "display_name": "Ada <admin>", "locale": "fr-CA"},
+            "ticket": {"id": "T-1", "title": "New laptop & dock", "attributes": {"amount": 1800}},
+            "approval": {"id": "a", "description": "For the new hire", "requested_by": "u-3", "stage": "Manager"},
+            "process": {"name": "Laptop purchase"},
+            "links": {"approve_url": "https://s/a/x?decision=approve", "reject_url": "https://s/a/x?decision=reject", "page_url": "https://s/a/x"}
+        })
+    }
+
+    #[test]
+    fn builtins_render_in_the_approvers_language() {
+        let m = render(None, "fr-CA", &ctx());
+        assert_eq!(m.subject, "Approbation requise : New laptop & dock");
+        assert!(
+            m.text
+                .contains("Approuver : https://s/a/x?decision=approve")
+        );
+        let de = render(None, "de", &ctx());
+        assert!(de.subject.starts_with("Genehmigung erforderlich"));
+        let unknown = render(None, "ja", &ctx());
+        assert!(unknown.subject.starts_with("Approval needed"));
+    }
+
+    #[test]
+    fn html_is_escaped_but_text_is_not() {
+        let m = render(None, "en", &ctx());
+        assert!(m.html.contains("Ada &lt;admin&gt;"));
+        assert!(m.html.contains("New laptop &amp; dock"));
+        assert!(m.text.contains("Ada <admin>"));
+    }
+
+    fn templates(default: Option<&str>, locales: &[(&str, &str)]) -> Templates {
+        Templates {
+            default_locale: default.map(str::to_string),
+            locales: locales
+                .iter()
+                .map(|(l, s)| {
+                    (
+                        l.to_string(),
+                        MessageTemplate {
+                            subject: s.to_string(),
+                            text: "T {{ ticket.attributes.amount }}".into(),
+                            html: None,
+                        },
+                    )
+                })
+                .collect::<BTreeMap<_, _>>(),
+        }
+    }
+
+    #[test]
+    fn process_templates_fall_back_by_language_then_default_locale() {
+        let t = templates(
+            Some("en"),
+            &[("en", "EN {{ ticket.id }}"), ("fr", "FR {{ ticket.id }}")],
+        );
+        assert_eq!(render(Some(&t), "fr-CA", &ctx()).subject, "FR T-1");
+        assert_eq!(render(Some(&t), "de", &ctx()).subject, "EN T-1");
+        assert_eq!(render(Some(&t), "en", &ctx()).text, "T 1800");
+        // Without an html part, ours is used.
+        assert!(render(Some(&t), "en", &ctx()).html.contains("<a href"));
+    }
+
+    #[test]
+    fn compile_errors_name_the_line() {
+        let e = check("Hello\n{{ approver.display_name ").unwrap_err();
+        assert!(e.starts_with("line 2:"), "{e}");
+        assert!(check("{% for x in y %}").is_err());
+        assert!(check("{{ ticket.id | upper }}").is_ok());
+    }
+
+    #[test]
+    fn a_runaway_template_is_stopped_and_replaced() {
+        let t = templates(
+            None,
+            &[(
+                "en",
+                "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+            )],
+        );
+        let m = render(Some(&t), "en", &ctx());
+        assert!(m.subject.starts_with("Approval needed"), "{}", m.subject);
+    }
+}

@@ -1,0 +1,293 @@
+//! One-time approver links: issued when approvers are notified, answered without an account.
+//! A token carries 256 random bits and is stored only as its SHA-256.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Duration;
+use diesel::PgConnection;
+use rand::RngCore;
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use super::approvals::{Ctx, DecisionInput, Loaded};
+use crate::api::principals::Principal;
+use crate::db::links as q;
+use crate::db::models::{LinkRow, PrincipalRow};
+use crate::domain::engine::{ApprovalStatus, TaskState, Verdict};
+use crate::domain::messages;
+use crate::error::{ApiError, ApiResult};
+use crate::service::view::ApprovalView;
+
+/// How long a link lives when its stage has no deadline.
+pub const DEFAULT_TTL_DAYS: i64 = 30;
+
+/// A fresh token and the hash we store.
+pub fn new_token() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let h = hash(&token);
+    (token, h)
+}
+
+pub fn hash(token: &str) -> String {
+    format!("{:x}", Sha256::digest(token.as_bytes()))
+}
+
+/// Someone to notify about a task: the approver, or a substitute answering for them.
+pub struct Recipient<'a> {
+    pub principal: &'a PrincipalRow,
+    /// The approver whose task this is, when the recipient is someone else.
+    pub on_behalf_of: Option<&'a PrincipalRow>,
+}
+
+/// Issues one link per recipient for `stage` and builds the `recipients` entries of an event:
+/// the principal, the three URLs and the message rendered in their language.
+pub fn issue(
+    conn: &mut PgConnection,
+    loaded: &Loaded,
+    stage: usize,
+    recipients: &[Recipient<'_>],
+    ctx: &Ctx,
+) -> ApiResult<Vec<Value>> {
+    let expires_at = loaded
+        .stored
+        .deadlines
+        .get(stage)
+        .copied()
+        .flatten()
+        .unwrap_or(ctx.now + Duration::days(DEFAULT_TTL_DAYS));
+    let mut rows = Vec::with_capacity(recipients.len());
+    let mut out = Vec::with_capacity(recipients.len());
+    for r in recipients {
+        let (token, token_hash) = new_token();
+        let approver_id = r.on_behalf_of.unwrap_or(r.principal).id.clone();
+        rows.push(LinkRow {
+            token_hash,
+            tenant_id: loaded.row.tenant_id.clone(),
+            approval_id: loaded.row.id,
+            stage: stage as i32,
+            approver_id,
+            recipient_id: r.principal.id.clone(),
+            expires_at,
+            used_at: None,
+            created_at: ctx.now,
+        });
+        let page_url = format!("{}/a/{token}", ctx.public_url);
+        let links = json!({
+            "approve_url": format!("{page_url}?decision=approve"),
+            "reject_url": format!("{page_url}?decision=reject"),
+            "page_url": page_url,
+        });
+        let principal = Principal::from(r.principal.clone());
+        let on_behalf = r.on_behalf_of.map(|p| Principal::from(p.clone()));
+        let context = message_context(loaded, stage, &principal, on_behalf.as_ref(), &links);
+        let message = messages::render(
+            loaded.definition.templates.as_ref(),
+            &principal.locale,
+            &context,
+        );
+        out.push(json!({
+            "principal": principal,
+            "on_behalf_of": on_behalf.as_ref().map(|p| &p.id),
+            "approve_url": links["approve_url"],
+            "reject_url": links["reject_url"],
+            "page_url": links["page_url"],
+            "expires_at": expires_at,
+            "message": message,
+        }));
+    }
+    q::insert(conn, &rows)?;
+    Ok(out)
+}
+
+/// What templates can use.
+fn message_context(
+    loaded: &Loaded,
+    stage: usize,
+    approver: &Principal,
+    on_behalf_of: Option<&Principal>,
+    links: &Value,
+) -> Value {
+    let row = &loaded.row;
+    json!({
+        "approver": approver,
+        "on_behalf_of": on_behalf_of,
+        "ticket": row.ticket,
+        "approval": {
+            "id": row.id.to_string(),
+            "description": row.description,
+            "requested_by": row.requested_by,
+            "stage": loaded.stored.approval.plan.get(stage).map(|s| &s.name),
+            "stage_index": stage,
+        },
+        "process": row.process_id.map(|id| json!({
+            "id": id.to_string(), "name": row.process_name, "version": row.process_version,
+        })),
+        "links": links,
+    })
+}
+
+/// What a link holder may see and do.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkView {
+    pub approval: ApprovalView,
+    /// The person the link was sent to.
+    pub approver: Principal,
+    /// The approver they answer for, when they are a substitute.
+    pub on_behalf_of: Option<String>,
+    /// What the link can still do: `["approve", "reject"]`, or empty once answered.
+    pub actions: Vec<String>,
+    pub reject_requires_comment: bool,
+    /// The stage the link belongs to.
+    pub stage: String,
+    /// When the link stops working.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Why a link no longer works, with who answered when it was answered.
+#[derive(Debug)]
+pub struct Closed {
+    pub error: ApiError,
+    /// (who answered, when, what) when the task was answered.
+    pub answered: Option<(String, chrono::DateTime<chrono::Utc>, Verdict)>,
+}
+
+/// A link found and still usable, with its approval loaded (and locked when `lock`).
+pub struct Open {
+    pub link: LinkRow,
+    pub loaded: Loaded,
+    pub recipient: PrincipalRow,
+}
+
+/// Resolves a token: 404 when unknown, 410 (with its own code) when used, superseded,
+/// expired or closed.
+pub fn open(
+    conn: &mut PgConnection,
+    token: &str,
+    lock: bool,
+    ctx: &Ctx,
+) -> ApiResult<Result<Open, Closed>> {
+    let unknown = || {
+        ApiError::new(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "link_not_found",
+            "this link is not valid",
+        )
+    };
+    if token.len() > 100 {
+        return Err(unknown());
+    }
+    let link = q::find(conn, &hash(token)).map_err(|e| match e {
+        diesel::result::Error::NotFound => unknown(),
+        other => other.into(),
+    })?;
+    let loaded = super::approvals::load(conn, &link.tenant_id, link.approval_id, lock)?;
+    let engine = &loaded.stored.approval;
+    let task = engine
+        .tasks
+        .iter()
+        .find(|t| t.stage == link.stage as usize && t.approver_id == link.approver_id);
+    let answered = task.and_then(|t| match (t.state, t.verdict, t.decided_at) {
+        (TaskState::Approved | TaskState::Rejected | TaskState::Reused, Some(v), Some(at)) => {
+            Some((
+                t.actor_id.clone().unwrap_or_else(|| t.approver_id.clone()),
+                at,
+                v,
+            ))
+        }
+        _ => None,
+    });
+    let gone = |code: &str, detail: &str| {
+        Ok(Err(Closed {
+            error: ApiError::gone(code, detail),
+            answered: answered.clone(),
+        }))
+    };
+    if link.used_at.is_some() {
+        return gone("link_used", "this link has already been used");
+    }
+    if engine.status != ApprovalStatus::Pending {
+        return gone("link_closed", "the approval has ended");
+    }
+    if task.is_none_or(|t| t.state != TaskState::Pending)
+        || engine.current_stage != Some(link.stage as usize)
+    {
+        return gone(
+            "link_superseded",
+            "this request has been answered or replaced",
+        );
+    }
+    if link.expires_at <= ctx.now {
+        return gone("link_expired", "this link has expired");
+    }
+    let recipient = crate::db::principals::find(conn, &link.tenant_id, &link.recipient_id)?;
+    Ok(Ok(Open {
+        link,
+        loaded,
+        recipient,
+    }))
+}
+
+/// The JSON view of an open link.
+pub fn view(open: &Open, actions: bool) -> LinkView {
+    LinkView {
+        approval: open.loaded.view(),
+        approver: Principal::from(open.recipient.clone()),
+        on_behalf_of: (open.link.approver_id != open.link.recipient_id)
+            .then(|| open.link.approver_id.clone()),
+        actions: if actions {
+            vec!["approve".into(), "reject".into()]
+        } else {
+            vec![]
+        },
+        reject_requires_comment: open.loaded.definition.settings.reject_requires_comment,
+        stage: open
+            .loaded
+            .stored
+            .approval
+            .plan
+            .get(open.link.stage as usize)
+            .map(|s| s.name.clone())
+            .unwrap_or_default(),
+        expires_at: open.link.expires_at,
+    }
+}
+
+/// Decides through a link, in the caller's transaction: the link is spent in the same commit
+/// as the decision, so it can never work twice.
+pub fn decide(
+    conn: &mut PgConnection,
+    token: &str,
+    verdict: Verdict,
+    comment: Option<String>,
+    ctx: &Ctx,
+) -> ApiResult<Result<Open, Closed>> {
+    let open = match self::open(conn, token, true, ctx)? {
+        Ok(o) => o,
+        Err(closed) => return Ok(Err(closed)),
+    };
+    if q::mark_used(conn, &open.link.token_hash, ctx.now)? == 0 {
+        return Ok(Err(Closed {
+            error: ApiError::gone("link_used", "this link has already been used"),
+            answered: None,
+        }));
+    }
+    let input = DecisionInput {
+        approver_id: open.link.recipient_id.clone(),
+        decision: verdict,
+        comment,
+        on_behalf_of: (open.link.approver_id != open.link.recipient_id)
+            .then(|| open.link.approver_id.clone()),
+    };
+    let loaded = super::approvals::decide(
+        conn,
+        &open.link.tenant_id,
+        open.link.approval_id,
+        &input,
+        ctx,
+    )?;
+    Ok(Ok(Open { loaded, ..open }))
+}
