@@ -5,6 +5,7 @@ mod auth;
 mod concurrency;
 mod config;
 mod helpers;
+mod links;
 mod ops;
 mod principals;
 mod processes;
