@@ -2,6 +2,8 @@
 //! every failure, even actix's own, in problem+json.
 
 pub mod approvals;
+pub mod calendars;
+pub mod delegations;
 pub mod links;
 pub mod ops;
 pub mod pagination;
@@ -55,6 +57,7 @@ through signed webhooks.",
         (name = "processes", description = "Reusable, versioned approval definitions"),
         (name = "directory", description = "Principals: people who can approve"),
         (name = "webhooks", description = "Signed event delivery to the host"),
+        (name = "calendars", description = "Business hours for stage timeouts"),
         (name = "links", description = "One-time approver links: no account, the token is the credential"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
@@ -95,6 +98,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(webhooks::rotate_secret)
                 .service(webhooks::list_deliveries)
                 .service(webhooks::retry_delivery)
+                .service(calendars::put_calendar)
+                .service(calendars::get_calendar)
+                .service(delegations::put_delegation)
+                .service(delegations::get_delegation)
+                .service(delegations::delete_delegation)
                 .service(links::get_link)
                 .service(links::post_link),
         );

@@ -82,6 +82,43 @@ fn view(row: ProcessRow, version: ProcessVersionRow, now: DateTime<Utc>) -> ApiR
     })
 }
 
+/// Every calendar a definition names must exist in the tenant.
+fn check_calendars(
+    c: &mut diesel::PgConnection,
+    tenant: &str,
+    def: &ProcessDefinition,
+) -> ApiResult<()> {
+    let named: Vec<(usize, String)> = def
+        .stages
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            s.timeout
+                .as_ref()
+                .and_then(|t| t.calendar_id.clone())
+                .map(|c| (i, c))
+        })
+        .collect();
+    if named.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = named.iter().map(|(_, c)| c.clone()).collect();
+    let found = crate::db::time::existing_calendars(c, tenant, &ids)?;
+    let missing: Vec<crate::domain::validate::FieldError> = named
+        .into_iter()
+        .filter(|(_, c)| !found.contains(c))
+        .map(|(i, c)| crate::domain::validate::FieldError {
+            field: format!("stages[{i}].timeout.calendar_id"),
+            message: format!("no calendar {c:?}; create it with PUT /v1/calendars/{c}"),
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(missing))
+    }
+}
+
 fn etag(version: i32) -> EntityTag {
     EntityTag::new_strong(version.to_string())
 }
@@ -147,7 +184,10 @@ pub async fn create_process(
         expires_at: def.expires_at,
     };
     let (row, version) = db
-        .tx(move |c| processes::insert(c, &new, &stored).map_err(|e| name_taken(e, &new.name)))
+        .tx(move |c| {
+            check_calendars(c, &new.tenant_id, &def)?;
+            processes::insert(c, &new, &stored).map_err(|e| name_taken(e, &new.name))
+        })
         .await?;
     let v = view(row, version, now)?;
     Ok(with_etag(HttpResponse::Created(), &v))
@@ -294,6 +334,7 @@ pub async fn update_process(
     let (row, version) = db
         .tx(move |c| {
             let row = processes::find_for_update(c, &tenant, id).map_err(not_found)?;
+            check_calendars(c, &tenant, &def)?;
             if expected.is_some_and(|v| v != row.current_version) {
                 return Err(ApiError::new(
                     actix_web::http::StatusCode::PRECONDITION_FAILED,

@@ -7,6 +7,7 @@ pub mod models;
 pub mod principals;
 pub mod processes;
 pub mod schema;
+pub mod time;
 pub mod webhooks;
 
 use std::sync::Arc;

@@ -210,3 +210,39 @@ pub struct LinkRow {
     pub used_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = super::schema::calendars, check_for_backend(diesel::pg::Pg))]
+pub struct CalendarRow {
+    pub tenant_id: String,
+    pub id: String,
+    pub definition: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = super::schema::delegations, check_for_backend(diesel::pg::Pg))]
+pub struct DelegationRow {
+    pub tenant_id: String,
+    pub principal_id: String,
+    pub delegate_id: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub note: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = super::schema::timers, check_for_backend(diesel::pg::Pg))]
+pub struct TimerRow {
+    pub id: Uuid,
+    pub tenant_id: String,
+    pub approval_id: Uuid,
+    pub stage: i32,
+    pub kind: String,
+    pub seq: i32,
+    pub due_at: DateTime<Utc>,
+    pub fired_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}

@@ -176,3 +176,32 @@ pub fn restore(
         .returning(ProcessRow::as_returning())
         .get_result(conn)
 }
+
+/// One enabled process past its expiry, locked; other workers skip it.
+pub fn take_expired(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<ProcessRow>> {
+    p::processes
+        .filter(p::enabled.eq(true).and(p::deleted_at.is_null()))
+        .filter(p::expires_at.le(now))
+        .order(p::expires_at.asc())
+        .limit(1)
+        .for_update()
+        .skip_locked()
+        .select(ProcessRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn mark_expired(conn: &mut PgConnection, row: &ProcessRow) -> QueryResult<()> {
+    diesel::update(p::processes)
+        .filter(p::tenant_id.eq(&row.tenant_id).and(p::id.eq(row.id)))
+        .set((
+            p::enabled.eq(false),
+            p::disabled_reason.eq("expired"),
+            p::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

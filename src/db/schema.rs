@@ -54,6 +54,28 @@ diesel::table! {
 }
 
 diesel::table! {
+    calendars (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        definition -> Jsonb,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    delegations (tenant_id, principal_id) {
+        tenant_id -> Text,
+        principal_id -> Text,
+        delegate_id -> Text,
+        starts_at -> Timestamptz,
+        ends_at -> Timestamptz,
+        note -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     events (tenant_id, id) {
         position -> Int8,
         tenant_id -> Text,
@@ -124,6 +146,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    timers (id) {
+        id -> Uuid,
+        tenant_id -> Text,
+        approval_id -> Uuid,
+        stage -> Int4,
+        kind -> Text,
+        seq -> Int4,
+        due_at -> Timestamptz,
+        fired_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     webhook_attempts (id) {
         id -> Int8,
         delivery_id -> Uuid,
@@ -179,11 +215,14 @@ diesel::allow_tables_to_appear_in_same_query!(
     approval_links,
     approval_tasks,
     approvals,
+    calendars,
+    delegations,
     events,
     idempotency_keys,
     principals,
     process_versions,
     processes,
+    timers,
     webhook_attempts,
     webhook_deliveries,
     webhook_endpoints,

@@ -10,7 +10,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// A duration in whole seconds that remembers how the client wrote it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IsoDuration {
+    /// Whole seconds, rounded up.
     pub seconds: i64,
+    /// Exact milliseconds, for sub-second durations (tests, fast schedules).
+    millis: i64,
     text: String,
 }
 
@@ -59,6 +62,7 @@ impl IsoDuration {
         }
         Ok(Self {
             seconds: seconds.ceil() as i64,
+            millis: (seconds * 1000.0).round() as i64,
             text: text.to_string(),
         })
     }
@@ -86,6 +90,7 @@ impl IsoDuration {
     pub fn from_seconds(seconds: i64) -> Self {
         Self {
             seconds,
+            millis: seconds * 1000,
             text: format!("PT{seconds}S"),
         }
     }
@@ -95,7 +100,7 @@ impl IsoDuration {
     }
 
     pub fn as_chrono(&self) -> chrono::TimeDelta {
-        chrono::TimeDelta::seconds(self.seconds)
+        chrono::TimeDelta::milliseconds(self.millis)
     }
 }
 
@@ -175,6 +180,13 @@ mod tests {
             IsoDuration::parse_precise("PT5M").unwrap(),
             Duration::from_secs(300)
         );
+    }
+
+    #[test]
+    fn sub_second_durations_keep_their_milliseconds() {
+        let d = IsoDuration::parse("PT0.5S").unwrap();
+        assert_eq!(d.as_chrono(), chrono::TimeDelta::milliseconds(500));
+        assert_eq!(d.seconds, 1);
     }
 
     #[test]

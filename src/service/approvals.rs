@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use super::links::{self, Recipient};
 use super::view::{
-    AdminAction, ApprovalView, StoredEngine, Ticket, approval_view, status_str, task_from_row,
-    task_row,
+    AdminAction, ApprovalView, Delegated, StoredEngine, Ticket, approval_view, status_str,
+    task_from_row, task_row,
 };
 use crate::db::models::{ApprovalRow, NewEvent, PrincipalRow};
 use crate::db::{approvals as q, principals, processes};
@@ -366,6 +366,8 @@ pub struct EventContext {
     pub admin: Option<AdminAction>,
     /// Emit `approval.reminder` for these stages' pending approvers.
     pub remind: bool,
+    /// Emit `approval.escalated` to the substitutes of pending approvers.
+    pub escalate: bool,
 }
 
 /// Stores what a command did: changed tasks, the approval row, and one event per effect.
@@ -402,6 +404,7 @@ pub fn save(
     }
     loaded.row.updated_at = now;
 
+    super::time::schedule_started(conn, loaded, effects, ctx)?;
     let events = build_events(conn, loaded, effects, extra, ctx)?;
     loaded.row.engine = engine_json(&loaded.stored)?;
     q::update(conn, &loaded.row)?;
@@ -581,6 +584,19 @@ fn build_events(
             json!({"stage": stage}),
             Some(r),
         );
+    }
+    if extra.escalate
+        && let Some(stage) = loaded.stored.approval.current_stage
+    {
+        let r = super::time::escalation_recipients(conn, loaded, stage, ctx)?;
+        if !r.is_empty() {
+            push(
+                loaded,
+                "approval.escalated",
+                json!({"stage": stage}),
+                Some(r),
+            );
+        }
     }
     Ok(out)
 }
@@ -784,6 +800,57 @@ fn resolve(
     Ok(plan)
 }
 
+/// Out of office: members with a delegation in force are replaced by their delegate (one
+/// hop, so chains and cycles end at once), and the substitution is recorded.
+fn apply_delegations(
+    conn: &mut PgConnection,
+    tenant: &str,
+    mut plan: Vec<StagePlan>,
+    requester: Option<&str>,
+    allow_self: bool,
+    now: DateTime<Utc>,
+) -> ApiResult<(Vec<StagePlan>, Vec<Delegated>)> {
+    let members: Vec<String> = plan
+        .iter()
+        .flat_map(|s| s.groups.iter().flat_map(|g| g.members.iter().cloned()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let active = crate::db::time::active_delegations(conn, tenant, &members, now)?;
+    if active.is_empty() {
+        return Ok((plan, vec![]));
+    }
+    let to: HashMap<&str, &str> = active
+        .iter()
+        .map(|d| (d.principal_id.as_str(), d.delegate_id.as_str()))
+        .collect();
+    let mut delegated = Vec::new();
+    for (s, stage) in plan.iter_mut().enumerate() {
+        for group in &mut stage.groups {
+            group.members = group
+                .members
+                .iter()
+                .map(|m| match to.get(m.as_str()) {
+                    Some(d) => {
+                        let record = Delegated {
+                            stage: s,
+                            delegate: d.to_string(),
+                            delegator: m.clone(),
+                        };
+                        if !delegated.contains(&record) {
+                            delegated.push(record);
+                        }
+                        d.to_string()
+                    }
+                    None => m.clone(),
+                })
+                .filter(|m| allow_self || Some(m.as_str()) != requester)
+                .collect();
+        }
+    }
+    Ok((plan, delegated))
+}
+
 /// `POST /v1/approvals`: resolves approvers, enforces one pending approval per ticket, starts
 /// the engine and stores everything in the caller's transaction.
 pub fn request(
@@ -819,6 +886,14 @@ pub fn request(
 
     q::lock_ticket(conn, tenant, &input.ticket.id)?;
     let plan = resolve(conn, tenant, &definition, input, process.is_none())?;
+    let (plan, delegated) = apply_delegations(
+        conn,
+        tenant,
+        plan,
+        input.ticket.requester_id.as_deref(),
+        definition.settings.allow_self_approval,
+        now,
+    )?;
     let exclusive = definition.settings.one_active_per_ticket;
 
     let pending = q::pending_on_ticket(conn, tenant, &input.ticket.id)?;
@@ -866,10 +941,17 @@ pub fn request(
             ),
             other => engine_error(other),
         })?;
+    // Tasks in the order they are read back (stage, approver), so an answer built now equals a
+    // later read.
+    let mut approval = approval;
+    approval
+        .tasks
+        .sort_by(|a, b| (a.stage, &a.approver_id).cmp(&(b.stage, &b.approver_id)));
     let stored = StoredEngine {
         approval,
         closed_by: None,
         deadlines: vec![],
+        delegated,
     };
     let row = ApprovalRow {
         tenant_id: tenant.to_string(),
@@ -915,6 +997,16 @@ fn may_act_for(
     let Some(stage) = loaded.stored.approval.current_stage else {
         return Ok(false);
     };
+    // A delegate in force may act on the delegator's open tasks.
+    let delegations = crate::db::time::active_delegations(
+        conn,
+        &loaded.row.tenant_id,
+        &[approver.to_string()],
+        super::now(),
+    )?;
+    if delegations.iter().any(|d| d.delegate_id == actor) {
+        return Ok(true);
+    }
     let Some(subs) = loaded
         .definition
         .stages
@@ -1034,7 +1126,7 @@ pub fn bypass(
     loaded.stored.closed_by = Some(action.clone());
     let extra = EventContext {
         admin: Some(action),
-        remind: false,
+        ..Default::default()
     };
     save(conn, &mut loaded, &effects, &extra, ctx)?;
     Ok(loaded)
@@ -1047,8 +1139,8 @@ pub fn remind(conn: &mut PgConnection, tenant: &str, id: Uuid, ctx: &Ctx) -> Api
         return Err(engine_error(EngineError::Closed));
     }
     let extra = EventContext {
-        admin: None,
         remind: true,
+        ..Default::default()
     };
     save(conn, &mut loaded, &[], &extra, ctx)?;
     Ok(loaded)

@@ -3,6 +3,7 @@
 pub mod approvals;
 pub mod idempotency;
 pub mod links;
+pub mod time;
 pub mod view;
 
 /// The current time at the precision Postgres stores (microseconds), so an answer built from

@@ -65,6 +65,9 @@ pub struct TaskView {
     pub on_behalf_of: Option<String>,
     /// Who actually answered (the approver, a substitute or a delegate).
     pub decided_by: Option<String>,
+    /// The out-of-office approver this task was delegated from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delegated_from: Option<String>,
 }
 
 /// One stage.
@@ -132,6 +135,17 @@ pub struct StoredEngine {
     /// Per-stage deadlines, filled in when stages with a timeout start.
     #[serde(default)]
     pub deadlines: Vec<Option<DateTime<Utc>>>,
+    /// Tasks given to a delegate because their approver was out of office.
+    #[serde(default)]
+    pub delegated: Vec<Delegated>,
+}
+
+/// A task that went to a delegate.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Delegated {
+    pub stage: usize,
+    pub delegate: String,
+    pub delegator: String,
 }
 
 fn enum_str<T: Serialize>(v: &T) -> String {
@@ -230,6 +244,11 @@ pub fn approval_view(row: &ApprovalRow, stored: &StoredEngine) -> ApprovalView {
                         comment: t.comment.clone(),
                         on_behalf_of: t.on_behalf_of.clone(),
                         decided_by: t.actor_id.clone(),
+                        delegated_from: stored
+                            .delegated
+                            .iter()
+                            .find(|d| d.stage == s && d.delegate == t.approver_id)
+                            .map(|d| d.delegator.clone()),
                     })
                     .collect(),
             }

@@ -15,6 +15,8 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::db::webhooks::{self as q, Claimed};
 use crate::metrics::Metrics;
+use crate::service::approvals::Ctx;
+use crate::service::time;
 use crate::webhooks::delivery::{self, Verdict};
 
 /// Deliveries claimed per round.
@@ -49,11 +51,18 @@ impl Worker {
     async fn run(self) {
         tracing::info!("worker started");
         loop {
-            let done = match self.deliver_round().await {
+            let timers = match self.timer_round().await {
                 Ok(n) => n,
                 Err(e) => {
-                    tracing::warn!(error = %e, "worker round failed");
+                    tracing::warn!(error = %e, "timer round failed");
                     0
+                }
+            };
+            let done = match self.deliver_round().await {
+                Ok(n) => n + timers,
+                Err(e) => {
+                    tracing::warn!(error = %e, "worker round failed");
+                    timers
                 }
             };
             if done == 0 {
@@ -65,6 +74,30 @@ impl Worker {
                 .await;
             }
         }
+    }
+
+    /// Fires due timers and expires processes, each in its own transaction, up to a batch.
+    /// Returns how many were handled.
+    pub async fn timer_round(&self) -> anyhow::Result<usize> {
+        let mut handled = 0;
+        while handled < BATCH as usize {
+            let ctx = Ctx::new(&self.settings.public_url);
+            let fired = self
+                .db
+                .tx(move |c| {
+                    if time::fire_next(c, &ctx)? {
+                        return Ok(true);
+                    }
+                    time::expire_next_process(c, &ctx)
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if !fired {
+                break;
+            }
+            handled += 1;
+        }
+        Ok(handled)
     }
 
     /// Claims a batch of due deliveries, sends them concurrently, records each result.

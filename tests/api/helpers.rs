@@ -36,7 +36,8 @@ pub fn url_for(db: &str) -> String {
 fn template() -> &'static str {
     static TEMPLATE: OnceLock<String> = OnceLock::new();
     TEMPLATE.get_or_init(|| {
-        let name = "signoff_template".to_string();
+        // One template per test process, so concurrent runs never drop each other's.
+        let name = format!("signoff_template_{}", std::process::id());
         let mut admin = PgConnection::establish(&admin_url()).expect("connect to admin database");
         diesel::sql_query("SELECT pg_advisory_lock(4242)")
             .execute(&mut admin)

@@ -9,4 +9,5 @@ mod links;
 mod ops;
 mod principals;
 mod processes;
+mod time;
 mod webhooks;

@@ -34,9 +34,23 @@ fn api_example() -> Value {
     })
 }
 
+async fn office_calendar(app: &TestApp) {
+    let c = app
+        .put(
+            "/v1/calendars/office",
+            json!({"time_zone": "Europe/London", "weekly": {"mon": [["09:00", "17:00"]]}}),
+        )
+        .await;
+    assert_eq!(c.status, 201, "{}", c.text);
+}
+
 #[tokio::test]
 async fn the_api_example_creates_a_process() {
     let app = spawn_app().await;
+    let missing = app.post("/v1/processes", api_example()).await;
+    missing.assert_problem(422, "validation_failed");
+    assert_eq!(missing.error_fields(), ["stages[0].timeout.calendar_id"]);
+    office_calendar(&app).await;
     let a = app.post("/v1/processes", api_example()).await;
     assert_eq!(a.status, 201, "{}", a.text);
     assert_eq!(a.header("etag"), Some("\"1\""));

@@ -1,0 +1,3 @@
+DROP TABLE timers;
+DROP TABLE delegations;
+DROP TABLE calendars;

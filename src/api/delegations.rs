@@ -1,0 +1,184 @@
+//! Out-of-office delegation: during a time range a principal's new tasks go to a delegate,
+//! who may also act on their open ones.
+
+use actix_web::{HttpResponse, delete, get, put, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::principals::check_id;
+use crate::auth::{Caller, Scope};
+use crate::db::Db;
+use crate::db::models::DelegationRow;
+use crate::db::{principals, time as q};
+use crate::domain::validate::Faults;
+use crate::error::{ApiError, ApiResult, Problem};
+
+/// Body of `PUT /v1/principals/{id}/delegation`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DelegationInput {
+    /// Who receives the principal's tasks.
+    pub delegate_id: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// A delegation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DelegationView {
+    pub principal_id: String,
+    pub delegate_id: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub note: Option<String>,
+    /// True while the delegation is in force.
+    pub active: bool,
+}
+
+fn view(r: DelegationRow) -> DelegationView {
+    let now = Utc::now();
+    DelegationView {
+        active: r.starts_at <= now && now < r.ends_at,
+        principal_id: r.principal_id,
+        delegate_id: r.delegate_id,
+        starts_at: r.starts_at,
+        ends_at: r.ends_at,
+        note: r.note,
+    }
+}
+
+fn missing(what: &'static str) -> impl Fn(diesel::result::Error) -> ApiError {
+    move |e| match e {
+        diesel::result::Error::NotFound => ApiError::not_found(what),
+        other => other.into(),
+    }
+}
+
+/// Set a principal's delegation (replacing any earlier one).
+///
+/// Only one hop is followed: if the delegate is away too, their own delegation is not
+/// applied to tasks they receive this way, so chains and cycles cannot hang a request.
+#[utoipa::path(
+    tag = "directory",
+    params(("id" = String, Path, description = "The principal who is away")),
+    request_body = DelegationInput,
+    responses(
+        (status = 200, description = "The delegation", body = DelegationView),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `directory:write` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such principal", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown delegate, self-delegation, or an empty or past range", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["directory:write"]))
+)]
+#[put("/principals/{id}/delegation")]
+pub async fn put_delegation(
+    caller: Caller,
+    db: web::Data<Db>,
+    id: web::Path<String>,
+    body: web::Json<DelegationInput>,
+) -> ApiResult<web::Json<DelegationView>> {
+    caller.require(Scope::DirectoryWrite)?;
+    let id = id.into_inner();
+    check_id(&id)?;
+    let body = body.into_inner();
+    let mut f = Faults::default();
+    if body.delegate_id == id {
+        f.push("delegate_id", "a principal cannot delegate to themselves");
+    }
+    if body.ends_at <= body.starts_at {
+        f.push("ends_at", "must be after starts_at");
+    } else if body.ends_at <= Utc::now() {
+        f.push("ends_at", "must be in the future");
+    }
+    if body.note.as_ref().is_some_and(|n| n.len() > 1_000) {
+        f.push("note", "must be at most 1000 characters");
+    }
+    if !f.is_empty() {
+        return Err(ApiError::invalid(f.errors));
+    }
+    let tenant = caller.tenant.clone();
+    let row = db
+        .tx(move |c| {
+            principals::find(c, &tenant, &id).map_err(missing("principal"))?;
+            if principals::find(c, &tenant, &body.delegate_id).is_err() {
+                return Err(ApiError::invalid_field(
+                    "delegate_id",
+                    "no such principal in the directory",
+                ));
+            }
+            Ok(q::upsert_delegation(
+                c,
+                &DelegationRow {
+                    tenant_id: tenant.clone(),
+                    principal_id: id,
+                    delegate_id: body.delegate_id,
+                    starts_at: body.starts_at,
+                    ends_at: body.ends_at,
+                    note: body.note,
+                    created_at: crate::service::now(),
+                },
+            )?)
+        })
+        .await?;
+    Ok(web::Json(view(row)))
+}
+
+/// Read a principal's delegation.
+#[utoipa::path(
+    tag = "directory",
+    params(("id" = String, Path, description = "Principal id")),
+    responses(
+        (status = 200, description = "The delegation", body = DelegationView),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No delegation", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/principals/{id}/delegation")]
+pub async fn get_delegation(
+    caller: Caller,
+    db: web::Data<Db>,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<DelegationView>> {
+    let id = id.into_inner();
+    check_id(&id)?;
+    let tenant = caller.tenant.clone();
+    let row = db
+        .run(move |c| q::find_delegation(c, &tenant, &id).map_err(missing("delegation")))
+        .await?;
+    Ok(web::Json(view(row)))
+}
+
+/// End a principal's delegation now.
+#[utoipa::path(
+    tag = "directory",
+    params(("id" = String, Path, description = "Principal id")),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `directory:write` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No delegation", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["directory:write"]))
+)]
+#[delete("/principals/{id}/delegation")]
+pub async fn delete_delegation(
+    caller: Caller,
+    db: web::Data<Db>,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::DirectoryWrite)?;
+    let id = id.into_inner();
+    check_id(&id)?;
+    let tenant = caller.tenant.clone();
+    let n = db
+        .run(move |c| Ok(q::delete_delegation(c, &tenant, &id)?))
+        .await?;
+    if n == 0 {
+        return Err(ApiError::not_found("delegation"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,308 @@
+//! Time: stage deadlines in wall time or business hours, reminders, substitutes, process
+//! expiry. Timers are rows in Postgres; the worker fires each in the transaction that acts
+//! on it, so a timer takes effect once whichever replica is up, and survives restarts.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::{Connection, PgConnection};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::approvals::{Ctx, EventContext, Loaded, load, save};
+use super::links::{self, Recipient};
+use crate::db::models::{PrincipalRow, TimerRow};
+use crate::db::{principals, time as q};
+use crate::domain::calendar::{self, Calendar, CalendarDef};
+use crate::domain::engine::{ApprovalStatus, Effect, TaskState};
+use crate::domain::process::SubstituteSource;
+use crate::error::{ApiError, ApiResult};
+
+/// A series of `every` reminders without a `max` stops after this many.
+const MAX_REMINDERS: i32 = 100;
+
+fn load_calendar(conn: &mut PgConnection, tenant: &str, id: &str) -> ApiResult<Option<Calendar>> {
+    match q::find_calendar(conn, tenant, id) {
+        Ok(row) => {
+            let def: CalendarDef = serde_json::from_value(row.definition)
+                .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored calendar: {e}")))?;
+            Ok(Calendar::from_definition(&def).ok())
+        }
+        Err(diesel::result::Error::NotFound) => {
+            // Validated when the process was saved; if it has gone since, count wall time.
+            tracing::warn!(calendar = id, "calendar not found; counting wall time");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn timer(
+    loaded: &Loaded,
+    stage: usize,
+    kind: &str,
+    seq: i32,
+    due_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> TimerRow {
+    TimerRow {
+        id: Uuid::now_v7(),
+        tenant_id: loaded.row.tenant_id.clone(),
+        approval_id: loaded.row.id,
+        stage: stage as i32,
+        kind: kind.to_string(),
+        seq,
+        due_at,
+        fired_at: None,
+        created_at: now,
+    }
+}
+
+/// For every stage a command started that is still running: its deadline, and the timers of
+/// its timeout, reminders and substitutes.
+pub fn schedule_started(
+    conn: &mut PgConnection,
+    loaded: &mut Loaded,
+    effects: &[Effect],
+    ctx: &Ctx,
+) -> ApiResult<()> {
+    let now = ctx.now;
+    let mut timers = Vec::new();
+    for effect in effects {
+        let Effect::StageStarted { stage } = effect else {
+            continue;
+        };
+        let stage = *stage;
+        if loaded.stored.approval.current_stage != Some(stage)
+            || loaded.stored.approval.status != ApprovalStatus::Pending
+        {
+            continue;
+        }
+        let Some(def) = loaded.definition.stages.get(stage).cloned() else {
+            continue;
+        };
+        let Some(timeout) = &def.timeout else {
+            // No timeout: reminders can still repeat on their own clock.
+            if let Some(every) = def.reminders.as_ref().and_then(|r| r.every.clone()) {
+                timers.push(timer(
+                    loaded,
+                    stage,
+                    "reminder",
+                    1,
+                    now + every.as_chrono(),
+                    now,
+                ));
+            }
+            continue;
+        };
+        let cal = match &timeout.calendar_id {
+            Some(id) => load_calendar(conn, &loaded.row.tenant_id, id)?,
+            None => None,
+        };
+        let after = timeout.after.as_chrono();
+        let Some(deadline) = calendar::deadline(now, after, cal.as_ref()) else {
+            tracing::warn!(approval = %loaded.row.id, stage, "no deadline within ten years; the stage waits");
+            continue;
+        };
+        if loaded.stored.deadlines.len() <= stage {
+            loaded.stored.deadlines.resize(stage + 1, None);
+        }
+        loaded.stored.deadlines[stage] = Some(deadline);
+        timers.push(timer(loaded, stage, "stage_timeout", 1, deadline, now));
+        if let Some(subs) = &def.substitutes
+            && let Some(at) = calendar::at_percent(now, after, subs.notify_at_percent, cal.as_ref())
+        {
+            timers.push(timer(loaded, stage, "substitutes", 1, at, now));
+        }
+        if let Some(rem) = &def.reminders {
+            for (i, pct) in rem.at_percent.iter().flatten().enumerate() {
+                if let Some(at) = calendar::at_percent(now, after, *pct, cal.as_ref()) {
+                    // Percent reminders are numbered from 1000 so they never look like the
+                    // `every` series, which counts towards `max`.
+                    timers.push(timer(loaded, stage, "reminder", 1000 + i as i32, at, now));
+                }
+            }
+            if let Some(every) = &rem.every {
+                let at = now + every.as_chrono();
+                if at < deadline {
+                    timers.push(timer(loaded, stage, "reminder", 1, at, now));
+                }
+            }
+        }
+    }
+    q::insert_timers(conn, &timers)?;
+    Ok(())
+}
+
+/// Substitutes of the running stage's pending approvers, with links to answer for them.
+pub fn escalation_recipients(
+    conn: &mut PgConnection,
+    loaded: &Loaded,
+    stage: usize,
+    ctx: &Ctx,
+) -> ApiResult<Vec<Value>> {
+    let Some(subs) = loaded
+        .definition
+        .stages
+        .get(stage)
+        .and_then(|s| s.substitutes.clone())
+    else {
+        return Ok(vec![]);
+    };
+    let pending: Vec<String> = loaded
+        .stored
+        .approval
+        .tasks
+        .iter()
+        .filter(|t| t.stage == stage && t.state == TaskState::Pending)
+        .map(|t| t.approver_id.clone())
+        .collect();
+    let tenant = &loaded.row.tenant_id;
+    let approvers = principals::find_many(conn, tenant, &pending)?;
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for a in &approvers {
+        let subs_of_a: Vec<String> = match &subs.source {
+            SubstituteSource::ApproverManager => a.manager_id.iter().cloned().collect(),
+            SubstituteSource::Principals { ids } => ids.clone(),
+        };
+        for s in subs_of_a {
+            if s != a.id {
+                pairs.push((s, a.id.clone()));
+            }
+        }
+    }
+    let sub_ids: Vec<String> = pairs.iter().map(|(s, _)| s.clone()).collect();
+    let subs_rows = principals::find_many(conn, tenant, &sub_ids)?;
+    let by_id: HashMap<&str, &PrincipalRow> = subs_rows
+        .iter()
+        .chain(approvers.iter())
+        .map(|p| (p.id.as_str(), p))
+        .collect();
+    let recipients: Vec<Recipient<'_>> = pairs
+        .iter()
+        .filter_map(|(s, a)| {
+            let sub = by_id.get(s.as_str()).filter(|p| p.active)?;
+            Some(Recipient {
+                principal: sub,
+                on_behalf_of: by_id.get(a.as_str()).copied(),
+            })
+        })
+        .collect();
+    links::issue(conn, loaded, stage, &recipients, ctx)
+}
+
+/// Fires one due timer, if there is one; `Ok(false)` when none is due.
+pub fn fire_next(conn: &mut PgConnection, ctx: &Ctx) -> ApiResult<bool> {
+    let Some(t) = q::take_due_timer(conn)? else {
+        return Ok(false);
+    };
+    q::mark_fired(conn, &t, ctx.now)?;
+    // The action runs in a savepoint: a timer that cannot act is logged and spent rather than
+    // retried forever ahead of every other timer.
+    let acted = conn.transaction::<(), ApiError, _>(|c| act(c, &t, ctx));
+    if let Err(e) = acted {
+        tracing::error!(timer = %t.id, kind = t.kind, error = %e, "timer could not act");
+        if matches!(e, ApiError::Unavailable(_)) {
+            return Err(e);
+        }
+    }
+    Ok(true)
+}
+
+fn act(conn: &mut PgConnection, t: &TimerRow, ctx: &Ctx) -> ApiResult<()> {
+    let mut loaded = load(conn, &t.tenant_id, t.approval_id, true)?;
+    let stage = t.stage as usize;
+    let running = loaded.stored.approval.status == ApprovalStatus::Pending
+        && loaded.stored.approval.current_stage == Some(stage);
+    if !running {
+        // The stage ended before its timer: nothing to do.
+        return Ok(());
+    }
+    match t.kind.as_str() {
+        "stage_timeout" => {
+            let outcome = loaded.definition.stages[stage]
+                .timeout
+                .as_ref()
+                .map(|to| to.outcome)
+                .ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!("timeout timer without a timeout"))
+                })?;
+            let effects = loaded
+                .stored
+                .approval
+                .time_out(stage, outcome, ctx.now)
+                .map_err(|e| ApiError::Internal(anyhow::anyhow!("timeout: {e}")))?;
+            save(conn, &mut loaded, &effects, &EventContext::default(), ctx)?;
+        }
+        "reminder" => {
+            let extra = EventContext {
+                remind: true,
+                ..Default::default()
+            };
+            save(conn, &mut loaded, &[], &extra, ctx)?;
+            // The `every` series schedules its next reminder.
+            let rem = loaded.definition.stages[stage].reminders.clone();
+            if t.seq < 1000
+                && let Some(every) = rem.as_ref().and_then(|r| r.every.clone())
+            {
+                let max = rem
+                    .as_ref()
+                    .and_then(|r| r.max)
+                    .map(|m| m as i32)
+                    .unwrap_or(MAX_REMINDERS);
+                let next = ctx.now + every.as_chrono();
+                let before_deadline = loaded
+                    .stored
+                    .deadlines
+                    .get(stage)
+                    .copied()
+                    .flatten()
+                    .is_none_or(|d| next < d);
+                if t.seq < max && before_deadline {
+                    q::insert_timers(
+                        conn,
+                        &[timer(&loaded, stage, "reminder", t.seq + 1, next, ctx.now)],
+                    )?;
+                }
+            }
+        }
+        "substitutes" => {
+            let extra = EventContext {
+                escalate: true,
+                ..Default::default()
+            };
+            save(conn, &mut loaded, &[], &extra, ctx)?;
+        }
+        other => tracing::warn!(kind = other, "unknown timer kind"),
+    }
+    Ok(())
+}
+
+/// Disables processes past their expiry and emits `process.expired`, one process per call.
+pub fn expire_next_process(conn: &mut PgConnection, ctx: &Ctx) -> ApiResult<bool> {
+    let Some(row) = crate::db::processes::take_expired(conn, ctx.now)? else {
+        return Ok(false);
+    };
+    crate::db::processes::mark_expired(conn, &row)?;
+    let id = Uuid::now_v7();
+    let payload = json!({
+        "id": format!("evt_{}", id.simple()),
+        "type": "process.expired",
+        "created_at": ctx.now,
+        "tenant": row.tenant_id,
+        "data": {"process": {"id": row.id.to_string(), "name": row.name, "version": row.current_version,
+                             "expires_at": row.expires_at}},
+    });
+    let event = crate::db::models::NewEvent {
+        tenant_id: row.tenant_id.clone(),
+        id,
+        approval_id: None,
+        sequence: 0,
+        kind: "process.expired".into(),
+        payload,
+        created_at: ctx.now,
+    };
+    crate::db::approvals::insert_events(conn, &[event])?;
+    crate::db::webhooks::fan_out(conn, &row.tenant_id, &[id])?;
+    Ok(true)
+}

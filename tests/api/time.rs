@@ -1,0 +1,580 @@
+//! Time over HTTP with real timers: timeouts, reminders, substitutes, delegation, process
+//! expiry, business-hours deadlines, and a timer that survives a restart.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// Quick worker polling so second-long timers fire promptly.
+const QUICK: &[(&str, &str)] = &[("SIGNOFF_WORKER_POLL_INTERVAL", "PT0.1S")];
+
+async fn quick_app() -> TestApp {
+    spawn_app_with(QUICK).await
+}
+
+async fn process(app: &TestApp, name: &str, stages: Value) -> String {
+    let p = app
+        .post(
+            "/v1/processes",
+            json!({"name": name, "on_approved_status": "approved", "on_rejected_status": "rejected",
+                   "stages": stages}),
+        )
+        .await;
+    assert_eq!(p.status, 201, "{}", p.text);
+    p.body["id"].as_str().unwrap().to_string()
+}
+
+async fn request(app: &TestApp, process: &str, ticket: &str) -> String {
+    let a = app
+        .post(
+            "/v1/approvals",
+            json!({"ticket": {"id": ticket, "requester_id": "req"}, "process_id": process}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    a.body["id"].as_str().unwrap().to_string()
+}
+
+fn group(ids: &[&str]) -> Value {
+    json!([{"name": format!("g-{}", ids.join("-")), "source": {"type": "principals", "ids": ids},
+            "require": {"type": "count", "count": 1}}])
+}
+
+/// Polls the approval until `pred` holds, up to 10 s.
+async fn wait_until(app: &TestApp, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = app.get(&format!("/v1/approvals/{id}")).await.body;
+        if pred(&v) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn event_types(app: &TestApp, id: &str) -> Vec<String> {
+    app.get(&format!("/v1/approvals/{id}/events?limit=200"))
+        .await
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn events_of(app: &TestApp, id: &str, kind: &str) -> Vec<Value> {
+    app.get(&format!("/v1/approvals/{id}/events?limit=200"))
+        .await
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == kind)
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn a_stage_times_out_with_the_processes_default_outcome() {
+    let app = quick_app().await;
+    app.principal("u-1", json!({})).await;
+    let p = process(
+        &app,
+        "Timed",
+        json!([{"name": "Boss", "groups": group(&["u-1"]),
+                "timeout": {"after": "PT1S", "outcome": "reject"}}]),
+    )
+    .await;
+    let started = chrono::Utc::now();
+    let id = request(&app, &p, "T-1").await;
+    let v = app.get(&format!("/v1/approvals/{id}")).await.body;
+    let deadline: chrono::DateTime<chrono::Utc> = v["stages"][0]["deadline"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let secs = (deadline - started).num_milliseconds();
+    assert!(
+        (900..=2_000).contains(&secs),
+        "deadline {secs} ms after the request"
+    );
+    let v = wait_until(&app, &id, "the timeout", |v| v["state"] != "pending").await;
+    assert_eq!(v["state"], "rejected");
+    assert_eq!(v["outcome"]["reason"], "timeout");
+    assert_eq!(v["outcome"]["status_to_set"], "rejected");
+    assert_eq!(v["stages"][0]["tasks"][0]["state"], "superseded");
+    assert_eq!(
+        event_types(&app, &id).await.last().unwrap(),
+        "approval.rejected"
+    );
+}
+
+#[tokio::test]
+async fn an_approving_timeout_moves_on_to_the_next_stage() {
+    let app = quick_app().await;
+    app.principal("u-1", json!({})).await;
+    app.principal("u-2", json!({})).await;
+    let p = process(
+        &app,
+        "Two",
+        json!([{"name": "First", "groups": group(&["u-1"]), "timeout": {"after": "PT1S", "outcome": "approve"}},
+               {"name": "Second", "groups": group(&["u-2"])}]),
+    )
+    .await;
+    let id = request(&app, &p, "T-1").await;
+    let v = wait_until(&app, &id, "the next stage", |v| v["current_stage"] == 1).await;
+    assert_eq!(v["stages"][0]["state"], "approved");
+    assert_eq!(v["stages"][1]["deadline"], Value::Null);
+    let types = event_types(&app, &id).await;
+    assert!(
+        types.contains(&"approval.stage_advanced".to_string()),
+        "{types:?}"
+    );
+    assert_eq!(
+        types.iter().filter(|t| *t == "approval.requested").count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_stage_decided_before_its_deadline_ignores_the_timer() {
+    let app = quick_app().await;
+    app.principal("u-1", json!({})).await;
+    let p = process(
+        &app,
+        "Quick",
+        json!([{"name": "Boss", "groups": group(&["u-1"]), "timeout": {"after": "PT1S", "outcome": "reject"}}]),
+    )
+    .await;
+    let id = request(&app, &p, "T-1").await;
+    let a = app
+        .post(
+            &format!("/v1/approvals/{id}/decisions"),
+            json!({"approver_id": "u-1", "decision": "approve"}),
+        )
+        .await;
+    assert_eq!(a.body["state"], "approved");
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    let v = app.get(&format!("/v1/approvals/{id}")).await.body;
+    assert_eq!(v["state"], "approved");
+    assert_eq!(v["outcome"]["reason"], "decisions");
+}
+
+#[tokio::test]
+async fn reminders_repeat_every_interval_up_to_max_with_fresh_links() {
+    let app = quick_app().await;
+    app.principal("u-1", json!({})).await;
+    let p = process(
+        &app,
+        "Nag",
+        json!([{"name": "Boss", "groups": group(&["u-1"]), "reminders": {"every": "PT0.5S", "max": 2}}]),
+    )
+    .await;
+    let id = request(&app, &p, "T-1").await;
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    let reminders = events_of(&app, &id, "approval.reminder").await;
+    assert_eq!(reminders.len(), 2, "max 2");
+    let urls: Vec<&str> = reminders
+        .iter()
+        .map(|e| e["data"]["recipients"][0]["page_url"].as_str().unwrap())
+        .collect();
+    assert_ne!(urls[0], urls[1], "each reminder carries a fresh link");
+    assert_eq!(
+        reminders[0]["data"]["recipients"][0]["principal"]["id"],
+        "u-1"
+    );
+}
+
+#[tokio::test]
+async fn reminders_at_percentages_of_the_timeout() {
+    let app = quick_app().await;
+    app.principal("u-1", json!({})).await;
+    let p = process(
+        &app,
+        "Percent",
+        json!([{"name": "Boss", "groups": group(&["u-1"]),
+                "timeout": {"after": "PT2S", "outcome": "approve"}, "reminders": {"at_percent": [25, 50]}}]),
+    )
+    .await;
+    let id = request(&app, &p, "T-1").await;
+    wait_until(&app, &id, "the timeout", |v| v["state"] != "pending").await;
+    assert_eq!(events_of(&app, &id, "approval.reminder").await.len(), 2);
+}
+
+#[tokio::test]
+async fn substitutes_are_escalated_to_and_answer_on_behalf_once() {
+    let app = quick_app().await;
+    app.principal("boss", json!({"display_name": "The Boss"}))
+        .await;
+    app.principal("u-1", json!({"manager_id": "boss"})).await;
+    app.principal("u-2", json!({"manager_id": "boss"})).await;
+    let p = process(
+        &app,
+        "Escalating",
+        json!([{"name": "Team", "groups": [{"name": "team", "source": {"type": "principals", "ids": ["u-1", "u-2"]},
+                                            "require": {"type": "all"}}],
+                "timeout": {"after": "PT2S", "outcome": "reject"},
+                "substitutes": {"notify_at_percent": 25, "source": {"type": "approver_manager"}}}]),
+    )
+    .await;
+    let id = request(&app, &p, "T-1").await;
+    // u-2 answers before the escalation: only u-1 is escalated.
+    let a = app
+        .post(
+            &format!("/v1/approvals/{id}/decisions"),
+            json!({"approver_id": "u-2", "decision": "approve"}),
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let escalated = loop {
+        let e = events_of(&app, &id, "approval.escalated").await;
+        if !e.is_empty() {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "no escalation");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let r = escalated[0]["data"]["recipients"].as_array().unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0]["principal"]["id"], "boss");
+    assert_eq!(r[0]["on_behalf_of"], "u-1");
+    assert!(
+        r[0]["message"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("on behalf of Person u-1")
+    );
+    // The boss answers through the escalation link, for u-1.
+    let token = r[0]["page_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let done = app
+        .call_as(
+            "",
+            Method::POST,
+            &format!("/v1/links/{token}"),
+            Some(json!({"decision": "approve"})),
+            &[],
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.text);
+    let v = &done.body["approval"];
+    assert_eq!(v["state"], "approved");
+    let t = v["stages"][0]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["approver_id"] == "u-1")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (t["decided_by"].clone(), t["on_behalf_of"].clone()),
+        (json!("boss"), json!("u-1"))
+    );
+    assert_eq!(
+        v["stages"][0]["groups"][0]["approved"], 2,
+        "nothing counted twice"
+    );
+}
+
+#[tokio::test]
+async fn a_substitute_may_answer_before_being_notified_and_others_may_not() {
+    let app = quick_app().await;
+    app.principal("boss", json!({})).await;
+    app.principal("intruder", json!({})).await;
+    app.principal("u-1", json!({"manager_id": "boss"})).await;
+    let p = process(
+        &app,
+        "Subs",
+        json!([{"name": "Team", "groups": group(&["u-1"]), "timeout": {"after": "PT1H", "outcome": "reject"},
+                "substitutes": {"notify_at_percent": 80, "source": {"type": "approver_manager"}}}]),
+    )
+    .await;
+    let id = request(&app, &p, "T-1").await;
+    let path = format!("/v1/approvals/{id}/decisions");
+    app.post(
+        &path,
+        json!({"approver_id": "intruder", "decision": "approve", "on_behalf_of": "u-1"}),
+    )
+    .await
+    .assert_problem(403, "not_a_substitute");
+    let a = app
+        .post(&path, json!({"approver_id": "boss", "decision": "reject", "comment": "No", "on_behalf_of": "u-1"}))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["state"], "rejected");
+    app.post(&path, json!({"approver_id": "u-1", "decision": "approve"}))
+        .await
+        .assert_problem(409, "approval_closed");
+}
+
+async fn delegate(app: &TestApp, from: &str, to: &str) {
+    let now = chrono::Utc::now();
+    let a = app
+        .put(
+            &format!("/v1/principals/{from}/delegation"),
+            json!({"delegate_id": to, "starts_at": (now - chrono::Duration::minutes(1)).to_rfc3339(),
+                   "ends_at": (now + chrono::Duration::hours(1)).to_rfc3339(), "note": "holiday"}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["active"], true);
+}
+
+#[tokio::test]
+async fn new_tasks_go_to_the_delegate_who_may_also_act_on_open_ones() {
+    let app = quick_app().await;
+    for p in ["u-1", "u-2", "u-9"] {
+        app.principal(p, json!({})).await;
+    }
+    // An approval opened before the delegation: u-9 may act for u-1.
+    let before = app
+        .post(
+            "/v1/approvals",
+            json!({"ticket": {"id": "T-0"}, "approvers": ["u-1"]}),
+        )
+        .await;
+    let before_id = before.body["id"].as_str().unwrap().to_string();
+    delegate(&app, "u-1", "u-9").await;
+    assert_eq!(
+        app.get("/v1/principals/u-1/delegation").await.body["delegate_id"],
+        "u-9"
+    );
+
+    let a = app
+        .post("/v1/approvals", json!({"ticket": {"id": "T-1"}, "approvers": ["u-1", "u-2"], "require": {"type": "all"}}))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let tasks = a.body["stages"][0]["tasks"].as_array().unwrap();
+    let ids: Vec<&str> = tasks
+        .iter()
+        .map(|t| t["approver_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["u-2", "u-9"]);
+    let t9 = tasks.iter().find(|t| t["approver_id"] == "u-9").unwrap();
+    assert_eq!(t9["delegated_from"], "u-1");
+
+    let a = app
+        .post(
+            &format!("/v1/approvals/{before_id}/decisions"),
+            json!({"approver_id": "u-9", "decision": "approve", "on_behalf_of": "u-1"}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["stages"][0]["tasks"][0]["decided_by"], "u-9");
+
+    // Ending the delegation stops it.
+    assert_eq!(
+        app.delete("/v1/principals/u-1/delegation").await.status,
+        204
+    );
+    app.get("/v1/principals/u-1/delegation")
+        .await
+        .assert_problem(404, "not_found");
+    let c = app
+        .post(
+            "/v1/approvals",
+            json!({"ticket": {"id": "T-2"}, "approvers": ["u-1"]}),
+        )
+        .await;
+    assert_eq!(c.body["stages"][0]["tasks"][0]["approver_id"], "u-1");
+}
+
+#[tokio::test]
+async fn delegation_cycles_neither_hang_nor_chain() {
+    let app = quick_app().await;
+    for p in ["a", "b", "c"] {
+        app.principal(p, json!({})).await;
+    }
+    delegate(&app, "a", "b").await;
+    delegate(&app, "b", "a").await;
+    delegate(&app, "c", "a").await;
+    let r = app
+        .post("/v1/approvals", json!({"ticket": {"id": "T-1"}, "approvers": ["a", "b", "c"], "require": {"type": "all"}}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let mut ids: Vec<String> = r.body["stages"][0]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["approver_id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    // a→b and b→a swap; c→a lands on a (one hop, not on to b). Nobody is asked twice.
+    assert_eq!(ids, ["a", "b"]);
+}
+
+#[tokio::test]
+async fn a_delegation_is_validated() {
+    let app = quick_app().await;
+    app.principal("u-1", json!({})).await;
+    let now = chrono::Utc::now();
+    let bad = app
+        .put("/v1/principals/u-1/delegation",
+             json!({"delegate_id": "u-1", "starts_at": now.to_rfc3339(), "ends_at": (now - chrono::Duration::hours(1)).to_rfc3339()}))
+        .await;
+    bad.assert_problem(422, "validation_failed");
+    assert_eq!(bad.error_fields(), ["delegate_id", "ends_at"]);
+    let unknown = app
+        .put("/v1/principals/u-1/delegation",
+             json!({"delegate_id": "ghost", "starts_at": now.to_rfc3339(), "ends_at": (now + chrono::Duration::hours(1)).to_rfc3339()}))
+        .await;
+    unknown.assert_problem(422, "validation_failed");
+    assert_eq!(unknown.error_fields(), ["delegate_id"]);
+}
+
+#[tokio::test]
+async fn a_process_expires_by_itself_and_restore_brings_it_back() {
+    let app = quick_app().await;
+    app.principal("u-1", json!({})).await;
+    let rx = crate::webhooks::Receiver::start().await;
+    let (_, secret) = crate::webhooks::endpoint(&app, &rx.url, json!(["process.expired"])).await;
+    let soon = chrono::Utc::now() + chrono::Duration::milliseconds(800);
+    let p = app
+        .post("/v1/processes",
+              json!({"name": "Fleeting", "expires_at": soon.to_rfc3339(), "stages": [{"name": "S", "groups": group(&["u-1"])}]}))
+        .await;
+    let pid = p.body["id"].as_str().unwrap().to_string();
+    let got = rx.wait_for("process.expired", |g| !g.is_empty()).await;
+    crate::webhooks::verify(&secret, &got[0]);
+    let body = got[0].json();
+    assert_eq!(body["type"], "process.expired");
+    assert_eq!(body["data"]["process"]["id"], pid.as_str());
+    let v = app.get(&format!("/v1/processes/{pid}")).await;
+    assert_eq!(
+        (v.body["enabled"].clone(), v.body["disabled_reason"].clone()),
+        (json!(false), json!("expired"))
+    );
+    app.post(
+        "/v1/approvals",
+        json!({"ticket": {"id": "T-1"}, "process_id": pid}),
+    )
+    .await
+    .assert_problem(409, "process_disabled");
+    let r = app
+        .post(
+            &format!("/v1/processes/{pid}/restore"),
+            json!({"expires_at": "2099-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        app.post(
+            "/v1/approvals",
+            json!({"ticket": {"id": "T-1"}, "process_id": pid})
+        )
+        .await
+        .status,
+        201
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.got().len(), 1, "expired once");
+}
+
+#[tokio::test]
+async fn a_timer_survives_a_restart() {
+    // The first replica has no worker and stands for one that died before the deadline.
+    let mut off: Vec<(&str, &str)> = QUICK.to_vec();
+    off.push(("SIGNOFF_WORKER", "false"));
+    let down = spawn_app_with(&off).await;
+    down.principal("u-1", json!({})).await;
+    let p = process(
+        &down,
+        "Durable",
+        json!([{"name": "Boss", "groups": group(&["u-1"]), "timeout": {"after": "PT1S", "outcome": "approve"}}]),
+    )
+    .await;
+    let id = request(&down, &p, "T-1").await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        down.get(&format!("/v1/approvals/{id}")).await.body["state"],
+        "pending",
+        "no worker, no timeout"
+    );
+    let mut on: Vec<(&str, &str)> = QUICK.to_vec();
+    on.push(("SIGNOFF_MIGRATE_ON_START", "false"));
+    let up =
+        spawn_with_settings(settings(&url_for(&down.db_name), &on), down.db_name.clone()).await;
+    let v = wait_until(&up, &id, "the timeout after restart", |v| {
+        v["state"] != "pending"
+    })
+    .await;
+    assert_eq!(v["state"], "approved");
+    assert_eq!(v["outcome"]["reason"], "timeout");
+    let approved = events_of(&up, &id, "approval.approved").await;
+    assert_eq!(approved.len(), 1, "fired once");
+}
+
+#[tokio::test]
+async fn business_hours_deadlines_skip_closed_days() {
+    let app = quick_app().await;
+    app.principal("u-1", json!({})).await;
+    let today = chrono::Utc::now().date_naive();
+    let all_day = json!([["00:00", "24:00"]]);
+    let c = app
+        .put(
+            "/v1/calendars/ops",
+            json!({"time_zone": "UTC", "holidays": [today.to_string()],
+                   "weekly": {"mon": all_day, "tue": all_day, "wed": all_day, "thu": all_day,
+                              "fri": all_day, "sat": all_day, "sun": all_day}}),
+        )
+        .await;
+    assert_eq!(c.status, 201, "{}", c.text);
+    assert_eq!(
+        app.get("/v1/calendars/ops").await.body["holidays"],
+        json!([today.to_string()])
+    );
+    let p = process(
+        &app,
+        "Office hours",
+        json!([{"name": "Boss", "groups": group(&["u-1"]),
+                "timeout": {"after": "PT1H", "calendar_id": "ops", "outcome": "reject"}}]),
+    )
+    .await;
+    let id = request(&app, &p, "T-1").await;
+    let v = app.get(&format!("/v1/approvals/{id}")).await.body;
+    let expected = (today + chrono::Duration::days(1))
+        .and_hms_opt(1, 0, 0)
+        .unwrap()
+        .and_utc();
+    let deadline: chrono::DateTime<chrono::Utc> = v["stages"][0]["deadline"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        deadline, expected,
+        "today is a holiday: the hour starts at midnight"
+    );
+}
+
+#[tokio::test]
+async fn calendars_are_validated_with_every_fault() {
+    let app = quick_app().await;
+    let a = app
+        .put(
+            "/v1/calendars/bad",
+            json!({"time_zone": "Mars/Olympus", "weekly": {"funday": [["09:00", "17:00"]]}}),
+        )
+        .await;
+    a.assert_problem(422, "validation_failed");
+    let fields = a.error_fields();
+    assert!(fields.contains(&"time_zone".to_string()), "{fields:?}");
+    assert!(fields.iter().any(|f| f.starts_with("weekly")), "{fields:?}");
+    app.get("/v1/calendars/nope")
+        .await
+        .assert_problem(404, "not_found");
+}
