@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need and a fresh machine may lack: PostgreSQL's server
-# binaries and libpq's headers. Quiet when everything is there already.
+# binaries, libpq's headers, and Chromium with ChromeDriver for the browser test. Quiet when
+# everything is there already.
 set -euo pipefail
 
 have_pg_server() { [ -n "$(scripts/pg.sh bindir 2>/dev/null)" ]; }
@@ -10,6 +11,8 @@ missing=()
 have_pg_server || missing+=(postgresql)
 have_libpq || missing+=(libpq-dev)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

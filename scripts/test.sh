@@ -5,6 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 . scripts/dev-env.sh
+# The browser test (tests/api/browser.rs) runs whenever deps.sh could install Chromium and
+# ChromeDriver; SIGNOFF_BROWSER_TESTS=0 skips it.
+if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+  export SIGNOFF_BROWSER_TESTS="${SIGNOFF_BROWSER_TESTS:-1}"
+fi
 
 cleanup() { :; }
 if [ -z "${DATABASE_URL:-}" ]; then

@@ -2,6 +2,7 @@
 
 mod approvals;
 mod auth;
+mod browser;
 mod concurrency;
 mod config;
 mod helpers;
