@@ -279,10 +279,13 @@ fn open_view(open: &Open, chosen: Option<&str>, error: Option<&str>, comment: &s
 }
 
 fn closed_view(lang: &str, closed: &Closed) -> (StatusCode, Value) {
+    // The link holder's language when the token tells us who they are.
+    let lang = closed.locale.as_deref().unwrap_or(lang);
     let code = closed.error.code().to_string();
     let status = actix_web::ResponseError::status_code(&closed.error);
     let answered = closed.answered.as_ref().map(|(by, at, v)| {
-        serde_json::json!({"by": by, "at": at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        serde_json::json!({"by": closed.answered_by_name.as_deref().unwrap_or(by),
+                           "at": at.format("%Y-%m-%d %H:%M UTC").to_string(),
                            "decision": if *v == Verdict::Approve { "approved" } else { "rejected" }})
     });
     (

@@ -153,6 +153,10 @@ pub struct Closed {
     pub error: ApiError,
     /// (who answered, when, what) when the task was answered.
     pub answered: Option<(String, chrono::DateTime<chrono::Utc>, Verdict)>,
+    /// The link holder's locale, so the page answers in their language.
+    pub locale: Option<String>,
+    /// The display name of who answered.
+    pub answered_by_name: Option<String>,
 }
 
 /// A link found and still usable, with its approval loaded (and locked when `lock`).
@@ -200,10 +204,24 @@ pub fn open(
         }
         _ => None,
     });
+    // For the page: the holder's language and the name of whoever answered.
+    let mut who = vec![link.recipient_id.clone()];
+    who.extend(answered.as_ref().map(|a| a.0.clone()));
+    let people = crate::db::principals::find_many(conn, &link.tenant_id, &who)?;
+    let locale = people
+        .iter()
+        .find(|p| p.id == link.recipient_id)
+        .map(|p| p.locale.clone());
+    let answered_by_name = answered
+        .as_ref()
+        .and_then(|a| people.iter().find(|p| p.id == a.0))
+        .map(|p| p.display_name.clone());
     let gone = |code: &str, detail: &str| {
         Ok(Err(Closed {
             error: ApiError::gone(code, detail),
             answered: answered.clone(),
+            locale: locale.clone(),
+            answered_by_name: answered_by_name.clone(),
         }))
     };
     if link.used_at.is_some() {
@@ -273,6 +291,8 @@ pub fn decide(
         return Ok(Err(Closed {
             error: ApiError::gone("link_used", "this link has already been used"),
             answered: None,
+            locale: Some(open.recipient.locale.clone()),
+            answered_by_name: None,
         }));
     }
     let input = DecisionInput {

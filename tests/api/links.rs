@@ -345,7 +345,7 @@ async fn the_page_form_decides_and_a_used_link_shows_who_decided_without_a_form(
     assert_eq!(res.status(), 410);
     let html = res.text().await.unwrap();
     assert!(
-        html.contains("already been used") && html.contains("u-1"),
+        html.contains("already been used") && html.contains("Decided by Grace"),
         "{html}"
     );
     assert!(!html.contains("<form"));
