@@ -578,3 +578,44 @@ async fn calendars_are_validated_with_every_fault() {
         .await
         .assert_problem(404, "not_found");
 }
+
+#[tokio::test]
+async fn with_two_replicas_a_timeout_fires_once() {
+    let first = quick_app().await;
+    let mut env: Vec<(&str, &str)> = QUICK.to_vec();
+    env.push(("SIGNOFF_MIGRATE_ON_START", "false"));
+    let second = spawn_with_settings(
+        settings(&url_for(&first.db_name), &env),
+        first.db_name.clone(),
+    )
+    .await;
+    first.principal("u-1", json!({})).await;
+    let p = process(
+        &first,
+        "Raced",
+        json!([{"name": "Boss", "groups": group(&["u-1"]), "timeout": {"after": "PT1S", "outcome": "reject"},
+                "reminders": {"at_percent": [50]}}]),
+    )
+    .await;
+    let mut ids = vec![];
+    for i in 0..5 {
+        ids.push(request(&first, &p, &format!("T-{i}")).await);
+    }
+    for id in &ids {
+        wait_until(&second, id, "the timeout", |v| v["state"] == "rejected").await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for id in &ids {
+        let types = event_types(&first, id).await;
+        assert_eq!(
+            types.iter().filter(|t| *t == "approval.rejected").count(),
+            1,
+            "{types:?}"
+        );
+        assert_eq!(
+            types.iter().filter(|t| *t == "approval.reminder").count(),
+            1,
+            "{types:?}"
+        );
+    }
+}

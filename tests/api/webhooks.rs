@@ -627,3 +627,42 @@ async fn metrics_count_attempts_and_show_the_queue() {
     assert!(m.contains("signoff_webhook_queue_depth 0"));
     assert!(m.contains("signoff_webhook_oldest_due_seconds 0"));
 }
+
+#[tokio::test]
+async fn an_endpoint_failing_for_too_long_is_disabled() {
+    let mut env: Vec<(&str, &str)> = FAST.to_vec();
+    env.push(("SIGNOFF_WEBHOOK_DISABLE_AFTER", "PT0.5S"));
+    let app = spawn_app_with(&env).await;
+    app.principal("u-1", json!({})).await;
+    let rx = Receiver::start().await;
+    rx.script(&[500; 50]);
+    let (ep, _) = endpoint(&app, &rx.url, json!(["approval.requested"])).await;
+    approval(&app, "T-1").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let e = app.get(&format!("/v1/webhook-endpoints/{ep}")).await;
+        if e.body["enabled"] == false {
+            assert!(
+                e.body["disabled_reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("failing"),
+                "{}",
+                e.text
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "never disabled: {}", e.text);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = app
+        .get(&format!("/v1/webhook-endpoints/{ep}/deliveries"))
+        .await;
+    assert_eq!(log.body["items"][0]["state"], "failed");
+    assert!(
+        log.body["items"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("endpoint disabled")
+    );
+}
