@@ -99,6 +99,10 @@ impl JwksSource {
         })
     }
 
+    pub fn is_url(&self) -> bool {
+        matches!(self.location, Location::Url(_))
+    }
+
     async fn load(&self) -> anyhow::Result<String> {
         match &self.location {
             Location::File(path) => tokio::fs::read_to_string(path)

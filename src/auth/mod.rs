@@ -138,10 +138,18 @@ impl Authenticator {
         })
     }
 
-    /// Loads the JWKS once at start-up so a broken key source is noticed early.
+    /// Loads the JWKS once at start-up so a broken key source is noticed early: a bad file
+    /// stops start-up; an unreachable URL is logged and tried again when a token needs it, so
+    /// a key server's hiccup cannot keep every replica down.
     pub async fn warm_up(&self) -> anyhow::Result<()> {
-        if let Some(j) = &self.jwks {
-            j.refresh(true).await?;
+        if let Some(j) = &self.jwks
+            && let Err(e) = j.refresh(true).await
+        {
+            if j.is_url() {
+                tracing::warn!(error = %e, "SIGNOFF_JWT_JWKS: cannot fetch the key set yet");
+            } else {
+                return Err(e);
+            }
         }
         Ok(())
     }

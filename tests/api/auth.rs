@@ -205,3 +205,87 @@ async fn another_tenants_principal_reads_as_404() {
         .await;
     a.assert_problem(404, "not_found");
 }
+
+/// Serves a JWKS document that the test can change, counting fetches.
+struct KeyServer {
+    url: String,
+    doc: std::sync::Arc<std::sync::Mutex<Value>>,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn key_server(doc: Value) -> KeyServer {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    let doc = std::sync::Arc::new(std::sync::Mutex::new(doc));
+    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (d, f) = (doc.clone(), fetches.clone());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = HttpServer::new(move || {
+        let (d, f) = (d.clone(), f.clone());
+        App::new().route(
+            "/jwks.json",
+            web::get().to(move || {
+                let (d, f) = (d.clone(), f.clone());
+                async move {
+                    f.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    HttpResponse::Ok().json(d.lock().unwrap().clone())
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    KeyServer {
+        url: format!("http://127.0.0.1:{port}/jwks.json"),
+        doc,
+        fetches,
+    }
+}
+
+#[tokio::test]
+async fn a_jwks_url_is_cached_and_refetched_for_a_new_kid_at_most_every_few_seconds() {
+    use std::sync::atomic::Ordering;
+    let full: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("jwks.json")).unwrap()).unwrap();
+    let rsa_only = json!({"keys": [full["keys"][0].clone()]});
+    let keys = key_server(rsa_only);
+    let db = fresh_database();
+    let app = spawn_with_settings(
+        settings(&url_for(&db), &[("SIGNOFF_JWT_JWKS", keys.url.as_str())]),
+        db,
+    )
+    .await;
+    assert_eq!(
+        keys.fetches.load(Ordering::SeqCst),
+        1,
+        "read once at start-up"
+    );
+    let c = claims(TENANT, ALL_SCOPES);
+    let rsa = sign_with_key(&c, Algorithm::RS256, "rsa_private.pem", "rsa-1");
+    let ec = sign_with_key(&c, Algorithm::ES256, "ec_private.pem", "ec-1");
+    for _ in 0..3 {
+        assert_eq!(status_with(&app, &rsa).await.status, 200);
+    }
+    assert_eq!(
+        keys.fetches.load(Ordering::SeqCst),
+        1,
+        "known keys come from the cache"
+    );
+    // The key server rotates in a new key; a flood of unknown kids right away is not a flood
+    // of fetches.
+    *keys.doc.lock().unwrap() = full;
+    for _ in 0..5 {
+        assert_unauthorized(&status_with(&app, &ec).await);
+    }
+    assert_eq!(keys.fetches.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(5_200)).await;
+    assert_eq!(
+        status_with(&app, &ec).await.status,
+        200,
+        "refetched for the new kid"
+    );
+    assert_eq!(keys.fetches.load(Ordering::SeqCst), 2);
+}
