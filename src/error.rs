@@ -81,6 +81,15 @@ impl ApiError {
         )
     }
 
+    /// Maps diesel's `NotFound` to a 404 naming `what`, and anything else as usual:
+    /// `.map_err(ApiError::missing("process"))`.
+    pub fn missing(what: &'static str) -> impl Fn(DieselError) -> ApiError {
+        move |e| match e {
+            DieselError::NotFound => ApiError::not_found(what),
+            other => other.into(),
+        }
+    }
+
     pub fn bad_request(code: &str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
     }

@@ -293,10 +293,7 @@ pub async fn list_events(
     let tenant = caller.tenant.clone();
     let rows = db
         .run(move |c| {
-            q::find(c, &tenant, id).map_err(|e| match e {
-                diesel::result::Error::NotFound => ApiError::not_found("approval"),
-                other => other.into(),
-            })?;
+            q::find(c, &tenant, id).map_err(ApiError::missing("approval"))?;
             Ok(q::events_of(c, &tenant, id, after, limit + 1)?)
         })
         .await?;

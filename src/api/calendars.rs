@@ -101,12 +101,7 @@ pub async fn get_calendar(
     }
     let tenant = caller.tenant.clone();
     let row = db
-        .run(move |c| {
-            q::find_calendar(c, &tenant, &id).map_err(|e| match e {
-                diesel::result::Error::NotFound => ApiError::not_found("calendar"),
-                other => other.into(),
-            })
-        })
+        .run(move |c| q::find_calendar(c, &tenant, &id).map_err(ApiError::missing("calendar")))
         .await?;
     Ok(web::Json(view(row)?))
 }

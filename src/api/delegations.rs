@@ -49,13 +49,6 @@ fn view(r: DelegationRow) -> DelegationView {
     }
 }
 
-fn missing(what: &'static str) -> impl Fn(diesel::result::Error) -> ApiError {
-    move |e| match e {
-        diesel::result::Error::NotFound => ApiError::not_found(what),
-        other => other.into(),
-    }
-}
-
 /// Set a principal's delegation (replacing any earlier one).
 ///
 /// Only one hop is followed: if the delegate is away too, their own delegation is not
@@ -102,7 +95,7 @@ pub async fn put_delegation(
     let tenant = caller.tenant.clone();
     let row = db
         .tx(move |c| {
-            principals::find(c, &tenant, &id).map_err(missing("principal"))?;
+            principals::find(c, &tenant, &id).map_err(ApiError::missing("principal"))?;
             if principals::find(c, &tenant, &body.delegate_id).is_err() {
                 return Err(ApiError::invalid_field(
                     "delegate_id",
@@ -147,7 +140,7 @@ pub async fn get_delegation(
     check_id(&id)?;
     let tenant = caller.tenant.clone();
     let row = db
-        .run(move |c| q::find_delegation(c, &tenant, &id).map_err(missing("delegation")))
+        .run(move |c| q::find_delegation(c, &tenant, &id).map_err(ApiError::missing("delegation")))
         .await?;
     Ok(web::Json(view(row)))
 }

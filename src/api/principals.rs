@@ -122,12 +122,7 @@ pub async fn get_principal(
     check_id(&id)?;
     let tenant = caller.tenant.clone();
     let row = db
-        .run(move |c| {
-            principals::find(c, &tenant, &id).map_err(|e| match e {
-                diesel::result::Error::NotFound => ApiError::not_found("principal"),
-                other => other.into(),
-            })
-        })
+        .run(move |c| principals::find(c, &tenant, &id).map_err(ApiError::missing("principal")))
         .await?;
     Ok(web::Json(row.into()))
 }

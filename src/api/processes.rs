@@ -132,13 +132,6 @@ pub fn parse_id(id: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(id).map_err(|_| ApiError::not_found("process"))
 }
 
-fn not_found(e: diesel::result::Error) -> ApiError {
-    match e {
-        diesel::result::Error::NotFound => ApiError::not_found("process"),
-        other => other.into(),
-    }
-}
-
 fn name_taken(e: diesel::result::Error, name: &str) -> ApiError {
     use diesel::result::{DatabaseErrorKind, Error};
     match e {
@@ -260,7 +253,7 @@ pub async fn get_process(
     let id = parse_id(&id)?;
     let tenant = caller.tenant.clone();
     let (row, version) = db
-        .run(move |c| processes::find(c, &tenant, id).map_err(not_found))
+        .run(move |c| processes::find(c, &tenant, id).map_err(ApiError::missing("process")))
         .await?;
     let v = view(row, version, Utc::now())?;
     Ok(with_etag(HttpResponse::Ok(), &v))
@@ -333,7 +326,8 @@ pub async fn update_process(
     let tenant = caller.tenant.clone();
     let (row, version) = db
         .tx(move |c| {
-            let row = processes::find_for_update(c, &tenant, id).map_err(not_found)?;
+            let row =
+                processes::find_for_update(c, &tenant, id).map_err(ApiError::missing("process"))?;
             check_calendars(c, &tenant, &def)?;
             if expected.is_some_and(|v| v != row.current_version) {
                 return Err(ApiError::new(
@@ -422,7 +416,8 @@ pub async fn restore_process(
     let tenant = caller.tenant.clone();
     let (row, version) = db
         .tx(move |c| {
-            let row = processes::find_for_update(c, &tenant, id).map_err(not_found)?;
+            let row =
+                processes::find_for_update(c, &tenant, id).map_err(ApiError::missing("process"))?;
             if row.is_enabled(now) {
                 return Err(ApiError::conflict(
                     "process_not_disabled",

@@ -166,13 +166,6 @@ fn parse_id(id: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(id).map_err(|_| ApiError::not_found("webhook endpoint"))
 }
 
-fn not_found(e: diesel::result::Error) -> ApiError {
-    match e {
-        diesel::result::Error::NotFound => ApiError::not_found("webhook endpoint"),
-        other => other.into(),
-    }
-}
-
 /// Checks url, events and description, whichever are given.
 fn check_fields(
     f: &mut Faults,
@@ -317,7 +310,9 @@ pub async fn get_endpoint(
     let id = parse_id(&id)?;
     let tenant = caller.tenant.clone();
     let row = db
-        .run(move |c| q::find_endpoint(c, &tenant, id).map_err(not_found))
+        .run(move |c| {
+            q::find_endpoint(c, &tenant, id).map_err(ApiError::missing("webhook endpoint"))
+        })
         .await?;
     Ok(web::Json(view(row, None)))
 }
@@ -361,7 +356,8 @@ pub async fn update_endpoint(
     let tenant = caller.tenant.clone();
     let row = db
         .tx(move |c| {
-            let mut row = q::find_endpoint_for_update(c, &tenant, id).map_err(not_found)?;
+            let mut row = q::find_endpoint_for_update(c, &tenant, id)
+                .map_err(ApiError::missing("webhook endpoint"))?;
             if let Some(url) = body.url {
                 row.url = url;
             }
@@ -458,7 +454,8 @@ pub async fn rotate_secret(
     let new = secret.clone();
     let row = db
         .tx(move |c| {
-            let mut row = q::find_endpoint_for_update(c, &tenant, id).map_err(not_found)?;
+            let mut row = q::find_endpoint_for_update(c, &tenant, id)
+                .map_err(ApiError::missing("webhook endpoint"))?;
             row.previous_secret = Some(std::mem::replace(&mut row.secret, new));
             row.previous_secret_expires_at = Some(Utc::now() + chrono::Duration::seconds(grace));
             Ok(q::update_endpoint(c, &row)?)
@@ -499,7 +496,7 @@ pub async fn list_deliveries(
     let tenant = caller.tenant.clone();
     let (rows, attempts) = db
         .run(move |c| {
-            q::find_endpoint(c, &tenant, id).map_err(not_found)?;
+            q::find_endpoint(c, &tenant, id).map_err(ApiError::missing("webhook endpoint"))?;
             Ok(q::list_deliveries(c, &tenant, id, before, limit + 1)?)
         })
         .await?;
@@ -541,7 +538,8 @@ pub async fn retry_delivery(
     let delivery = Uuid::parse_str(&delivery).map_err(|_| ApiError::not_found("delivery"))?;
     let tenant = caller.tenant.clone();
     db.tx(move |c| {
-        let endpoint = q::find_endpoint(c, &tenant, id).map_err(not_found)?;
+        let endpoint =
+            q::find_endpoint(c, &tenant, id).map_err(ApiError::missing("webhook endpoint"))?;
         if !endpoint.enabled {
             return Err(ApiError::conflict(
                 "endpoint_disabled",

@@ -283,13 +283,6 @@ fn engine_error(e: EngineError) -> ApiError {
     ApiError::new(status, e.code(), e.to_string())
 }
 
-fn not_found(e: diesel::result::Error) -> ApiError {
-    match e {
-        diesel::result::Error::NotFound => ApiError::not_found("approval"),
-        other => other.into(),
-    }
-}
-
 fn internal(what: &str, e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(anyhow::anyhow!("{what}: {e}"))
 }
@@ -301,7 +294,7 @@ pub fn load(conn: &mut PgConnection, tenant: &str, id: Uuid, lock: bool) -> ApiR
     } else {
         q::find(conn, tenant, id)
     }
-    .map_err(not_found)?;
+    .map_err(ApiError::missing("approval"))?;
     let tasks = q::tasks_of(conn, tenant, &[id])?;
     assemble(row, tasks.iter().map(task_from_row).collect())
 }
