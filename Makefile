@@ -25,7 +25,7 @@ openapi:
 
 ## Regenerate src/db/schema.rs from the migrations (DATABASE_URL, or the `make run` database).
 schema:
-	@DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:$${SIGNOFF_DEV_PG_PORT:-55432}/postgres} scripts/schema-check.sh --write
+	@DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:$${DEV_PG_PORT:-55432}/postgres} scripts/schema-check.sh --write
 
 ## Print a development token for tenant acme with every scope (TENANT=, SCOPE= to change).
 token:

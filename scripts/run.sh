@@ -6,7 +6,7 @@ scripts/deps.sh
 . scripts/dev-env.sh
 
 if [ -z "${DATABASE_URL:-}" ]; then
-  port=${SIGNOFF_DEV_PG_PORT:-55432}
+  port=${DEV_PG_PORT:-55432}
   dir="$PWD/.pgdata"
   # The server runs as `postgres`, which must be able to reach the data folder.
   if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$PWD"; then

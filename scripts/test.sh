@@ -6,9 +6,9 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 . scripts/dev-env.sh
 # The browser test (tests/api/browser.rs) runs whenever deps.sh could install Chromium and
-# ChromeDriver; SIGNOFF_BROWSER_TESTS=0 skips it.
+# ChromeDriver; BROWSER_TESTS=0 skips it.
 if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
-  export SIGNOFF_BROWSER_TESTS="${SIGNOFF_BROWSER_TESTS:-1}"
+  export BROWSER_TESTS="${BROWSER_TESTS:-1}"
 fi
 
 cleanup() { :; }

@@ -192,6 +192,13 @@ impl ResponseError for ApiError {
                 HeaderValue::from_static("Bearer realm=\"signoff\", error=\"invalid_token\""),
             );
         }
+        if let ApiError::Problem(p) = self
+            && p.status == 429
+            && let Some(wait) = p.extra.get("retry_after").and_then(|v| v.as_u64())
+            && let Ok(v) = HeaderValue::from_str(&wait.to_string())
+        {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
+        }
         if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));

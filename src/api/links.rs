@@ -57,7 +57,10 @@ fn closed_error(c: Closed) -> ApiError {
         Some((by, at, v)) => c
             .error
             .with("decided_by", by)
-            .with("decided_at", at.to_rfc3339())
+            .with(
+                "decided_at",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            )
             .with("decision", serde_json::to_value(v).unwrap_or_default()),
         None => c.error,
     }

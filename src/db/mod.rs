@@ -123,3 +123,20 @@ impl Db {
         .await
     }
 }
+
+/// Removes what nobody needs any more: idempotency keys past their 24 hours and timers
+/// fired over a day ago. Bounded per call so it never holds locks for long.
+pub fn housekeeping(conn: &mut PgConnection) -> diesel::QueryResult<usize> {
+    use diesel::RunQueryDsl;
+    let keys = diesel::sql_query(
+        "DELETE FROM idempotency_keys WHERE ctid IN (
+           SELECT ctid FROM idempotency_keys WHERE created_at < now() - interval '25 hours' LIMIT 1000)",
+    )
+    .execute(conn)?;
+    let timers = diesel::sql_query(
+        "DELETE FROM timers WHERE id IN (
+           SELECT id FROM timers WHERE fired_at < now() - interval '1 day' LIMIT 1000)",
+    )
+    .execute(conn)?;
+    Ok(keys + timers)
+}

@@ -40,7 +40,7 @@ Each link opens a page where you confirm your decision.\n",
 <p>{{ approval.requested_by or 'Someone' }} asks for your approval on ticket <strong>{{ ticket.id }}</strong>{% if ticket.title %}: {{ ticket.title }}{% endif %}.</p>\
 {% if approval.description %}<p>{{ approval.description }}</p>{% endif %}\
 {% if process %}<p>Process: {{ process.name }}, stage: {{ approval.stage }}</p>{% endif %}\
-<p><a href=\"{{ links.approve_url }}\">Approve</a> &middot; <a href=\"{{ links.reject_url }}\">Reject</a></p>\
+<p><a href=\"{{ links.approve_url|safe }}\">Approve</a> &middot; <a href=\"{{ links.reject_url|safe }}\">Reject</a></p>\
 <p>Each link opens a page where you confirm your decision.</p>",
 };
 
@@ -59,7 +59,7 @@ Chaque lien ouvre une page où vous confirmez votre décision.\n",
 <p>{{ approval.requested_by or 'Quelqu’un' }} demande votre approbation pour le ticket <strong>{{ ticket.id }}</strong>{% if ticket.title %} : {{ ticket.title }}{% endif %}.</p>\
 {% if approval.description %}<p>{{ approval.description }}</p>{% endif %}\
 {% if process %}<p>Processus : {{ process.name }}, étape : {{ approval.stage }}</p>{% endif %}\
-<p><a href=\"{{ links.approve_url }}\">Approuver</a> &middot; <a href=\"{{ links.reject_url }}\">Refuser</a></p>\
+<p><a href=\"{{ links.approve_url|safe }}\">Approuver</a> &middot; <a href=\"{{ links.reject_url|safe }}\">Refuser</a></p>\
 <p>Chaque lien ouvre une page où vous confirmez votre décision.</p>",
 };
 
@@ -78,7 +78,7 @@ Jeder Link öffnet eine Seite, auf der Sie Ihre Entscheidung bestätigen.\n",
 <p>{{ approval.requested_by or 'Jemand' }} bittet um Ihre Genehmigung für Ticket <strong>{{ ticket.id }}</strong>{% if ticket.title %}: {{ ticket.title }}{% endif %}.</p>\
 {% if approval.description %}<p>{{ approval.description }}</p>{% endif %}\
 {% if process %}<p>Prozess: {{ process.name }}, Stufe: {{ approval.stage }}</p>{% endif %}\
-<p><a href=\"{{ links.approve_url }}\">Genehmigen</a> &middot; <a href=\"{{ links.reject_url }}\">Ablehnen</a></p>\
+<p><a href=\"{{ links.approve_url|safe }}\">Genehmigen</a> &middot; <a href=\"{{ links.reject_url|safe }}\">Ablehnen</a></p>\
 <p>Jeder Link öffnet eine Seite, auf der Sie Ihre Entscheidung bestätigen.</p>",
 };
 
@@ -229,6 +229,8 @@ mod tests {
         assert!(m.html.contains("Ada &lt;admin&gt;"));
         assert!(m.html.contains("New laptop &amp; dock"));
         assert!(m.text.contains("Ada <admin>"));
+        // Our own links stay readable for hosts that rewrite them.
+        assert!(m.html.contains(r#"href="https://s/a/x?decision=approve""#));
     }
 
     fn templates(default: Option<&str>, locales: &[(&str, &str)]) -> Templates {

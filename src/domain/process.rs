@@ -485,6 +485,27 @@ fn read_group(f: &mut Faults, v: &Value, p: &str) -> Option<GroupDef> {
         }
         Some(r) => read_requirement(f, r, &join(p, "require")),
     };
+    // Checked here rather than with the cross-field rules so it is reported even when another
+    // part of the definition is malformed. Only a listed group has a size known in advance.
+    if let (Some(Source::Principals { ids }), Some(req)) = (&source, &require) {
+        let n = ids.iter().collect::<HashSet<_>>().len();
+        if let Rule::Count { count } = req.rule
+            && count as usize > n
+        {
+            f.push(
+                join(p, "require.count"),
+                format!("is {count} but the group lists only {n} principal(s)"),
+            );
+        }
+        if let Some(r) = req.reject_at
+            && r as usize > n
+        {
+            f.push(
+                join(p, "require.reject_at"),
+                format!("is {r} but the group lists only {n} principal(s)"),
+            );
+        }
+    }
     Some(GroupDef {
         name: name?,
         source: source?,
@@ -820,29 +841,6 @@ fn check_semantics(f: &mut Faults, def: &ProcessDefinition) {
                     "duplicates another group name in this process",
                 );
             }
-            // Only a listed group has a size known before the request.
-            let listed = match &group.source {
-                Source::Principals { ids } => Some(ids.iter().collect::<HashSet<_>>().len()),
-                _ => None,
-            };
-            if let Some(n) = listed {
-                if let Rule::Count { count } = group.require.rule
-                    && count as usize > n
-                {
-                    f.push(
-                        join(&gp, "require.count"),
-                        format!("is {count} but the group lists only {n} principal(s)"),
-                    );
-                }
-                if let Some(r) = group.require.reject_at
-                    && r as usize > n
-                {
-                    f.push(
-                        join(&gp, "require.reject_at"),
-                        format!("is {r} but the group lists only {n} principal(s)"),
-                    );
-                }
-            }
         }
     }
 }
@@ -952,7 +950,22 @@ mod tests {
         assert_eq!(
             got,
             [
-                "stages[1].groups[1].name",
+                "stages[1].groups[1].require.count",
+                "stages[1].groups[1].name"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_count_above_the_listed_members_is_reported_beside_other_faults() {
+        let mut body = example();
+        body["stages"][1]["groups"][1]["require"] = json!({"type": "count", "count": 3});
+        body["stages"][1]["groups"][0]["source"] = json!({"type": "astrologer"});
+        let got = fields(body);
+        assert_eq!(
+            got,
+            [
+                "stages[1].groups[0].source.type",
                 "stages[1].groups[1].require.count"
             ]
         );

@@ -19,6 +19,9 @@ use crate::service::approvals::Ctx;
 use crate::service::time;
 use crate::webhooks::delivery::{self, Verdict};
 
+/// How often old idempotency keys and fired timers are cleared.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(300);
+
 /// Deliveries claimed per round.
 const BATCH: i64 = 16;
 
@@ -50,7 +53,16 @@ impl Worker {
 
     async fn run(self) {
         tracing::info!("worker started");
+        let mut last_housekeeping = std::time::Instant::now() - HOUSEKEEPING_EVERY;
         loop {
+            if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
+                last_housekeeping = std::time::Instant::now();
+                match self.db.run(|c| Ok(crate::db::housekeeping(c)?)).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(removed = n, "housekeeping"),
+                    Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+                }
+            }
             let timers = match self.timer_round().await {
                 Ok(n) => n,
                 Err(e) => {

@@ -1,9 +1,9 @@
 //! The hosted decision page in a real browser: headless Chromium driven through ChromeDriver's
 //! W3C WebDriver HTTP API (plain reqwest, no WebDriver crate), in a phone-sized window.
 //!
-//! Runs when `SIGNOFF_BROWSER_TESTS` is set (`make test` sets it once `scripts/deps.sh` has
+//! Runs when `BROWSER_TESTS` is set (`make test` sets it once `scripts/deps.sh` has
 //! installed Debian's chromium and chromium-driver); otherwise it says it skipped. With
-//! `SIGNOFF_UPDATE_SCREENSHOT=1` it also rewrites `tests/fixtures/decision-page.png`.
+//! `UPDATE_SCREENSHOT=1` it also rewrites `tests/fixtures/decision-page.png`.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -27,7 +27,7 @@ const PHONE: (u32, u32) = (420, 900);
 const WAIT: Duration = Duration::from_secs(20);
 
 fn enabled() -> bool {
-    std::env::var("SIGNOFF_BROWSER_TESTS").is_ok_and(|v| !v.is_empty() && v != "0")
+    std::env::var("BROWSER_TESTS").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 fn free_port() -> u16 {
@@ -37,12 +37,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Missing binaries fail: whoever set SIGNOFF_BROWSER_TESTS asked for this test.
+/// Missing binaries fail: whoever set BROWSER_TESTS asked for this test.
 fn require_binaries() {
     for bin in [CHROMIUM, CHROMEDRIVER] {
         assert!(
             Path::new(bin).exists(),
-            "{bin} is missing but SIGNOFF_BROWSER_TESTS is set: run scripts/deps.sh \
+            "{bin} is missing but BROWSER_TESTS is set: run scripts/deps.sh \
              (it installs Debian's chromium and chromium-driver)"
         );
     }
@@ -356,7 +356,7 @@ fn used_text(lang: &str) -> &'static str {
 #[tokio::test]
 async fn an_approver_approves_on_the_hosted_page_in_a_real_browser() {
     if !enabled() {
-        println!("skipped: set SIGNOFF_BROWSER_TESTS=1 (make test does)");
+        println!("skipped: set BROWSER_TESTS=1 (make test does)");
         return;
     }
     require_binaries();
@@ -445,7 +445,7 @@ async fn an_approver_approves_on_the_hosted_page_in_a_real_browser() {
 
     let png = browser.screenshot().await;
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
-    if std::env::var("SIGNOFF_UPDATE_SCREENSHOT").as_deref() == Ok("1") {
+    if std::env::var("UPDATE_SCREENSHOT").as_deref() == Ok("1") {
         let path = fixture("decision-page.png");
         std::fs::write(&path, &png).unwrap_or_else(|e| panic!("write {path}: {e}"));
         println!("wrote {path} ({} bytes)", png.len());

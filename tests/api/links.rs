@@ -393,6 +393,10 @@ async fn link_endpoints_are_throttled_per_address() {
     }
     let a = anon(&app, Method::GET, "/v1/links/guess", None).await;
     a.assert_problem(429, "rate_limited");
+    assert!(
+        a.header("retry-after")
+            .is_some_and(|v| v.parse::<u64>().unwrap() >= 1)
+    );
     let page = app
         .client
         .get(format!("{}/a/guess", app.address))

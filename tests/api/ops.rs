@@ -186,3 +186,30 @@ fn every_operation_is_documented() {
         }
     }
 }
+
+#[tokio::test]
+async fn housekeeping_forgets_idempotency_keys_after_their_day() {
+    use diesel::RunQueryDsl;
+    let app = spawn_app().await;
+    let mut conn = app.db();
+    diesel::sql_query(
+        "INSERT INTO idempotency_keys (tenant_id, client_id, key, request_hash, created_at)
+         VALUES ('acme', 'c', 'old', 'h', now() - interval '2 days'),
+                ('acme', 'c', 'new', 'h', now() - interval '1 hour')",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    assert_eq!(signoff::db::housekeeping(&mut conn).unwrap(), 1);
+    #[derive(diesel::QueryableByName)]
+    struct Key {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        key: String,
+    }
+    let left: Vec<Key> = diesel::sql_query("SELECT key FROM idempotency_keys")
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(
+        left.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(),
+        ["new"]
+    );
+}

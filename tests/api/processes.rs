@@ -110,8 +110,8 @@ async fn semantic_faults_are_listed_together() {
     assert_eq!(
         a.error_fields(),
         [
-            "stages[1].groups[1].name",
-            "stages[1].groups[1].require.count"
+            "stages[1].groups[1].require.count",
+            "stages[1].groups[1].name"
         ]
     );
 }
