@@ -18,7 +18,7 @@ use crate::domain::engine::Verdict;
 use crate::domain::validate::{Faults, is_external_id};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::service::approvals::{self as svc, DecisionInput, RequestApproval};
-use crate::service::idempotency;
+use crate::service::idempotency::{self, Answer};
 use crate::service::view::ApprovalView;
 
 /// A page of approvals.
@@ -165,7 +165,7 @@ pub async fn request_approval(
             .await?;
         let view = loaded.view();
         let location = format!("/v1/approvals/{}", view.id);
-        Ok((StatusCode::CREATED, to_json(&view)?, Some(location)))
+        Ok(Answer::new(StatusCode::CREATED, to_json(&view)?).header("location", location))
     })
     .await
 }
@@ -353,9 +353,20 @@ pub async fn decide(
         let loaded = db
             .tx(move |c| svc::decide(c, &tenant, id, &input, &ctx))
             .await?;
-        Ok((StatusCode::OK, to_json(&loaded.view())?, None))
+        Ok(Answer::new(StatusCode::OK, to_json(&loaded.view())?))
     })
     .await
+}
+
+/// Reads a typed body from JSON already parsed (kept as JSON for the idempotency hash).
+fn typed<T: serde::de::DeserializeOwned>(raw: &Value) -> ApiResult<T> {
+    serde_json::from_value(raw.clone()).map_err(|e| {
+        let msg = e.to_string();
+        ApiError::invalid_field(
+            "body",
+            msg.split(" at line ").next().unwrap_or(&msg).to_string(),
+        )
+    })
 }
 
 fn check_reason(reason: &str) -> ApiResult<()> {
@@ -371,7 +382,10 @@ fn check_reason(reason: &str) -> ApiResult<()> {
 /// Cancel a pending approval.
 #[utoipa::path(
     tag = "approvals",
-    params(("id" = String, Path, description = "Approval id")),
+    params(
+        ("id" = String, Path, description = "Approval id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+    ),
     request_body = CancelApproval,
     responses(
         (status = 200, description = "Cancelled", body = ApprovalView),
@@ -388,15 +402,30 @@ pub async fn cancel(
     caller: Caller,
     settings: web::Data<Settings>,
     db: web::Data<Db>,
+    req: HttpRequest,
     id: web::Path<String>,
-    body: web::Json<CancelApproval>,
-) -> ApiResult<web::Json<ApprovalView>> {
+    raw: web::Json<Value>,
+) -> ApiResult<HttpResponse> {
     caller.require(Scope::ApprovalsAdmin)?;
+    let body: CancelApproval = typed(&raw)?;
+    idempotency::run(&db, &caller, &req, &raw, || async {
+        let view = cancel_inner(&caller, &settings, &db, &id, body).await?;
+        Ok(Answer::new(StatusCode::OK, to_json(&view)?))
+    })
+    .await
+}
+
+async fn cancel_inner(
+    caller: &Caller,
+    settings: &Settings,
+    db: &Db,
+    id: &str,
+    body: CancelApproval,
+) -> ApiResult<ApprovalView> {
     let ctx = svc::Ctx::new(&settings.public_url);
-    let id = parse_id(&id)?;
+    let id = parse_id(id)?;
     check_reason(&body.reason)?;
     let tenant = caller.tenant.clone();
-    let body = body.into_inner();
     let loaded = db
         .tx(move |c| {
             svc::cancel(
@@ -409,13 +438,16 @@ pub async fn cancel(
             )
         })
         .await?;
-    Ok(web::Json(loaded.view()))
+    Ok(loaded.view())
 }
 
 /// Force an outcome, recorded as a bypass.
 #[utoipa::path(
     tag = "approvals",
-    params(("id" = String, Path, description = "Approval id")),
+    params(
+        ("id" = String, Path, description = "Approval id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+    ),
     request_body = BypassApproval,
     responses(
         (status = 200, description = "Decided by bypass", body = ApprovalView),
@@ -432,15 +464,30 @@ pub async fn bypass(
     caller: Caller,
     settings: web::Data<Settings>,
     db: web::Data<Db>,
+    req: HttpRequest,
     id: web::Path<String>,
-    body: web::Json<BypassApproval>,
-) -> ApiResult<web::Json<ApprovalView>> {
+    raw: web::Json<Value>,
+) -> ApiResult<HttpResponse> {
     caller.require(Scope::ApprovalsAdmin)?;
+    let body: BypassApproval = typed(&raw)?;
+    idempotency::run(&db, &caller, &req, &raw, || async {
+        let view = bypass_inner(&caller, &settings, &db, &id, body).await?;
+        Ok(Answer::new(StatusCode::OK, to_json(&view)?))
+    })
+    .await
+}
+
+async fn bypass_inner(
+    caller: &Caller,
+    settings: &Settings,
+    db: &Db,
+    id: &str,
+    body: BypassApproval,
+) -> ApiResult<ApprovalView> {
     let ctx = svc::Ctx::new(&settings.public_url);
-    let id = parse_id(&id)?;
+    let id = parse_id(id)?;
     check_reason(&body.reason)?;
     let tenant = caller.tenant.clone();
-    let body = body.into_inner();
     let loaded = db
         .tx(move |c| {
             svc::bypass(
@@ -454,7 +501,7 @@ pub async fn bypass(
             )
         })
         .await?;
-    Ok(web::Json(loaded.view()))
+    Ok(loaded.view())
 }
 
 /// Re-notify the approvers who have not answered (`approval.reminder`).
@@ -493,6 +540,7 @@ pub async fn remind(
 #[utoipa::path(
     tag = "approvals",
     request_body = BulkDecisions,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
     responses(
         (status = 200, description = "One result per item, in order", body = BulkResults),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
@@ -506,9 +554,23 @@ pub async fn bulk_decide(
     caller: Caller,
     settings: web::Data<Settings>,
     db: web::Data<Db>,
+    req: HttpRequest,
     body: web::Json<Value>,
-) -> ApiResult<web::Json<BulkResults>> {
+) -> ApiResult<HttpResponse> {
     caller.require(Scope::ApprovalsDecide)?;
+    idempotency::run(&db, &caller, &req, &body, || async {
+        let results = bulk(&caller, &settings, &db, &body).await?;
+        Ok(Answer::new(StatusCode::OK, to_json(&results)?))
+    })
+    .await
+}
+
+async fn bulk(
+    caller: &Caller,
+    settings: &Settings,
+    db: &Db,
+    body: &Value,
+) -> ApiResult<BulkResults> {
     let ctx = svc::Ctx::new(&settings.public_url);
     let items = match body.get("items").and_then(Value::as_array) {
         Some(items) if items.len() <= MAX_BULK => items.clone(),
@@ -568,7 +630,7 @@ pub async fn bulk_decide(
             },
         });
     }
-    Ok(web::Json(BulkResults { results }))
+    Ok(BulkResults { results })
 }
 
 /// A principal's inbox: pending approvals waiting for their answer in the running stage.

@@ -15,6 +15,8 @@ use crate::db::models::{NewProcess, ProcessRow, ProcessVersionRow};
 use crate::db::processes::{self, EnabledFilter};
 use crate::domain::process::ProcessDefinition;
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::service::idempotency::{self, Answer};
+use actix_web::http::StatusCode;
 
 /// A process: its current definition plus what signoff adds.
 #[derive(Debug, Serialize, ToSchema)]
@@ -150,6 +152,7 @@ fn name_taken(e: diesel::result::Error, name: &str) -> ApiError {
 #[utoipa::path(
     tag = "processes",
     request_body = ProcessDefinition,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
     responses(
         (status = 201, description = "Created", body = ProcessView, headers(("ETag" = String, description = "The version"))),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
@@ -163,14 +166,22 @@ fn name_taken(e: diesel::result::Error, name: &str) -> ApiError {
 pub async fn create_process(
     caller: Caller,
     db: web::Data<Db>,
+    req: HttpRequest,
     body: web::Json<Value>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::ProcessesWrite)?;
+    idempotency::run(&db, &caller, &req, &body, || {
+        create(caller.tenant.clone(), db.clone(), body.clone())
+    })
+    .await
+}
+
+async fn create(tenant: String, db: web::Data<Db>, body: Value) -> ApiResult<Answer> {
     let now = Utc::now();
     let def = ProcessDefinition::parse(&body, now).map_err(ApiError::invalid)?;
     let stored = serde_json::to_value(&def).map_err(anyhow::Error::from)?;
     let new = NewProcess {
-        tenant_id: caller.tenant.clone(),
+        tenant_id: tenant,
         id: Uuid::now_v7(),
         name: def.name.clone(),
         current_version: 1,
@@ -183,7 +194,13 @@ pub async fn create_process(
         })
         .await?;
     let v = view(row, version, now)?;
-    Ok(with_etag(HttpResponse::Created(), &v))
+    let etag = etag(v.version).to_string();
+    Ok(Answer::new(
+        StatusCode::CREATED,
+        serde_json::to_value(&v).map_err(anyhow::Error::from)?,
+    )
+    .header("etag", etag)
+    .header("location", format!("/v1/processes/{}", v.id)))
 }
 
 /// List processes, oldest first.

@@ -1,6 +1,7 @@
 //! Webhook endpoints: where signoff sends signed events, their secrets and delivery logs.
 
-use actix_web::{HttpResponse, delete, get, patch, post, web};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -16,6 +17,7 @@ use crate::db::webhooks as q;
 use crate::domain::duration::IsoDuration;
 use crate::domain::validate::{Faults, index};
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::service::idempotency::{self, Answer};
 use crate::webhooks::{EVENT_TYPES, signing, ssrf};
 
 /// Longest grace period of a secret rotation.
@@ -201,6 +203,7 @@ fn check_fields(
 #[utoipa::path(
     tag = "webhooks",
     request_body = CreateEndpoint,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe; the replay carries the same secret")),
     responses(
         (status = 201, description = "Created, with its secret", body = EndpointView),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
@@ -214,10 +217,35 @@ pub async fn create_endpoint(
     caller: Caller,
     db: web::Data<Db>,
     settings: web::Data<Settings>,
-    body: web::Json<CreateEndpoint>,
+    req: HttpRequest,
+    raw: web::Json<Value>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::WebhooksManage)?;
-    let body = body.into_inner();
+    let body: CreateEndpoint = serde_json::from_value(raw.0.clone()).map_err(|e| {
+        let msg = e.to_string();
+        ApiError::invalid_field(
+            "body",
+            msg.split(" at line ").next().unwrap_or(&msg).to_string(),
+        )
+    })?;
+    idempotency::run(&db, &caller, &req, &raw, || async {
+        let view = create(&caller, &db, &settings, body).await?;
+        let location = format!("/v1/webhook-endpoints/{}", view.id);
+        Ok(Answer::new(
+            StatusCode::CREATED,
+            serde_json::to_value(&view).map_err(anyhow::Error::from)?,
+        )
+        .header("location", location))
+    })
+    .await
+}
+
+async fn create(
+    caller: &Caller,
+    db: &Db,
+    settings: &Settings,
+    body: CreateEndpoint,
+) -> ApiResult<EndpointView> {
     let events = body.events.unwrap_or_else(|| vec!["*".into()]);
     let mut f = Faults::default();
     check_fields(
@@ -248,7 +276,7 @@ pub async fn create_endpoint(
         updated_at: now,
     };
     let row = db.run(move |c| Ok(q::insert_endpoint(c, &row)?)).await?;
-    Ok(HttpResponse::Created().json(view(row, Some(secret))))
+    Ok(view(row, Some(secret)))
 }
 
 /// List webhook endpoints.

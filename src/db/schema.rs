@@ -97,9 +97,9 @@ diesel::table! {
         request_hash -> Text,
         status -> Nullable<Int2>,
         response -> Nullable<Jsonb>,
-        location -> Nullable<Text>,
         created_at -> Timestamptz,
         completed_at -> Nullable<Timestamptz>,
+        headers -> Nullable<Jsonb>,
     }
 }
 

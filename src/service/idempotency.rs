@@ -36,19 +36,49 @@ pub enum Begin {
     Replay(StoredAnswer),
 }
 
+/// An answer: status, JSON body and the headers that matter (Location, ETag).
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: serde_json::Value,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Answer {
+    pub fn new(status: StatusCode, body: serde_json::Value) -> Self {
+        Self {
+            status,
+            body,
+            headers: vec![],
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    fn into_response(self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status);
+        for (k, v) in &self.headers {
+            res.insert_header((k.as_str(), v.as_str()));
+        }
+        res.json(self.body)
+    }
+}
+
 /// An answer kept for replays.
 pub struct StoredAnswer {
     status: StatusCode,
     body: serde_json::Value,
-    location: Option<String>,
+    headers: Vec<(String, String)>,
 }
 
 impl StoredAnswer {
     fn response(self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status);
         res.insert_header(("idempotent-replayed", "true"));
-        if let Some(loc) = self.location {
-            res.insert_header(("location", loc));
+        for (k, v) in &self.headers {
+            res.insert_header((k.as_str(), v.as_str()));
         }
         if self.status.is_client_error() {
             res.content_type("application/problem+json");
@@ -129,11 +159,11 @@ pub async fn begin(
         if inserted == 1 {
             return Ok(Some(Begin::Run(claim)));
         }
-        let (stored_hash, status, response, location): (
+        let (stored_hash, status, response, headers): (
             String,
             Option<i16>,
             Option<serde_json::Value>,
-            Option<String>,
+            Option<serde_json::Value>,
         ) = k::idempotency_keys
             .filter(
                 k::tenant_id
@@ -141,7 +171,7 @@ pub async fn begin(
                     .and(k::client_id.eq(&client))
                     .and(k::key.eq(&key)),
             )
-            .select((k::request_hash, k::status, k::response, k::location))
+            .select((k::request_hash, k::status, k::response, k::headers))
             .first(c)?;
         if stored_hash != hash {
             return Err(ApiError::unprocessable(
@@ -153,7 +183,9 @@ pub async fn begin(
             (Some(status), Some(body)) => Ok(Some(Begin::Replay(StoredAnswer {
                 status: StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK),
                 body,
-                location,
+                headers: headers
+                    .and_then(|h| serde_json::from_value(h).ok())
+                    .unwrap_or_default(),
             }))),
             _ => Err(ApiError::conflict(
                 "idempotency_key_in_use",
@@ -170,9 +202,10 @@ pub async fn complete(
     claim: Claim,
     status: StatusCode,
     body: &serde_json::Value,
-    location: Option<String>,
+    headers: &[(String, String)],
 ) -> ApiResult<()> {
     let body = body.clone();
+    let headers = serde_json::to_value(headers).unwrap_or_default();
     db.run(move |c| {
         let target = k::idempotency_keys.filter(
             k::tenant_id
@@ -187,7 +220,7 @@ pub async fn complete(
                 .set((
                     k::status.eq(status.as_u16() as i16),
                     k::response.eq(&body),
-                    k::location.eq(location),
+                    k::headers.eq(&headers),
                     k::completed_at.eq(diesel::dsl::now),
                 ))
                 .execute(c)?;
@@ -197,7 +230,7 @@ pub async fn complete(
     .await
 }
 
-/// Runs `f` under the request's Idempotency-Key (if any), answering JSON with `status`.
+/// Runs `f` under the request's Idempotency-Key (if any).
 pub async fn run<F, Fut>(
     db: &Db,
     caller: &Caller,
@@ -207,7 +240,7 @@ pub async fn run<F, Fut>(
 ) -> ApiResult<HttpResponse>
 where
     F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = ApiResult<(StatusCode, serde_json::Value, Option<String>)>>,
+    Fut: std::future::Future<Output = ApiResult<Answer>>,
 {
     let claim = match begin(db, caller, req, body).await? {
         None => None,
@@ -215,21 +248,21 @@ where
         Some(Begin::Run(claim)) => Some(claim),
     };
     let result = f().await;
-    let (status, json, location) = match &result {
-        Ok((s, v, loc)) => (*s, v.clone(), loc.clone()),
-        Err(e) => (
-            actix_web::ResponseError::status_code(e),
-            serde_json::to_value(e.problem()).unwrap_or_default(),
-            None,
-        ),
-    };
     if let Some(claim) = claim {
-        complete(db, claim, status, &json, location.clone()).await?;
+        match &result {
+            Ok(a) => complete(db, claim, a.status, &a.body, &a.headers).await?,
+            Err(e) => {
+                let problem = serde_json::to_value(e.problem()).unwrap_or_default();
+                complete(
+                    db,
+                    claim,
+                    actix_web::ResponseError::status_code(e),
+                    &problem,
+                    &[],
+                )
+                .await?
+            }
+        }
     }
-    let (status, json, location) = result?;
-    let mut res = HttpResponse::build(status);
-    if let Some(loc) = location {
-        res.insert_header(("location", loc));
-    }
-    Ok(res.json(json))
+    Ok(result?.into_response())
 }

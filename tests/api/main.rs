@@ -6,6 +6,7 @@ mod browser;
 mod concurrency;
 mod config;
 mod helpers;
+mod idempotency;
 mod links;
 mod ops;
 mod principals;

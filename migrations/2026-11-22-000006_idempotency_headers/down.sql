@@ -1,0 +1,2 @@
+ALTER TABLE idempotency_keys DROP COLUMN headers;
+ALTER TABLE idempotency_keys ADD COLUMN location text;
