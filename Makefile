@@ -18,6 +18,7 @@ fmt:
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy --test bench -- -D warnings
 
 ## Regenerate the committed OpenAPI document from the code.
 openapi:

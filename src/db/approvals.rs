@@ -79,6 +79,16 @@ pub fn update(conn: &mut PgConnection, row: &ApprovalRow) -> QueryResult<()> {
     Ok(())
 }
 
+/// Tasks of one approval, in stage then approver order. An equality, not `= ANY`, so the
+/// primary key serves it whatever the planner knows.
+pub fn tasks_of_one(conn: &mut PgConnection, tenant: &str, id: Uuid) -> QueryResult<Vec<TaskRow>> {
+    t::approval_tasks
+        .filter(t::tenant_id.eq(tenant).and(t::approval_id.eq(id)))
+        .order((t::stage, t::approver_id))
+        .select(TaskRow::as_select())
+        .load(conn)
+}
+
 /// Tasks of several approvals, in stage then approver order.
 pub fn tasks_of(conn: &mut PgConnection, tenant: &str, ids: &[Uuid]) -> QueryResult<Vec<TaskRow>> {
     t::approval_tasks

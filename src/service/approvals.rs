@@ -295,7 +295,7 @@ pub fn load(conn: &mut PgConnection, tenant: &str, id: Uuid, lock: bool) -> ApiR
         q::find(conn, tenant, id)
     }
     .map_err(ApiError::missing("approval"))?;
-    let tasks = q::tasks_of(conn, tenant, &[id])?;
+    let tasks = q::tasks_of_one(conn, tenant, id)?;
     assemble(row, tasks.iter().map(task_from_row).collect())
 }
 
@@ -907,7 +907,7 @@ pub fn request(
             .with("pending_approval_id", first.id.to_string()));
         }
         for row in blocking {
-            let tasks = q::tasks_of(conn, tenant, &[row.id])?;
+            let tasks = q::tasks_of_one(conn, tenant, row.id)?;
             let mut old = assemble(row, tasks.iter().map(task_from_row).collect())?;
             let reason = format!("superseded by approval {id}");
             let effects = old

@@ -1,0 +1,1 @@
+DROP INDEX approvals_pending_ticket_idx;
