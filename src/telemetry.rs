@@ -44,11 +44,15 @@ pub async fn observe(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let id = request_id(&req);
     let method = req.method().to_string();
+    // The route's pattern, never the raw path: a link's token in the path is a credential.
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_string());
     let span = tracing::info_span!(
         "request",
         request_id = %id,
         method = %method,
-        path = %req.path(),
+        route = %route,
         tenant = tracing::field::Empty,
     );
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
@@ -60,10 +64,6 @@ pub async fn observe(
     match result {
         Ok(mut res) => {
             let status = res.status().as_u16();
-            let route = res
-                .request()
-                .match_pattern()
-                .unwrap_or_else(|| "unmatched".to_string());
             if let Some(m) = &metrics {
                 m.observe_request(&route, &method, status, elapsed);
             }

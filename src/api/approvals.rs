@@ -193,6 +193,14 @@ pub async fn list_approvals(
     let limit = paging.limit()?;
     let after = cursor_uuid(&paging)?;
     let mut f = Faults::default();
+    for (name, value) in [
+        ("ticket_id", &filter.ticket_id),
+        ("approver_id", &filter.approver_id),
+    ] {
+        if value.as_deref().is_some_and(|v| !is_external_id(v)) {
+            f.push(name, "is not a valid id");
+        }
+    }
     if let Some(s) = &filter.state
         && !["pending", "approved", "rejected", "cancelled"].contains(&s.as_str())
     {

@@ -125,6 +125,16 @@ pub async fn post_link(
     let ctx = Ctx::new(&settings.public_url);
     let token = token.into_inner();
     let body = body.into_inner();
+    if body
+        .comment
+        .as_deref()
+        .is_some_and(|c| !crate::domain::validate::is_storable_text(c, 10_000))
+    {
+        return Err(ApiError::invalid_field(
+            "comment",
+            "must be at most 10000 characters, without control characters",
+        ));
+    }
     let done = db
         .tx(move |c| {
             let comment = body.comment.filter(|c| !c.trim().is_empty());
@@ -361,7 +371,10 @@ pub async fn decision_page_post(
         );
     }
     let form = form.into_inner();
-    let comment = form.comment.clone().unwrap_or_default();
+    let mut comment = form.comment.clone().unwrap_or_default();
+    // A page cannot show a 422 body well; drop what cannot be stored and keep the rest.
+    comment.retain(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'));
+    let comment: String = comment.chars().take(10_000).collect();
     let verdict = match form.decision.as_deref() {
         Some("approve") => Some(Verdict::Approve),
         Some("reject") => Some(Verdict::Reject),

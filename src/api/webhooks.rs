@@ -407,7 +407,12 @@ pub async fn update_endpoint(
                 }
                 _ => {}
             }
-            Ok(q::update_endpoint(c, &row)?)
+            let row = q::update_endpoint(c, &row)?;
+            if !row.enabled {
+                // Queued deliveries and their retries stop with the endpoint.
+                q::disable_endpoint(c, &row.tenant_id, row.id, "disabled through the API")?;
+            }
+            Ok(row)
         })
         .await?;
     Ok(web::Json(view(row, None)))

@@ -10,6 +10,9 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use tokio::sync::{Mutex, RwLock};
 
 const MIN_REFETCH: Duration = Duration::from_secs(5);
+/// Keys are re-read this often even when every kid is known, so a key withdrawn upstream
+/// stops being accepted.
+const MAX_AGE: Duration = Duration::from_secs(600);
 
 #[derive(Clone)]
 struct Key {
@@ -138,8 +141,16 @@ impl JwksSource {
         key.map(|k| (k.decoding.clone(), k.alg))
     }
 
-    /// The key for `kid`, re-reading the set once if it is unknown.
+    /// The key for `kid`, re-reading the set once if it is unknown or the set is old.
     pub async fn key(&self, kid: Option<&str>) -> Option<(DecodingKey, Algorithm)> {
+        let stale = self
+            .last_fetch
+            .lock()
+            .await
+            .is_none_or(|t| t.elapsed() > MAX_AGE);
+        if stale && let Err(e) = self.refresh(false).await {
+            tracing::warn!(error = %e, "JWKS refresh failed; keeping the keys we have");
+        }
         if let Some(found) = self.lookup(kid).await {
             return Some(found);
         }

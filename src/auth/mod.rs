@@ -77,7 +77,8 @@ impl fmt::Display for Scope {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
     pub iss: String,
-    pub aud: String,
+    /// One audience or a list of them (RFC 7519); checked by the validation, not here.
+    pub aud: serde_json::Value,
     pub sub: String,
     pub exp: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -157,6 +158,7 @@ impl Authenticator {
     fn validation(&self, alg: Algorithm) -> Validation {
         let mut v = Validation::new(alg);
         v.leeway = LEEWAY_SECS;
+        v.validate_nbf = true;
         v.set_issuer(&[&self.issuer]);
         v.set_audience(&[&self.audience]);
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
@@ -272,7 +274,7 @@ pub fn mint_token(
     let now = jsonwebtoken::get_current_timestamp();
     let claims = Claims {
         iss: settings.issuer.clone(),
-        aud: settings.audience.clone(),
+        aud: serde_json::Value::String(settings.audience.clone()),
         sub: sub.to_string(),
         exp: now + ttl_secs,
         iat: Some(now),

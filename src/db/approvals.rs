@@ -119,6 +119,24 @@ pub fn upsert_tasks(conn: &mut PgConnection, rows: &[TaskRow]) -> QueryResult<()
     Ok(())
 }
 
+/// Deletes the given (stage, approver) tasks of one approval.
+pub fn delete_tasks(
+    conn: &mut PgConnection,
+    tenant: &str,
+    approval: Uuid,
+    keys: &[(i32, String)],
+) -> QueryResult<()> {
+    for (stage, approver) in keys {
+        diesel::delete(
+            t::approval_tasks
+                .filter(t::tenant_id.eq(tenant).and(t::approval_id.eq(approval)))
+                .filter(t::stage.eq(stage).and(t::approver_id.eq(approver))),
+        )
+        .execute(conn)?;
+    }
+    Ok(())
+}
+
 /// Appends events in one statement.
 pub fn insert_events(conn: &mut PgConnection, rows: &[NewEvent]) -> QueryResult<()> {
     if rows.is_empty() {

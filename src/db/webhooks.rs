@@ -138,6 +138,7 @@ pub fn claim(conn: &mut PgConnection, lease_secs: f64, limit: i64) -> QueryResul
     diesel::sql_query(
         "WITH picked AS (
            SELECT c.id FROM webhook_deliveries c
+           JOIN webhook_endpoints ew ON ew.tenant_id = c.tenant_id AND ew.id = c.endpoint_id AND ew.enabled
            WHERE c.state = 'pending' AND c.next_attempt_at <= now()
              AND (c.leased_until IS NULL OR c.leased_until < now())
              AND NOT EXISTS (
@@ -146,7 +147,7 @@ pub fn claim(conn: &mut PgConnection, lease_secs: f64, limit: i64) -> QueryResul
                  AND p.approval_id = c.approval_id AND p.event_position < c.event_position)
            ORDER BY c.next_attempt_at, c.event_position
            LIMIT $2
-           FOR UPDATE SKIP LOCKED),
+           FOR UPDATE OF c SKIP LOCKED),
          leased AS (
            UPDATE webhook_deliveries d
            SET leased_until = now() + make_interval(secs => $1), updated_at = now()

@@ -690,8 +690,8 @@ fn read_reminders(f: &mut Faults, v: &Value, p: &str) -> Option<RemindersDef> {
     f.no_unknown(m, p, &["every", "max", "at_percent"]);
     let every = positive_duration(f, m, p, "every", false);
     let max: Option<u32> = f.opt(m, p, "max");
-    if max == Some(0) {
-        f.push(join(p, "max"), "must be at least 1");
+    if max.is_some_and(|n| !(1..=1000).contains(&n)) {
+        f.push(join(p, "max"), "must be from 1 to 1000");
     }
     let at_percent = read_percents(f, m, p);
     if every.is_none() && at_percent.is_none() && !f.errors.iter().any(|e| e.field.starts_with(p)) {

@@ -57,8 +57,12 @@ impl Faults {
         self.errors.is_empty()
     }
 
-    /// The value as an object, or a fault.
+    /// The value as an object, or a fault. At the root, a NUL character anywhere is a fault:
+    /// Postgres cannot store one in text or JSON.
     pub fn object<'a>(&mut self, v: &'a Value, path: &str) -> Option<&'a Map<String, Value>> {
+        if path.is_empty() && has_nul(v) {
+            self.push("body", "must not contain NUL characters");
+        }
         match v {
             Value::Object(m) => Some(m),
             other => {
@@ -146,6 +150,10 @@ impl Faults {
             self.push(join(path, key), format!("must be at most {max} characters"));
             return None;
         }
+        if !is_storable_text(&s, max) {
+            self.push(join(path, key), "must not contain control characters");
+            return None;
+        }
         Some(s)
     }
 
@@ -156,6 +164,9 @@ impl Faults {
             None
         } else if t.chars().count() > max {
             self.push(path, format!("must be at most {max} characters"));
+            None
+        } else if !is_storable_text(t, max) {
+            self.push(path, "must not contain control characters");
             None
         } else {
             Some(t.to_string())
@@ -173,6 +184,24 @@ impl Faults {
             }]),
         }
     }
+}
+
+/// Does any string (or key) in this JSON hold a NUL character?
+pub fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+/// Free text we store: bounded, and no control characters but line breaks and tabs.
+pub fn is_storable_text(s: &str, max: usize) -> bool {
+    s.chars().count() <= max
+        && !s
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
 }
 
 /// Is this a plausible BCP 47 language tag (`en`, `fr-CA`, `zh-Hant-TW`)?

@@ -19,7 +19,7 @@ use super::view::{
 use crate::db::models::{ApprovalRow, NewEvent, PrincipalRow};
 use crate::db::{approvals as q, principals, processes};
 use crate::domain::engine::{
-    Approval, ApprovalStatus, Effect, EngineError, GroupPlan, Policy, StagePlan, Verdict,
+    Approval, ApprovalStatus, Effect, EngineError, GroupPlan, Policy, StagePlan, TaskState, Verdict,
 };
 use crate::domain::process::{
     Combine, GroupDef, ProcessDefinition, ProcessSettings, Requirement, Rule, Source, StageDef,
@@ -236,6 +236,9 @@ impl DecisionInput {
                 ],
             );
             let approver_id: Option<String> = f.req(m, "", "approver_id");
+            if approver_id.as_deref().is_some_and(|a| !is_external_id(a)) {
+                f.push("approver_id", "is not a valid principal id");
+            }
             let decision = match m.get("decision").and_then(Value::as_str) {
                 Some("approve") => Some(Verdict::Approve),
                 Some("reject") => Some(Verdict::Reject),
@@ -246,6 +249,9 @@ impl DecisionInput {
             };
             let comment = f.opt_text(m, "", "comment", 10_000);
             let on_behalf_of: Option<String> = f.opt(m, "", "on_behalf_of");
+            if on_behalf_of.as_deref().is_some_and(|a| !is_external_id(a)) {
+                f.push("on_behalf_of", "is not a valid principal id");
+            }
             Some(DecisionInput {
                 approver_id: approver_id?,
                 decision: decision?,
@@ -374,6 +380,22 @@ pub fn save(
     let now = ctx.now;
     let tenant = loaded.row.tenant_id.clone();
     let id = loaded.row.id;
+    delegate_started(conn, loaded, effects, now)?;
+    // Tasks handed to a delegate leave their old key behind.
+    let gone: Vec<(i32, String)> = loaded
+        .original
+        .iter()
+        .filter(|o| {
+            !loaded
+                .stored
+                .approval
+                .tasks
+                .iter()
+                .any(|t| t.stage == o.stage && t.approver_id == o.approver_id)
+        })
+        .map(|o| (o.stage as i32, o.approver_id.clone()))
+        .collect();
+    q::delete_tasks(conn, &tenant, id, &gone)?;
     let changed: Vec<_> = loaded
         .stored
         .approval
@@ -793,55 +815,92 @@ fn resolve(
     Ok(plan)
 }
 
-/// Out of office: members with a delegation in force are replaced by their delegate (one
-/// hop, so chains and cycles end at once), and the substitution is recorded.
-fn apply_delegations(
+/// Out of office, applied when a stage starts: each pending task of an approver with a
+/// delegation in force goes to the delegate (one hop, so chains and cycles end at once), and
+/// the hand-over is recorded. A delegate already asked in the stage keeps one task.
+fn delegate_started(
     conn: &mut PgConnection,
-    tenant: &str,
-    mut plan: Vec<StagePlan>,
-    requester: Option<&str>,
-    allow_self: bool,
+    loaded: &mut Loaded,
+    effects: &[Effect],
     now: DateTime<Utc>,
-) -> ApiResult<(Vec<StagePlan>, Vec<Delegated>)> {
-    let members: Vec<String> = plan
-        .iter()
-        .flat_map(|s| s.groups.iter().flat_map(|g| g.members.iter().cloned()))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let active = crate::db::time::active_delegations(conn, tenant, &members, now)?;
-    if active.is_empty() {
-        return Ok((plan, vec![]));
-    }
-    let to: HashMap<&str, &str> = active
-        .iter()
-        .map(|d| (d.principal_id.as_str(), d.delegate_id.as_str()))
-        .collect();
-    let mut delegated = Vec::new();
-    for (s, stage) in plan.iter_mut().enumerate() {
-        for group in &mut stage.groups {
+) -> ApiResult<()> {
+    let requester = loaded
+        .row
+        .ticket
+        .get("requester_id")
+        .and_then(Value::as_str)
+        .filter(|_| !loaded.definition.settings.allow_self_approval)
+        .map(str::to_string);
+    for effect in effects {
+        let Effect::StageStarted { stage } = *effect else {
+            continue;
+        };
+        let engine = &mut loaded.stored.approval;
+        if engine.current_stage != Some(stage) || engine.status != ApprovalStatus::Pending {
+            continue;
+        }
+        let pending: Vec<String> = engine
+            .tasks
+            .iter()
+            .filter(|t| t.stage == stage && t.state == TaskState::Pending)
+            .map(|t| t.approver_id.clone())
+            .collect();
+        if pending.is_empty() {
+            continue;
+        }
+        let active =
+            crate::db::time::active_delegations(conn, &loaded.row.tenant_id, &pending, now)?;
+        // Every hand-over is decided from who was asked, all at once: a→b and b→a swap.
+        let to: HashMap<String, String> = active
+            .into_iter()
+            .filter(|d| requester.as_deref() != Some(d.delegate_id.as_str()))
+            .map(|d| (d.principal_id, d.delegate_id))
+            .collect();
+        if to.is_empty() {
+            continue;
+        }
+        let engine = &mut loaded.stored.approval;
+        // Whoever keeps their own task in this stage is asked already.
+        let mut asked: BTreeSet<String> = engine
+            .tasks
+            .iter()
+            .filter(|t| t.stage == stage)
+            .filter(|t| t.state != TaskState::Pending || !to.contains_key(&t.approver_id))
+            .map(|t| t.approver_id.clone())
+            .collect();
+        let mut tasks = Vec::with_capacity(engine.tasks.len());
+        for mut t in std::mem::take(&mut engine.tasks) {
+            let Some(delegate) = (t.stage == stage && t.state == TaskState::Pending)
+                .then(|| to.get(&t.approver_id))
+                .flatten()
+            else {
+                tasks.push(t);
+                continue;
+            };
+            loaded.stored.delegated.push(Delegated {
+                stage,
+                delegate: delegate.clone(),
+                delegator: t.approver_id.clone(),
+            });
+            // A delegate already asked answers once, for both.
+            if asked.insert(delegate.clone()) {
+                t.approver_id = delegate.clone();
+                tasks.push(t);
+            }
+        }
+        tasks.sort_by(|a, b| (a.stage, &a.approver_id).cmp(&(b.stage, &b.approver_id)));
+        engine.tasks = tasks;
+        for group in &mut engine.plan[stage].groups {
+            let mut seen = BTreeSet::new();
             group.members = group
                 .members
                 .iter()
-                .map(|m| match to.get(m.as_str()) {
-                    Some(d) => {
-                        let record = Delegated {
-                            stage: s,
-                            delegate: d.to_string(),
-                            delegator: m.clone(),
-                        };
-                        if !delegated.contains(&record) {
-                            delegated.push(record);
-                        }
-                        d.to_string()
-                    }
-                    None => m.clone(),
-                })
-                .filter(|m| allow_self || Some(m.as_str()) != requester)
+                .map(|m| to.get(m).cloned().unwrap_or_else(|| m.clone()))
+                .filter(|m| seen.insert(m.clone()))
                 .collect();
         }
     }
-    Ok((plan, delegated))
+    Ok(())
 }
 
 /// `POST /v1/approvals`: resolves approvers, enforces one pending approval per ticket, starts
@@ -879,14 +938,6 @@ pub fn request(
 
     q::lock_ticket(conn, tenant, &input.ticket.id)?;
     let plan = resolve(conn, tenant, &definition, input, process.is_none())?;
-    let (plan, delegated) = apply_delegations(
-        conn,
-        tenant,
-        plan,
-        input.ticket.requester_id.as_deref(),
-        definition.settings.allow_self_approval,
-        now,
-    )?;
     let exclusive = definition.settings.one_active_per_ticket;
 
     let pending = q::pending_on_ticket(conn, tenant, &input.ticket.id)?;
@@ -944,7 +995,7 @@ pub fn request(
         approval,
         closed_by: None,
         deadlines: vec![],
-        delegated,
+        delegated: vec![],
     };
     let row = ApprovalRow {
         tenant_id: tenant.to_string(),
@@ -1036,10 +1087,37 @@ pub fn decide(
             if loaded.stored.approval.status != ApprovalStatus::Pending {
                 return Err(engine_error(EngineError::Closed));
             }
-            if !may_act_for(conn, &loaded, &input.approver_id, other)? {
+            let actor = input.approver_id.as_str();
+            let requester = loaded
+                .row
+                .ticket
+                .get("requester_id")
+                .and_then(Value::as_str);
+            if requester == Some(actor) && !loaded.definition.settings.allow_self_approval {
+                return Err(ApiError::forbidden(
+                    "self_approval_not_allowed",
+                    "the ticket's requester may not decide on it, not even on someone's behalf",
+                ));
+            }
+            // Nobody gives two answers in a stage: not an approver of the stage, and not
+            // someone who has already answered in it for another approver.
+            let stage = loaded.stored.approval.current_stage;
+            let answers_already = loaded.stored.approval.tasks.iter().any(|t| {
+                Some(t.stage) == stage
+                    && (t.approver_id == actor || t.actor_id.as_deref() == Some(actor))
+            });
+            if answers_already {
+                return Err(ApiError::forbidden(
+                    "double_answer",
+                    format!(
+                        "{actor} already answers in this stage and may not answer for {other} too"
+                    ),
+                ));
+            }
+            if !may_act_for(conn, &loaded, actor, other)? {
                 return Err(ApiError::forbidden(
                     "not_a_substitute",
-                    format!("{} may not answer on behalf of {other}", input.approver_id),
+                    format!("{actor} may not answer on behalf of {other}"),
                 ));
             }
             other.clone()

@@ -158,6 +158,14 @@ pub fn escalation_recipients(
         .map(|t| t.approver_id.clone())
         .collect();
     let tenant = &loaded.row.tenant_id;
+    // The requester is never asked to stand in for anyone on their own ticket.
+    let requester = loaded
+        .row
+        .ticket
+        .get("requester_id")
+        .and_then(Value::as_str)
+        .filter(|_| !loaded.definition.settings.allow_self_approval)
+        .map(str::to_string);
     let approvers = principals::find_many(conn, tenant, &pending)?;
     let mut pairs: Vec<(String, String)> = Vec::new();
     for a in &approvers {
@@ -166,7 +174,7 @@ pub fn escalation_recipients(
             SubstituteSource::Principals { ids } => ids.clone(),
         };
         for s in subs_of_a {
-            if s != a.id {
+            if s != a.id && Some(&s) != requester.as_ref() {
                 pairs.push((s, a.id.clone()));
             }
         }

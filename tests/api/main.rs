@@ -11,5 +11,6 @@ mod links;
 mod ops;
 mod principals;
 mod processes;
+mod regressions;
 mod time;
 mod webhooks;
