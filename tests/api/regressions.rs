@@ -1,4 +1,5 @@
-//! Review findings: each test shows a defect and fails until it is fixed.
+//! Regressions from a review: each test once showed a defect (self-approval through a
+//! substitute, double answers, tokens in logs, ...) and guards its fix.
 
 use std::time::Duration;
 
