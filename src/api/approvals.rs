@@ -416,34 +416,43 @@ pub async fn cancel(
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::ApprovalsAdmin)?;
     let body: CancelApproval = typed(&raw)?;
+    let action = Close {
+        verdict: None,
+        reason: body.reason,
+        actor_id: body.actor_id,
+    };
     idempotency::run(&db, &caller, &req, &raw, || async {
-        let view = cancel_inner(&caller, &settings, &db, &id, body).await?;
+        let view = close(&caller, &settings, &db, &id, action).await?;
         Ok(Answer::new(StatusCode::OK, to_json(&view)?))
     })
     .await
 }
 
-async fn cancel_inner(
+/// An administrator closing an approval: a cancel, or a bypass with its verdict.
+struct Close {
+    verdict: Option<Verdict>,
+    reason: String,
+    actor_id: Option<String>,
+}
+
+async fn close(
     caller: &Caller,
     settings: &Settings,
     db: &Db,
     id: &str,
-    body: CancelApproval,
+    action: Close,
 ) -> ApiResult<ApprovalView> {
     let ctx = svc::Ctx::new(&settings.public_url);
     let id = parse_id(id)?;
-    check_reason(&body.reason)?;
+    check_reason(&action.reason)?;
     let tenant = caller.tenant.clone();
     let loaded = db
         .tx(move |c| {
-            svc::cancel(
-                c,
-                &tenant,
-                id,
-                body.reason.trim(),
-                body.actor_id.as_deref(),
-                &ctx,
-            )
+            let (reason, actor) = (action.reason.trim(), action.actor_id.as_deref());
+            match action.verdict {
+                None => svc::cancel(c, &tenant, id, reason, actor, &ctx),
+                Some(v) => svc::bypass(c, &tenant, id, v, reason, actor, &ctx),
+            }
         })
         .await?;
     Ok(loaded.view())
@@ -478,38 +487,16 @@ pub async fn bypass(
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::ApprovalsAdmin)?;
     let body: BypassApproval = typed(&raw)?;
+    let action = Close {
+        verdict: Some(body.decision),
+        reason: body.reason,
+        actor_id: body.actor_id,
+    };
     idempotency::run(&db, &caller, &req, &raw, || async {
-        let view = bypass_inner(&caller, &settings, &db, &id, body).await?;
+        let view = close(&caller, &settings, &db, &id, action).await?;
         Ok(Answer::new(StatusCode::OK, to_json(&view)?))
     })
     .await
-}
-
-async fn bypass_inner(
-    caller: &Caller,
-    settings: &Settings,
-    db: &Db,
-    id: &str,
-    body: BypassApproval,
-) -> ApiResult<ApprovalView> {
-    let ctx = svc::Ctx::new(&settings.public_url);
-    let id = parse_id(id)?;
-    check_reason(&body.reason)?;
-    let tenant = caller.tenant.clone();
-    let loaded = db
-        .tx(move |c| {
-            svc::bypass(
-                c,
-                &tenant,
-                id,
-                body.decision,
-                body.reason.trim(),
-                body.actor_id.as_deref(),
-                &ctx,
-            )
-        })
-        .await?;
-    Ok(loaded.view())
 }
 
 /// Re-notify the approvers who have not answered (`approval.reminder`).
