@@ -628,7 +628,8 @@ async fn bulk(
     Ok(BulkResults { results })
 }
 
-/// A principal's inbox: pending approvals waiting for their answer in the running stage.
+/// A principal's inbox: pending approvals waiting for their answer in the running stage,
+/// and, while a delegation to them is in force, those waiting for their delegators.
 #[utoipa::path(
     tag = "approvals",
     params(("id" = String, Path, description = "Principal id"), PageParams),
@@ -654,7 +655,10 @@ pub async fn pending_approvals(
     let tenant = caller.tenant.clone();
     let (items, next_cursor) = db
         .run(move |c| {
-            let rows = q::inbox(c, &tenant, &id, after, limit + 1)?;
+            // A delegate in force also sees what waits for the people who delegated to them.
+            let mut who = crate::db::time::delegators_of(c, &tenant, &id, crate::service::now())?;
+            who.push(id);
+            let rows = q::inbox(c, &tenant, &who, after, limit + 1)?;
             let (rows, next) = page(rows, limit, |r| r.id.to_string());
             Ok((svc::load_many(c, &tenant, rows)?, next))
         })

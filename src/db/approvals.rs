@@ -190,11 +190,11 @@ pub fn list(
         .load(conn)
 }
 
-/// Pending approvals waiting for this principal in their running stage.
+/// Pending approvals waiting for any of these principals in their running stage.
 pub fn inbox(
     conn: &mut PgConnection,
     tenant: &str,
-    approver: &str,
+    approvers: &[String],
     after: Option<Uuid>,
     limit: i64,
 ) -> QueryResult<Vec<ApprovalRow>> {
@@ -207,7 +207,7 @@ pub fn inbox(
         )
         .filter(a::tenant_id.eq(tenant))
         .filter(a::state.eq("pending"))
-        .filter(t::approver_id.eq(approver))
+        .filter(t::approver_id.eq_any(approvers))
         .filter(t::state.eq("pending"))
         .into_boxed();
     if let Some(after) = after {
@@ -216,6 +216,7 @@ pub fn inbox(
     q.order(a::id.asc())
         .limit(limit)
         .select(ApprovalRow::as_select())
+        .distinct()
         .load(conn)
 }
 

@@ -132,3 +132,17 @@ pub fn mark_fired(conn: &mut PgConnection, timer: &TimerRow, at: DateTime<Utc>) 
         .execute(conn)?;
     Ok(())
 }
+
+/// Who has delegated to `delegate` with a delegation in force at `at`.
+pub fn delegators_of(
+    conn: &mut PgConnection,
+    tenant: &str,
+    delegate: &str,
+    at: DateTime<Utc>,
+) -> QueryResult<Vec<String>> {
+    d::delegations
+        .filter(d::tenant_id.eq(tenant).and(d::delegate_id.eq(delegate)))
+        .filter(d::starts_at.le(at).and(d::ends_at.gt(at)))
+        .select(d::principal_id)
+        .load(conn)
+}
