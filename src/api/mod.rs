@@ -174,11 +174,65 @@ pub fn path_config() -> web::PathConfig {
 }
 
 /// Unknown routes.
+/// Unknown routes, and known paths asked with a method they do not have (405 with `Allow`).
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    let allowed = allowed_methods(req.path());
+    if !allowed.is_empty() {
+        let e = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!(
+                "{} is not allowed here; use {}",
+                req.method(),
+                allowed.join(", ")
+            ),
+        );
+        let mut res = problem_response(&e.problem());
+        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&allowed.join(", ")) {
+            res.headers_mut().insert(actix_web::http::header::ALLOW, v);
+        }
+        return res;
+    }
     let e = ApiError::new(
         StatusCode::NOT_FOUND,
         "route_not_found",
         format!("no route for {} {}", req.method(), req.path()),
     );
     problem_response(&e.problem())
+}
+
+/// The methods the OpenAPI document lists for the path template matching `path`.
+fn allowed_methods(path: &str) -> Vec<String> {
+    static ROUTES: std::sync::OnceLock<Vec<(Vec<String>, Vec<String>)>> =
+        std::sync::OnceLock::new();
+    let routes = ROUTES.get_or_init(|| {
+        let spec = serde_json::to_value(openapi()).unwrap_or_default();
+        spec["paths"]
+            .as_object()
+            .map(|paths| {
+                paths
+                    .iter()
+                    .map(|(template, item)| {
+                        let segments = template.split('/').map(str::to_string).collect();
+                        let methods = item
+                            .as_object()
+                            .map(|m| m.keys().map(|k| k.to_uppercase()).collect())
+                            .unwrap_or_default();
+                        (segments, methods)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    let parts: Vec<&str> = path.split('/').collect();
+    routes
+        .iter()
+        .find(|(segments, _)| {
+            segments.len() == parts.len()
+                && segments.iter().zip(&parts).all(|(t, p)| {
+                    (t.starts_with('{') && t.ends_with('}') && !p.is_empty()) || t == p
+                })
+        })
+        .map(|(_, methods)| methods.clone())
+        .unwrap_or_default()
 }

@@ -79,6 +79,17 @@ async fn unknown_routes_are_problem_json_404() {
 }
 
 #[tokio::test]
+async fn a_known_path_with_another_method_is_405_with_allow() {
+    let app = spawn_app().await;
+    let a = app.call(Method::PATCH, "/v1/processes", None).await;
+    a.assert_problem(405, "method_not_allowed");
+    assert_eq!(a.header("allow"), Some("GET, POST"));
+    let b = app.call(Method::POST, "/v1/processes/abc", None).await;
+    b.assert_problem(405, "method_not_allowed");
+    assert_eq!(b.header("allow"), Some("DELETE, GET, PUT"));
+}
+
+#[tokio::test]
 async fn malformed_json_is_400_problem() {
     let app = spawn_app().await;
     let res = app
