@@ -366,17 +366,6 @@ pub async fn decide(
     .await
 }
 
-/// Reads a typed body from JSON already parsed (kept as JSON for the idempotency hash).
-fn typed<T: serde::de::DeserializeOwned>(raw: &Value) -> ApiResult<T> {
-    serde_json::from_value(raw.clone()).map_err(|e| {
-        let msg = e.to_string();
-        ApiError::invalid_field(
-            "body",
-            msg.split(" at line ").next().unwrap_or(&msg).to_string(),
-        )
-    })
-}
-
 fn check_reason(reason: &str) -> ApiResult<()> {
     if reason.trim().is_empty() || reason.len() > 2_000 {
         return Err(ApiError::invalid_field(
@@ -415,7 +404,7 @@ pub async fn cancel(
     raw: web::Json<Value>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::ApprovalsAdmin)?;
-    let body: CancelApproval = typed(&raw)?;
+    let body: CancelApproval = super::typed_body(&raw)?;
     let action = Close {
         verdict: None,
         reason: body.reason,
@@ -486,7 +475,7 @@ pub async fn bypass(
     raw: web::Json<Value>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::ApprovalsAdmin)?;
-    let body: BypassApproval = typed(&raw)?;
+    let body: BypassApproval = super::typed_body(&raw)?;
     let action = Close {
         verdict: Some(body.decision),
         reason: body.reason,

@@ -168,26 +168,8 @@ const PAGE: &str = include_str!("decision_page.html");
 
 /// The page's words in English, French and German.
 fn words(lang: &str) -> Value {
-    let (t, fr, de) = (
-        serde_json::json!({
-            "lang": "en", "title": "Approval request", "ticket": "Ticket", "description": "Description",
-            "requested_by": "Requested by", "process": "Process", "stage": "Stage",
-            "for": "You answer for", "your_decision": "Your decision", "approve": "Approve",
-            "reject": "Reject", "comment": "Comment", "comment_optional": "(optional)",
-            "comment_required": "(required to reject)", "confirm": "Confirm my decision",
-            "thanks_approve": "Thank you. You approved this request.",
-            "thanks_reject": "Thank you. You rejected this request.",
-            "used": "This link has already been used.", "decided_by": "Decided by",
-            "decided_at": "on", "approved": "approved", "rejected": "rejected",
-            "gone": "This link no longer works.", "link_not_found": "This link is not valid.",
-            "link_superseded": "This request has been answered or replaced.",
-            "link_expired": "This link has expired.", "link_closed": "This approval has ended.",
-            "choose": "Choose approve or reject.",
-            "need_comment": "Please say why you reject this request.",
-            "rate_limited": "Too many attempts. Please wait a minute and try again.",
-            "close": "You can close this page."
-        }),
-        serde_json::json!({
+    match language(lang).as_str() {
+        "fr" => serde_json::json!({
             "lang": "fr", "title": "Demande d’approbation", "ticket": "Ticket", "description": "Description",
             "requested_by": "Demandé par", "process": "Processus", "stage": "Étape",
             "for": "Vous répondez pour", "your_decision": "Votre décision", "approve": "Approuver",
@@ -205,7 +187,7 @@ fn words(lang: &str) -> Value {
             "rate_limited": "Trop de tentatives. Patientez une minute puis réessayez.",
             "close": "Vous pouvez fermer cette page."
         }),
-        serde_json::json!({
+        "de" => serde_json::json!({
             "lang": "de", "title": "Genehmigungsanfrage", "ticket": "Ticket", "description": "Beschreibung",
             "requested_by": "Angefordert von", "process": "Prozess", "stage": "Stufe",
             "for": "Sie antworten für", "your_decision": "Ihre Entscheidung", "approve": "Genehmigen",
@@ -223,11 +205,24 @@ fn words(lang: &str) -> Value {
             "rate_limited": "Zu viele Versuche. Bitte warten Sie eine Minute.",
             "close": "Sie können diese Seite schließen."
         }),
-    );
-    match language(lang).as_str() {
-        "fr" => fr,
-        "de" => de,
-        _ => t,
+        _ => serde_json::json!({
+            "lang": "en", "title": "Approval request", "ticket": "Ticket", "description": "Description",
+            "requested_by": "Requested by", "process": "Process", "stage": "Stage",
+            "for": "You answer for", "your_decision": "Your decision", "approve": "Approve",
+            "reject": "Reject", "comment": "Comment", "comment_optional": "(optional)",
+            "comment_required": "(required to reject)", "confirm": "Confirm my decision",
+            "thanks_approve": "Thank you. You approved this request.",
+            "thanks_reject": "Thank you. You rejected this request.",
+            "used": "This link has already been used.", "decided_by": "Decided by",
+            "decided_at": "on", "approved": "approved", "rejected": "rejected",
+            "gone": "This link no longer works.", "link_not_found": "This link is not valid.",
+            "link_superseded": "This request has been answered or replaced.",
+            "link_expired": "This link has expired.", "link_closed": "This approval has ended.",
+            "choose": "Choose approve or reject.",
+            "need_comment": "Please say why you reject this request.",
+            "rate_limited": "Too many attempts. Please wait a minute and try again.",
+            "close": "You can close this page."
+        }),
     }
 }
 

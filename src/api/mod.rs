@@ -125,6 +125,14 @@ pub fn openapi_json() -> String {
     s
 }
 
+/// Reads a typed body from JSON kept as a `Value` (for the Idempotency-Key hash); a body that
+/// does not fit is a 422 on `body`.
+pub fn typed_body<T: serde::de::DeserializeOwned>(raw: &serde_json::Value) -> Result<T, ApiError> {
+    let mut f = crate::domain::validate::Faults::default();
+    f.convert(raw, "body")
+        .ok_or_else(|| ApiError::invalid(f.errors))
+}
+
 /// JSON bodies: size limit, and problem+json for every way a body can be wrong.
 pub fn json_config() -> web::JsonConfig {
     web::JsonConfig::default()

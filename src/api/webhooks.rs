@@ -221,13 +221,7 @@ pub async fn create_endpoint(
     raw: web::Json<Value>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::WebhooksManage)?;
-    let body: CreateEndpoint = serde_json::from_value(raw.0.clone()).map_err(|e| {
-        let msg = e.to_string();
-        ApiError::invalid_field(
-            "body",
-            msg.split(" at line ").next().unwrap_or(&msg).to_string(),
-        )
-    })?;
+    let body: CreateEndpoint = super::typed_body(&raw)?;
     idempotency::run(&db, &caller, &req, &raw, || async {
         let view = create(&caller, &db, &settings, body).await?;
         let location = format!("/v1/webhook-endpoints/{}", view.id);

@@ -119,21 +119,27 @@ pub fn upsert_tasks(conn: &mut PgConnection, rows: &[TaskRow]) -> QueryResult<()
     Ok(())
 }
 
-/// Deletes the given (stage, approver) tasks of one approval.
+/// Deletes the given (stage, approver) tasks of one approval, in one statement.
 pub fn delete_tasks(
     conn: &mut PgConnection,
     tenant: &str,
     approval: Uuid,
     keys: &[(i32, String)],
 ) -> QueryResult<()> {
-    for (stage, approver) in keys {
-        diesel::delete(
-            t::approval_tasks
-                .filter(t::tenant_id.eq(tenant).and(t::approval_id.eq(approval)))
-                .filter(t::stage.eq(stage).and(t::approver_id.eq(approver))),
-        )
-        .execute(conn)?;
+    if keys.is_empty() {
+        return Ok(());
     }
+    let (stages, approvers): (Vec<i32>, Vec<String>) = keys.iter().cloned().unzip();
+    diesel::sql_query(
+        "DELETE FROM approval_tasks t USING unnest($3::int4[], $4::text[]) AS k(stage, approver_id)
+         WHERE t.tenant_id = $1 AND t.approval_id = $2
+           AND t.stage = k.stage AND t.approver_id = k.approver_id",
+    )
+    .bind::<Text, _>(tenant)
+    .bind::<diesel::sql_types::Uuid, _>(approval)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Int4>, _>(stages)
+    .bind::<diesel::sql_types::Array<Text>, _>(approvers)
+    .execute(conn)?;
     Ok(())
 }
 

@@ -1037,6 +1037,7 @@ fn may_act_for(
     loaded: &Loaded,
     actor: &str,
     approver: &str,
+    now: DateTime<Utc>,
 ) -> ApiResult<bool> {
     let Some(stage) = loaded.stored.approval.current_stage else {
         return Ok(false);
@@ -1046,7 +1047,7 @@ fn may_act_for(
         conn,
         &loaded.row.tenant_id,
         &[approver.to_string()],
-        super::now(),
+        now,
     )?;
     if delegations.iter().any(|d| d.delegate_id == actor) {
         return Ok(true);
@@ -1114,7 +1115,7 @@ pub fn decide(
                     ),
                 ));
             }
-            if !may_act_for(conn, &loaded, actor, other)? {
+            if !may_act_for(conn, &loaded, actor, other, now)? {
                 return Err(ApiError::forbidden(
                     "not_a_substitute",
                     format!("{actor} may not answer on behalf of {other}"),
