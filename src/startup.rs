@@ -13,6 +13,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::api;
 use crate::auth::Authenticator;
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{self, Db};
 use crate::metrics::Metrics;
@@ -23,10 +24,17 @@ pub struct Application {
     port: u16,
     server: Server,
     db: Db,
+    clock: Clock,
 }
 
 impl Application {
+    /// Builds the application on the system clock.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Clock::system()).await
+    }
+
+    /// Builds the application reading the time from `clock` (tests pass a manual one).
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         let db = Db::new(
             settings.database_url(),
@@ -51,8 +59,13 @@ impl Application {
         let auth = web::Data::new(auth);
         let metrics = web::Data::new(Metrics::new());
         if settings.worker {
-            crate::worker::Worker::new(db.clone(), settings.clone(), metrics.clone().into_inner())
-                .spawn();
+            crate::worker::Worker::new(
+                db.clone(),
+                settings.clone(),
+                metrics.clone().into_inner(),
+                clock.clone(),
+            )
+            .spawn();
         }
         let listener = TcpListener::bind(settings.bind)
             .map_err(|e| anyhow::anyhow!("SIGNOFF_BIND: cannot bind {}: {e}", settings.bind))?;
@@ -60,6 +73,7 @@ impl Application {
         let db_data = web::Data::new(db.clone());
         let limiter = web::Data::new(api::ratelimit::RateLimiter::new(settings.link_rate_limit));
         let settings_data = web::Data::from(settings.clone());
+        let clock_data = web::Data::new(clock.clone());
         let server = HttpServer::new(move || {
             let (app, spec) = App::new()
                 .into_utoipa_app()
@@ -68,6 +82,7 @@ impl Application {
                 .app_data(auth.clone())
                 .app_data(metrics.clone())
                 .app_data(settings_data.clone())
+                .app_data(clock_data.clone())
                 .app_data(limiter.clone())
                 .app_data(api::json_config())
                 .app_data(api::query_config())
@@ -82,7 +97,12 @@ impl Application {
         })
         .listen(listener)?
         .run();
-        Ok(Self { port, server, db })
+        Ok(Self {
+            port,
+            server,
+            db,
+            clock,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -91,6 +111,11 @@ impl Application {
 
     pub fn db(&self) -> Db {
         self.db.clone()
+    }
+
+    /// The clock the application reads.
+    pub fn clock(&self) -> Clock {
+        self.clock.clone()
     }
 
     /// Serves until the server is stopped (SIGINT/SIGTERM stop it gracefully).

@@ -8,9 +8,9 @@ mod listener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::sync::Notify;
 
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::db::webhooks::{self as q, Claimed};
@@ -32,16 +32,18 @@ pub struct Worker {
     settings: Arc<Settings>,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
+    clock: Clock,
 }
 
 impl Worker {
-    pub fn new(db: Db, settings: Arc<Settings>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(db: Db, settings: Arc<Settings>, metrics: Arc<Metrics>, clock: Clock) -> Self {
         Self {
             http: delivery::client(&settings.webhooks, settings.webhook_allow_private),
             db,
             settings,
             metrics,
             wake: Arc::new(Notify::new()),
+            clock,
         }
     }
 
@@ -134,10 +136,11 @@ impl Worker {
         let schedule = self.settings.webhooks.retry_schedule.clone();
         let disable_after = self.settings.webhooks.disable_after;
         let id = claimed.id;
+        let clock = self.clock.clone();
         let recorded = self
             .db
             .tx(move |c| {
-                let now = Utc::now();
+                let now = clock.now();
                 match &verdict {
                     Verdict::Delivered => {
                         q::record_attempt(c, &claimed, &result, true, None)?;
