@@ -59,6 +59,8 @@ pub struct ProcessSettings {
     pub one_active_per_ticket: bool,
     /// What happens when no stage has any approver.
     pub when_no_approvers: WhenNoApprovers,
+    /// What happens when a `count` group resolves to fewer members than its count.
+    pub when_short: WhenShort,
 }
 
 impl Default for ProcessSettings {
@@ -69,8 +71,22 @@ impl Default for ProcessSettings {
             reject_requires_comment: false,
             one_active_per_ticket: true,
             when_no_approvers: WhenNoApprovers::Refuse,
+            when_short: WhenShort::Refuse,
         }
     }
+}
+
+/// What a `count` group with fewer members than its count does: requirements never weaken
+/// silently.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenShort {
+    /// A request whose first stage starts short is refused with 422 `not_enough_approvers`; a
+    /// later stage that starts short rejects the approval (reason `not_enough_approvers`).
+    #[default]
+    Refuse,
+    /// The count is lowered to the members there are; the view and the stage's event say so.
+    Cap,
 }
 
 /// What a request does when every stage resolves to nobody.
@@ -326,6 +342,7 @@ fn read_settings(f: &mut Faults, v: &Value) -> Option<ProcessSettings> {
             "reject_requires_comment",
             "one_active_per_ticket",
             "when_no_approvers",
+            "when_short",
         ],
     );
     let d = ProcessSettings::default();
@@ -345,6 +362,7 @@ fn read_settings(f: &mut Faults, v: &Value) -> Option<ProcessSettings> {
             .unwrap_or(d.one_active_per_ticket),
         when_no_approvers: read_enum(f, m, p, "when_no_approvers", &["refuse", "approve"])
             .unwrap_or(d.when_no_approvers),
+        when_short: read_enum(f, m, p, "when_short", &["refuse", "cap"]).unwrap_or(d.when_short),
     })
 }
 

@@ -11,15 +11,16 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::directory::Directory;
 use super::links::{self, Recipient};
 use super::view::{
-    AdminAction, ApprovalView, Delegated, StoredEngine, Ticket, approval_view, status_str,
-    task_from_row, task_row,
+    AdminAction, ApprovalView, StoredEngine, Ticket, approval_view, status_str, task_from_row,
+    task_row,
 };
 use crate::db::models::{ApprovalRow, NewEvent, PrincipalRow};
 use crate::db::{approvals as q, principals, processes};
 use crate::domain::engine::{
-    Approval, ApprovalStatus, Effect, EngineError, GroupPlan, Policy, StagePlan, TaskState, Verdict,
+    Approval, ApprovalStatus, Effect, EngineError, GroupPlan, Parties, Policy, StagePlan, Verdict,
 };
 use crate::domain::process::{
     Combine, GroupDef, ProcessDefinition, ProcessSettings, Requirement, Rule, Source, StageDef,
@@ -280,8 +281,12 @@ impl Loaded {
 fn engine_error(e: EngineError) -> ApiError {
     use actix_web::http::StatusCode as S;
     let status = match e {
-        EngineError::NoApprovers | EngineError::CommentRequired => S::UNPROCESSABLE_ENTITY,
-        EngineError::NotAnApprover => S::FORBIDDEN,
+        EngineError::NoApprovers
+        | EngineError::NotEnoughApprovers { .. }
+        | EngineError::CommentRequired => S::UNPROCESSABLE_ENTITY,
+        EngineError::NotAnApprover | EngineError::DoubleAnswer | EngineError::SelfApproval => {
+            S::FORBIDDEN
+        }
         EngineError::Closed | EngineError::AlreadyDecided | EngineError::StageNotCurrent => {
             S::CONFLICT
         }
@@ -380,7 +385,13 @@ pub fn save(
     let now = ctx.now;
     let tenant = loaded.row.tenant_id.clone();
     let id = loaded.row.id;
-    delegate_started(conn, loaded, effects, now)?;
+    // Tasks in the order they are read back (stage, approver), so an answer built now equals a
+    // later read.
+    loaded
+        .stored
+        .approval
+        .tasks
+        .sort_by(|a, b| (a.stage, &a.approver_id).cmp(&(b.stage, &b.approver_id)));
     // Tasks handed to a delegate leave their old key behind.
     let gone: Vec<(i32, String)> = loaded
         .original
@@ -474,7 +485,9 @@ fn event_type(effect: &Effect) -> Option<&'static str> {
             _ => "approval.rejected",
         },
         Effect::Cancelled { .. } => "approval.cancelled",
-        Effect::StageEnded { .. } | Effect::TasksSuperseded { .. } => return None,
+        Effect::StageEnded { .. }
+        | Effect::StageSkipped { .. }
+        | Effect::TasksSuperseded { .. } => return None,
     })
 }
 
@@ -646,94 +659,47 @@ fn ad_hoc_definition(input: &RequestApproval, approvers: &[String]) -> ProcessDe
     }
 }
 
-/// Resolves every group's members from the directory, in a few queries.
-fn resolve(
+/// Refuses a request whose own words are wrong: principals it names that do not exist or are
+/// inactive, a selection the process does not ask for (or a missing one), a `request_from`
+/// that names no group of an `any` stage.
+fn check_request(
     conn: &mut PgConnection,
     tenant: &str,
     def: &ProcessDefinition,
     input: &RequestApproval,
     ad_hoc: bool,
-) -> ApiResult<Vec<StagePlan>> {
-    let ticket = &input.ticket;
-    let field_value = |field: &str| -> Vec<String> {
-        match ticket.attributes.get(field) {
-            Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect(),
-            _ => vec![],
-        }
-    };
-    // Every principal named anywhere, loaded at once.
-    let mut wanted: BTreeSet<String> = input.selected_approvers.iter().cloned().collect();
-    wanted.extend(ticket.requester_id.iter().cloned());
-    let mut roles = BTreeSet::new();
-    let mut uses_selection = false;
-    for stage in &def.stages {
-        for g in &stage.groups {
-            match &g.source {
-                Source::Principals { ids } => wanted.extend(ids.iter().cloned()),
-                Source::TicketField { field } => wanted.extend(field_value(field)),
-                Source::Role { role } => {
-                    roles.insert(role.clone());
-                }
-                Source::RequesterSelected => uses_selection = true,
-                Source::RequesterManager => {}
-            }
-        }
-    }
-    let wanted: Vec<String> = wanted.into_iter().collect();
-    let mut known: HashMap<String, PrincipalRow> = principals::find_many(conn, tenant, &wanted)?
-        .into_iter()
-        .map(|r| (r.id.clone(), r))
-        .collect();
-    let manager_id = ticket
-        .requester_id
-        .as_ref()
-        .and_then(|r| known.get(r))
-        .and_then(|r| r.manager_id.clone());
-    if let Some(m) = &manager_id
-        && !known.contains_key(m)
-    {
-        for r in principals::find_many(conn, tenant, std::slice::from_ref(m))? {
-            known.insert(r.id.clone(), r);
-        }
-    }
-    let mut role_members: HashMap<String, Vec<String>> = HashMap::new();
-    for role in roles {
-        let ids = principals::with_role(conn, tenant, &role)?
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
-        role_members.insert(role, ids);
-    }
-
-    // Principals the request itself names must exist and be active.
-    let mut faults = Faults::default();
-    let explicit: Vec<(&str, &Vec<String>)> = if ad_hoc {
-        vec![(
+) -> ApiResult<()> {
+    let uses_selection = def
+        .stages
+        .iter()
+        .flat_map(|s| &s.groups)
+        .any(|g| matches!(g.source, Source::RequesterSelected));
+    let (path, ids) = if ad_hoc {
+        (
             "approvers",
             input
                 .approvers
                 .as_ref()
                 .unwrap_or(&input.selected_approvers),
-        )]
+        )
     } else {
-        vec![("selected_approvers", &input.selected_approvers)]
+        ("selected_approvers", &input.selected_approvers)
     };
-    for (path, ids) in explicit {
-        for (i, id) in ids.iter().enumerate() {
-            match known.get(id) {
-                None => faults.push(
-                    index(path, i),
-                    format!("no principal {id:?} in the directory"),
-                ),
-                Some(p) if !p.active => {
-                    faults.push(index(path, i), format!("principal {id:?} is inactive"))
-                }
-                _ => {}
+    let known: HashMap<String, PrincipalRow> = principals::find_many(conn, tenant, ids)?
+        .into_iter()
+        .map(|r| (r.id.clone(), r))
+        .collect();
+    let mut faults = Faults::default();
+    for (i, id) in ids.iter().enumerate() {
+        match known.get(id) {
+            None => faults.push(
+                index(path, i),
+                format!("no principal {id:?} in the directory"),
+            ),
+            Some(p) if !p.active => {
+                faults.push(index(path, i), format!("principal {id:?} is inactive"))
             }
+            _ => {}
         }
     }
     if uses_selection && input.selected_approvers.is_empty() {
@@ -760,147 +726,65 @@ fn resolve(
             );
         }
     }
-    if !faults.is_empty() {
-        return Err(ApiError::invalid(faults.errors));
+    if faults.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(faults.errors))
     }
+}
 
-    let active = |id: &String| known.get(id).is_some_and(|p| p.active);
-    let requester = ticket.requester_id.clone();
-    let allow_self = def.settings.allow_self_approval;
-    let plan = def
-        .stages
+/// The stages of a new approval, not seated yet: the engine seats each when it starts.
+/// `request_from` narrows the `any` stages that hold the named group to that group.
+pub fn unseated_plan(def: &ProcessDefinition, request_from: Option<&str>) -> Vec<StagePlan> {
+    def.stages
         .iter()
         .map(|stage| {
-            let narrowed = input.request_from.as_ref().filter(|from| {
-                stage.combine == Combine::Any && stage.groups.iter().any(|g| &g.name == *from)
+            let narrowed = request_from.filter(|from| {
+                stage.combine == Combine::Any && stage.groups.iter().any(|g| g.name == *from)
             });
-            StagePlan {
-                name: stage.name.clone(),
-                combine: stage.combine,
-                groups: stage
+            StagePlan::unseated(
+                stage.name.clone(),
+                stage.combine,
+                stage
                     .groups
                     .iter()
                     .map(|g| {
-                        let members: Vec<String> = match &g.source {
-                            Source::Principals { ids } => {
-                                ids.iter().filter(|i| active(i)).cloned().collect()
-                            }
-                            Source::Role { role } => {
-                                role_members.get(role).cloned().unwrap_or_default()
-                            }
-                            Source::RequesterSelected => input.selected_approvers.clone(),
-                            Source::RequesterManager => {
-                                manager_id.iter().filter(|i| active(i)).cloned().collect()
-                            }
-                            Source::TicketField { field } => field_value(field)
-                                .into_iter()
-                                .filter(|i| active(i))
-                                .collect(),
-                        };
-                        let members = members
-                            .into_iter()
-                            .filter(|m| allow_self || Some(m) != requester.as_ref())
-                            .collect();
-                        GroupPlan {
-                            name: g.name.clone(),
-                            require: g.require.clone(),
-                            members,
-                            asked: narrowed.is_none_or(|from| *from == g.name),
-                        }
+                        GroupPlan::unseated(
+                            g.name.clone(),
+                            g.require.clone(),
+                            narrowed.is_none_or(|from| from == g.name),
+                        )
                     })
                     .collect(),
-            }
+            )
         })
-        .collect();
-    Ok(plan)
+        .collect()
 }
 
-/// Out of office, applied when a stage starts: each pending task of an approver with a
-/// delegation in force goes to the delegate (one hop, so chains and cycles end at once), and
-/// the hand-over is recorded. A delegate already asked in the stage keeps one task.
-fn delegate_started(
-    conn: &mut PgConnection,
-    loaded: &mut Loaded,
-    effects: &[Effect],
-    now: DateTime<Utc>,
-) -> ApiResult<()> {
-    let requester = loaded
-        .row
-        .ticket
-        .get("requester_id")
-        .and_then(Value::as_str)
-        .filter(|_| !loaded.definition.settings.allow_self_approval)
-        .map(str::to_string);
-    for effect in effects {
-        let Effect::StageStarted { stage } = *effect else {
-            continue;
-        };
-        let engine = &mut loaded.stored.approval;
-        if engine.current_stage != Some(stage) || engine.status != ApprovalStatus::Pending {
-            continue;
+/// Maps what the engine refused at request time to the caller's fault.
+fn refused_request(e: EngineError, def: &ProcessDefinition) -> ApiError {
+    match e {
+        EngineError::NoApprovers => ApiError::unprocessable(
+            "no_approvers",
+            "nobody can be asked: every stage resolved to no approver (the requester and \
+             requested_by are removed unless the process allows self-approval)",
+        ),
+        EngineError::NotEnoughApprovers { stage, group } => {
+            let s = def.stages.get(stage);
+            let g = s.and_then(|s| s.groups.get(group));
+            let message = format!(
+                "stage {:?}, group {:?} has fewer members than its count requires \
+                 (settings.when_short is refuse)",
+                s.map_or("", |s| s.name.as_str()),
+                g.map_or("", |g| g.name.as_str()),
+            );
+            ApiError::unprocessable("not_enough_approvers", message.clone()).with(
+                "errors",
+                json!([{"field": format!("stages[{stage}].groups[{group}]"), "message": message}]),
+            )
         }
-        let pending: Vec<String> = engine
-            .tasks
-            .iter()
-            .filter(|t| t.stage == stage && t.state == TaskState::Pending)
-            .map(|t| t.approver_id.clone())
-            .collect();
-        if pending.is_empty() {
-            continue;
-        }
-        let active =
-            crate::db::time::active_delegations(conn, &loaded.row.tenant_id, &pending, now)?;
-        // Every hand-over is decided from who was asked, all at once: a→b and b→a swap.
-        let to: HashMap<String, String> = active
-            .into_iter()
-            .filter(|d| requester.as_deref() != Some(d.delegate_id.as_str()))
-            .map(|d| (d.principal_id, d.delegate_id))
-            .collect();
-        if to.is_empty() {
-            continue;
-        }
-        let engine = &mut loaded.stored.approval;
-        // Whoever keeps their own task in this stage is asked already.
-        let mut asked: BTreeSet<String> = engine
-            .tasks
-            .iter()
-            .filter(|t| t.stage == stage)
-            .filter(|t| t.state != TaskState::Pending || !to.contains_key(&t.approver_id))
-            .map(|t| t.approver_id.clone())
-            .collect();
-        let mut tasks = Vec::with_capacity(engine.tasks.len());
-        for mut t in std::mem::take(&mut engine.tasks) {
-            let Some(delegate) = (t.stage == stage && t.state == TaskState::Pending)
-                .then(|| to.get(&t.approver_id))
-                .flatten()
-            else {
-                tasks.push(t);
-                continue;
-            };
-            loaded.stored.delegated.push(Delegated {
-                stage,
-                delegate: delegate.clone(),
-                delegator: t.approver_id.clone(),
-            });
-            // A delegate already asked answers once, for both.
-            if asked.insert(delegate.clone()) {
-                t.approver_id = delegate.clone();
-                tasks.push(t);
-            }
-        }
-        tasks.sort_by(|a, b| (a.stage, &a.approver_id).cmp(&(b.stage, &b.approver_id)));
-        engine.tasks = tasks;
-        for group in &mut engine.plan[stage].groups {
-            let mut seen = BTreeSet::new();
-            group.members = group
-                .members
-                .iter()
-                .map(|m| to.get(m).cloned().unwrap_or_else(|| m.clone()))
-                .filter(|m| seen.insert(m.clone()))
-                .collect();
-        }
+        other => engine_error(other),
     }
-    Ok(())
 }
 
 /// `POST /v1/approvals`: resolves approvers, enforces one pending approval per ticket, starts
@@ -937,7 +821,7 @@ pub fn request(
     };
 
     q::lock_ticket(conn, tenant, &input.ticket.id)?;
-    let plan = resolve(conn, tenant, &definition, input, process.is_none())?;
+    check_request(conn, tenant, &definition, input, process.is_none())?;
     let exclusive = definition.settings.one_active_per_ticket;
 
     let pending = q::pending_on_ticket(conn, tenant, &input.ticket.id)?;
@@ -976,26 +860,35 @@ pub fn request(
         }
     }
 
-    let (approval, effects) = Approval::start(plan, Policy::from(&definition.settings), now)
-        .map_err(|e| match e {
-            EngineError::NoApprovers => ApiError::unprocessable(
-                "no_approvers",
-                "nobody can be asked: every stage resolved to no approver (the requester is \
-                 removed unless the process allows self-approval)",
-            ),
-            other => engine_error(other),
-        })?;
-    // Tasks in the order they are read back (stage, approver), so an answer built now equals a
-    // later read.
-    let mut approval = approval;
-    approval
-        .tasks
-        .sort_by(|a, b| (a.stage, &a.approver_id).cmp(&(b.stage, &b.approver_id)));
+    let parties = Parties {
+        requester: input.ticket.requester_id.clone(),
+        requested_by: input.requested_by.clone(),
+    };
+    let plan = unseated_plan(&definition, input.request_from.as_deref());
+    let mut directory = Directory::new(
+        conn,
+        tenant,
+        &definition,
+        &input.ticket,
+        &input.selected_approvers,
+        now,
+    );
+    let started = Approval::start(
+        plan,
+        Policy::from(&definition.settings),
+        parties,
+        now,
+        &mut directory,
+    );
+    let names = directory.finish()?;
+    let (approval, effects) = started.map_err(|e| refused_request(e, &definition))?;
     let stored = StoredEngine {
         approval,
         closed_by: None,
         deadlines: vec![],
         delegated: vec![],
+        names,
+        selected: input.selected_approvers.clone(),
     };
     let row = ApprovalRow {
         tenant_id: tenant.to_string(),
@@ -1073,7 +966,9 @@ fn may_act_for(
     })
 }
 
-/// `POST /v1/approvals/{id}/decisions`.
+/// `POST /v1/approvals/{id}/decisions`. The engine owns who may give which answer (four
+/// eyes, self-approval); this checks what only the directory knows: that the actor is active,
+/// and that someone answering for another is that approver's substitute or delegate.
 pub fn decide(
     conn: &mut PgConnection,
     tenant: &str,
@@ -1083,37 +978,26 @@ pub fn decide(
 ) -> ApiResult<Loaded> {
     let now = ctx.now;
     let mut loaded = load(conn, tenant, id, true)?;
+    if loaded.stored.approval.status != ApprovalStatus::Pending {
+        return Err(engine_error(EngineError::Closed));
+    }
+    let actor = input.approver_id.as_str();
+    let active = principals::find_many(conn, tenant, &[actor.to_string()])?
+        .first()
+        .is_some_and(|p| p.active);
+    if !active {
+        return Err(ApiError::forbidden(
+            "inactive_principal",
+            format!("{actor} is not an active principal of the directory and may not decide"),
+        ));
+    }
     let owner = match &input.on_behalf_of {
-        Some(other) if other != &input.approver_id => {
-            if loaded.stored.approval.status != ApprovalStatus::Pending {
-                return Err(engine_error(EngineError::Closed));
-            }
-            let actor = input.approver_id.as_str();
-            let requester = loaded
-                .row
-                .ticket
-                .get("requester_id")
-                .and_then(Value::as_str);
-            if requester == Some(actor) && !loaded.definition.settings.allow_self_approval {
-                return Err(ApiError::forbidden(
-                    "self_approval_not_allowed",
-                    "the ticket's requester may not decide on it, not even on someone's behalf",
-                ));
-            }
-            // Nobody gives two answers in a stage: not an approver of the stage, and not
-            // someone who has already answered in it for another approver.
-            let stage = loaded.stored.approval.current_stage;
-            let answers_already = loaded.stored.approval.tasks.iter().any(|t| {
-                Some(t.stage) == stage
-                    && (t.approver_id == actor || t.actor_id.as_deref() == Some(actor))
-            });
-            if answers_already {
-                return Err(ApiError::forbidden(
-                    "double_answer",
-                    format!(
-                        "{actor} already answers in this stage and may not answer for {other} too"
-                    ),
-                ));
+        Some(other) if other != actor => {
+            if (loaded.stored.approval.parties)
+                .excludes(actor, loaded.stored.approval.policy)
+                .is_some()
+            {
+                return Err(engine_error(EngineError::SelfApproval));
             }
             if !may_act_for(conn, &loaded, actor, other, now)? {
                 return Err(ApiError::forbidden(
@@ -1125,25 +1009,49 @@ pub fn decide(
         }
         _ => input.approver_id.clone(),
     };
-    let effects = loaded
-        .stored
-        .approval
-        .decide(
+    let effects = run_engine(conn, &mut loaded, now, |approval, directory| {
+        approval.decide(
             &owner,
-            &input.approver_id,
+            actor,
             input.decision,
             input.comment.clone(),
             now,
+            directory,
         )
-        .map_err(|e| match e {
-            EngineError::CommentRequired => {
-                ApiError::invalid_field("comment", "this process requires a comment to reject")
-                    .with("code_detail", "comment_required")
-            }
-            other => engine_error(other),
-        })?;
+    })?
+    .map_err(|e| match e {
+        EngineError::CommentRequired => {
+            ApiError::invalid_field("comment", "this process requires a comment to reject")
+                .with("code_detail", "comment_required")
+        }
+        other => engine_error(other),
+    })?;
     save(conn, &mut loaded, &effects, &EventContext::default(), ctx)?;
     Ok(loaded)
+}
+
+/// Runs an engine operation that may start stages, with the directory it seats them from.
+/// The outer error is the directory's (roll back); the inner one is the engine's refusal.
+pub fn run_engine<T>(
+    conn: &mut PgConnection,
+    loaded: &mut Loaded,
+    now: DateTime<Utc>,
+    op: impl FnOnce(&mut Approval, &mut Directory<'_>) -> Result<T, EngineError>,
+) -> ApiResult<Result<T, EngineError>> {
+    let ticket: Ticket = serde_json::from_value(loaded.row.ticket.clone())
+        .map_err(|e| internal("stored ticket", e))?;
+    let mut directory = Directory::new(
+        conn,
+        &loaded.row.tenant_id,
+        &loaded.definition,
+        &ticket,
+        &loaded.stored.selected,
+        now,
+    );
+    let result = op(&mut loaded.stored.approval, &mut directory);
+    let names = directory.finish()?;
+    loaded.stored.names.extend(names);
+    Ok(result)
 }
 
 /// `POST /v1/approvals/{id}/cancel`.

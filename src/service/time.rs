@@ -9,7 +9,7 @@ use diesel::{Connection, PgConnection};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::approvals::{Ctx, EventContext, Loaded, load, save};
+use super::approvals::{Ctx, EventContext, Loaded, load, run_engine, save};
 use super::links::{self, Recipient};
 use crate::db::models::{PrincipalRow, TimerRow};
 use crate::db::{principals, time as q};
@@ -235,11 +235,11 @@ fn act(conn: &mut PgConnection, t: &TimerRow, ctx: &Ctx) -> ApiResult<()> {
                 .ok_or_else(|| {
                     ApiError::Internal(anyhow::anyhow!("timeout timer without a timeout"))
                 })?;
-            let effects = loaded
-                .stored
-                .approval
-                .time_out(stage, outcome, ctx.now)
-                .map_err(|e| ApiError::Internal(anyhow::anyhow!("timeout: {e}")))?;
+            let now = ctx.now;
+            let effects = run_engine(conn, &mut loaded, now, |approval, directory| {
+                approval.time_out(stage, outcome, now, directory)
+            })?
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("timeout: {e}")))?;
             save(conn, &mut loaded, &effects, &EventContext::default(), ctx)?;
         }
         "reminder" => {

@@ -5,8 +5,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::db::models::{ApprovalRow, TaskRow};
+use std::collections::BTreeMap;
+
 use crate::domain::engine::{
-    Approval, ApprovalStatus, GroupStatus, OutcomeReason, StageStatus, Task, TaskState, Verdict,
+    Approval, ApprovalStatus, GroupStatus, OutcomeReason, Removal, SkipReason, StageStatus, Task,
+    TaskState, Verdict,
 };
 
 /// The ticket an approval is about, as the host described it.
@@ -44,17 +47,27 @@ pub struct ProcessRef {
 pub struct GroupView {
     pub name: String,
     pub state: GroupStatus,
-    /// Approvals needed.
+    /// Approvals needed (distinct people), fixed when the stage started.
     pub required: usize,
+    /// Distinct people who approved.
     pub approved: usize,
+    /// Distinct people who rejected.
     pub rejected: usize,
     pub pending: usize,
+    /// The count the process asked for, when `when_short: cap` lowered it to `required`.
+    pub capped_from: Option<usize>,
+    /// Why the group took no part, when it did not.
+    pub skip_reason: Option<SkipReason>,
+    /// People its source named who do not sit in it, with the reason.
+    pub removed: Vec<Removal>,
 }
 
 /// One approver's slot in a stage.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct TaskView {
     pub approver_id: String,
+    /// The approver's display name, as the directory had it when the stage started.
+    pub approver_name: Option<String>,
     pub state: TaskState,
     /// For `reused` tasks, the earlier answer that was applied.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -79,6 +92,10 @@ pub struct StageView {
     pub deadline: Option<DateTime<Utc>>,
     pub groups: Vec<GroupView>,
     pub tasks: Vec<TaskView>,
+    /// Why the stage did not run, when it did not.
+    pub skip_reason: Option<SkipReason>,
+    /// Removals, skips, caps and condition failures, in plain words.
+    pub notes: Vec<String>,
 }
 
 /// How an approval ended.
@@ -112,6 +129,8 @@ pub struct ApprovalView {
     pub process: Option<ProcessRef>,
     pub description: Option<String>,
     pub requested_by: Option<String>,
+    /// The display name of the ticket's requester, when the directory knows them.
+    pub requester_name: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Index of the running stage; null once the approval has ended.
@@ -135,9 +154,26 @@ pub struct StoredEngine {
     /// Per-stage deadlines, filled in when stages with a timeout start.
     #[serde(default)]
     pub deadlines: Vec<Option<DateTime<Utc>>>,
-    /// Tasks given to a delegate because their approver was out of office.
-    #[serde(default)]
+    /// Tasks given to a delegate, in approvals stored before the engine recorded them itself
+    /// ([`Approval::delegations`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub delegated: Vec<Delegated>,
+    /// Display names of the people involved, read when their stage started.
+    #[serde(default)]
+    pub names: BTreeMap<String, String>,
+    /// The request's `selected_approvers`, for `requester_selected` groups of later stages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selected: Vec<String>,
+}
+
+impl StoredEngine {
+    /// A person's display name, or their id when the directory had none.
+    pub fn name_of(&self, id: &str) -> String {
+        self.names
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| id.to_string())
+    }
 }
 
 /// A task that went to a delegate.
@@ -203,6 +239,10 @@ pub fn approval_view(row: &ApprovalRow, stored: &StoredEngine) -> ApprovalView {
         status: None,
         attributes: Default::default(),
     });
+    let requester_name = ticket
+        .requester_id
+        .as_ref()
+        .and_then(|r| stored.names.get(r).cloned());
     let stages = engine
         .plan
         .iter()
@@ -225,6 +265,9 @@ pub fn approval_view(row: &ApprovalRow, stored: &StoredEngine) -> ApprovalView {
                             approved: t.approved,
                             rejected: t.rejected,
                             pending: t.pending,
+                            capped_from: group.capped_from,
+                            skip_reason: group.skip_reason,
+                            removed: group.removed.clone(),
                         })
                     })
                     .collect(),
@@ -234,6 +277,7 @@ pub fn approval_view(row: &ApprovalRow, stored: &StoredEngine) -> ApprovalView {
                     .filter(|t| t.stage == s)
                     .map(|t| TaskView {
                         approver_id: t.approver_id.clone(),
+                        approver_name: stored.names.get(&t.approver_id).cloned(),
                         state: t.state,
                         decision: if t.state == TaskState::Reused {
                             t.verdict
@@ -244,13 +288,20 @@ pub fn approval_view(row: &ApprovalRow, stored: &StoredEngine) -> ApprovalView {
                         comment: t.comment.clone(),
                         on_behalf_of: t.on_behalf_of.clone(),
                         decided_by: t.actor_id.clone(),
-                        delegated_from: stored
-                            .delegated
-                            .iter()
-                            .find(|d| d.stage == s && d.delegate == t.approver_id)
-                            .map(|d| d.delegator.clone()),
+                        delegated_from: engine
+                            .delegated_from(s, &t.approver_id)
+                            .map(str::to_string)
+                            .or_else(|| {
+                                stored
+                                    .delegated
+                                    .iter()
+                                    .find(|d| d.stage == s && d.delegate == t.approver_id)
+                                    .map(|d| d.delegator.clone())
+                            }),
                     })
                     .collect(),
+                skip_reason: plan.skip_reason,
+                notes: plan.notes.clone(),
             }
         })
         .collect();
@@ -268,13 +319,14 @@ pub fn approval_view(row: &ApprovalRow, stored: &StoredEngine) -> ApprovalView {
         },
         description: row.description.clone(),
         requested_by: row.requested_by.clone(),
+        requester_name,
         created_at: row.created_at,
         updated_at: row.updated_at,
         current_stage: engine
             .current_stage
             .filter(|_| engine.status == ApprovalStatus::Pending),
         stages,
-        waiting_for: engine.waiting_for(),
+        waiting_for: engine.waiting_for_named(&|id| stored.name_of(id)),
         outcome: engine.outcome.as_ref().map(|o| OutcomeView {
             decision: o.decision,
             reason: o.reason,

@@ -1,0 +1,301 @@
+//! Who sits in a stage: the directory's answer at stage start, turned into seats by the rules
+//! of "one person, one answer". The caller (the service) reads the directory through
+//! [`Resolve`]; everything decided from that answer is decided here, purely:
+//!
+//! - members are de-duplicated, and the ticket's requester and the approval's `requested_by`
+//!   are removed unless the process allows self-approval;
+//! - a delegation in force moves a seat to the delegate, unless the delegate already sits in a
+//!   group that holds the delegator: delegation never shrinks a group. Hand-overs are decided
+//!   from who was asked, all at once, so chains stop after one hop and a→b, b→a swap;
+//! - a `count` group with fewer members than its count is short: refused, or capped when the
+//!   process says `when_short: cap`; any other group with nobody in it is skipped;
+//! - every removal, skip and cap is written down with its reason.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{Delegation, Parties, Policy, StagePlan};
+use crate::domain::process::{Rule, WhenShort};
+
+/// The directory's answer for one stage, read when the stage starts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Resolution {
+    /// The stage's condition (`when`), if it has one.
+    pub condition: Condition,
+    /// One entry per group of the stage, in plan order; a missing entry reads as empty.
+    pub groups: Vec<Candidates>,
+}
+
+/// What a stage's `when` said.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Condition {
+    /// No condition, or it holds: the stage runs.
+    #[default]
+    Holds,
+    /// The condition is false: the stage is skipped.
+    False,
+    /// The condition could not be evaluated: the stage runs (asking is the safe side) and the
+    /// reason is recorded.
+    Failed(String),
+}
+
+/// The people a group's source named, before the rules apply.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Candidates {
+    pub members: Vec<Candidate>,
+    /// People the source named whom the directory refused (unknown, inactive).
+    pub removed: Vec<Removal>,
+}
+
+/// One person a group's source named.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Candidate {
+    pub id: String,
+    /// Their delegate, when a delegation is in force at stage start and the delegate is active.
+    pub delegate: Option<String>,
+}
+
+impl Candidate {
+    pub fn new(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            delegate: None,
+        }
+    }
+}
+
+/// Someone a group's source named who does not sit in it, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Removal {
+    pub principal_id: String,
+    pub reason: RemovalReason,
+}
+
+/// Why a named person does not sit in a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovalReason {
+    /// The ticket's requester, and the process does not allow self-approval.
+    Requester,
+    /// The approval's `requested_by`, and the process does not allow self-approval.
+    RequestedBy,
+    /// Marked inactive in the directory.
+    Inactive,
+    /// Not in the directory.
+    Unknown,
+}
+
+impl RemovalReason {
+    fn says(self) -> &'static str {
+        match self {
+            RemovalReason::Requester => "the requester may not approve",
+            RemovalReason::RequestedBy => "whoever requested the approval may not approve it",
+            RemovalReason::Inactive => "inactive in the directory",
+            RemovalReason::Unknown => "not in the directory",
+        }
+    }
+
+    /// True for removals that protect four eyes (as opposed to the directory's state).
+    pub fn is_self(self) -> bool {
+        matches!(self, RemovalReason::Requester | RemovalReason::RequestedBy)
+    }
+}
+
+/// Why a stage or a group did not take part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The stage's condition (`when`) was false.
+    Condition,
+    /// Nobody could be asked.
+    NoApprovers,
+    /// The request asked another group of this `any` stage (`request_from`).
+    NotAsked,
+    /// The approval or the stage ended before this reached a result.
+    Closed,
+}
+
+/// How a stage came out of seating.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Seated {
+    /// Seats are taken; tasks can be created.
+    Ready,
+    /// The stage does not run.
+    Skipped(SkipReason),
+    /// This group has fewer members than its count and the process refuses that.
+    Short { group: usize },
+}
+
+/// Seats one stage from the directory's answer. Changes `plan` (members, requirements, skip
+/// reasons, notes) and records applied delegations; returns how the stage came out.
+pub(super) fn seat(
+    stage: usize,
+    plan: &mut StagePlan,
+    resolution: Resolution,
+    parties: &Parties,
+    policy: Policy,
+    delegations: &mut Vec<Delegation>,
+) -> Seated {
+    plan.resolved = true;
+    match resolution.condition {
+        Condition::Holds => {}
+        Condition::False => {
+            plan.skip_reason = Some(SkipReason::Condition);
+            plan.notes.push("skipped: its condition is false".into());
+            for g in &mut plan.groups {
+                g.members.clear();
+                g.skip_reason = Some(SkipReason::Condition);
+            }
+            return Seated::Skipped(SkipReason::Condition);
+        }
+        Condition::Failed(why) => plan.notes.push(format!(
+            "its condition could not be evaluated ({why}); the stage runs"
+        )),
+    }
+
+    // Members as named, de-duplicated, without whoever may not approve this ticket.
+    let mut named: Vec<Vec<Candidate>> = Vec::with_capacity(plan.groups.len());
+    let mut resolved = resolution.groups.into_iter();
+    for group in &mut plan.groups {
+        let c = resolved.next().unwrap_or_default();
+        group.removed = c.removed;
+        let mut kept: Vec<Candidate> = Vec::with_capacity(c.members.len());
+        for m in c.members {
+            if kept.iter().any(|k| k.id == m.id) {
+                continue;
+            }
+            if let Some(reason) = parties.excludes(&m.id, policy) {
+                group.removed.push(Removal {
+                    principal_id: m.id,
+                    reason,
+                });
+                continue;
+            }
+            kept.push(m);
+        }
+        for r in &group.removed {
+            plan.notes.push(format!(
+                "{} removed from {}: {}",
+                r.principal_id,
+                group.name,
+                r.reason.says()
+            ));
+        }
+        named.push(kept);
+    }
+
+    // Seats, then hand-overs decided from who was asked.
+    let mut seats: Vec<Vec<String>> = named
+        .iter()
+        .map(|g| g.iter().map(|c| c.id.clone()).collect())
+        .collect();
+    let mut considered: Vec<&str> = Vec::new();
+    for candidate in named.iter().flatten() {
+        let Some(delegate) = candidate.delegate.as_deref() else {
+            continue;
+        };
+        if delegate == candidate.id || considered.contains(&candidate.id.as_str()) {
+            continue;
+        }
+        considered.push(&candidate.id);
+        if parties.excludes(delegate, policy).is_some() {
+            plan.notes.push(format!(
+                "delegation of {} to {delegate} not applied: {delegate} may not approve this ticket",
+                candidate.id
+            ));
+            continue;
+        }
+        let holds: Vec<usize> = (0..named.len())
+            .filter(|&g| named[g].iter().any(|c| c.id == candidate.id))
+            .collect();
+        if let Some(&g) = holds
+            .iter()
+            .find(|&&g| seats[g].iter().any(|s| s == delegate))
+        {
+            plan.notes.push(format!(
+                "delegation of {} to {delegate} not applied: {delegate} already sits in {}, so {} keeps their seat",
+                candidate.id, plan.groups[g].name, candidate.id
+            ));
+            continue;
+        }
+        for &g in &holds {
+            for seat in seats[g].iter_mut().filter(|s| **s == candidate.id) {
+                *seat = delegate.to_string();
+            }
+        }
+        delegations.push(Delegation {
+            stage,
+            delegator: candidate.id.clone(),
+            delegate: delegate.to_string(),
+        });
+    }
+
+    // Requirements, fixed now for the life of the stage.
+    let mut short = None;
+    for (g, (group, members)) in plan.groups.iter_mut().zip(seats).enumerate() {
+        group.members = members;
+        let n = group.members.len();
+        if !group.asked {
+            group.skip_reason = Some(SkipReason::NotAsked);
+            continue;
+        }
+        let wanted = match group.require.rule {
+            Rule::Count { count } => count as usize,
+            _ => 1,
+        };
+        if n < wanted && matches!(group.require.rule, Rule::Count { .. }) {
+            match policy.when_short {
+                WhenShort::Refuse => {
+                    short.get_or_insert(g);
+                    continue;
+                }
+                WhenShort::Cap => {
+                    group.capped_from = Some(wanted);
+                    plan.notes.push(format!(
+                        "{}: count lowered from {wanted} to {n} (when_short: cap)",
+                        group.name
+                    ));
+                }
+            }
+        }
+        if n == 0 {
+            group.skip_reason = Some(SkipReason::NoApprovers);
+            plan.notes.push(format!("{}: nobody to ask", group.name));
+            continue;
+        }
+        group.required = Some(group.require.rule.required(n).clamp(1, n));
+    }
+    if let Some(group) = short {
+        return Seated::Short { group };
+    }
+    if plan.groups.iter().all(|g| !g.asked || g.members.is_empty()) {
+        plan.skip_reason = Some(SkipReason::NoApprovers);
+        plan.notes.push("skipped: nobody to ask".into());
+        return Seated::Skipped(SkipReason::NoApprovers);
+    }
+    Seated::Ready
+}
+
+impl Parties {
+    /// Why `id` may not sit in a group or answer for anyone, if they may not.
+    pub fn excludes(&self, id: &str, policy: Policy) -> Option<RemovalReason> {
+        if policy.allow_self_approval {
+            None
+        } else if self.requester.as_deref() == Some(id) {
+            Some(RemovalReason::Requester)
+        } else if self.requested_by.as_deref() == Some(id) {
+            Some(RemovalReason::RequestedBy)
+        } else {
+            None
+        }
+    }
+}
+
+/// What a group's requirement resolves to for `members` people, the way the stage fixed it.
+pub(super) fn required(rule: Rule, members: usize) -> usize {
+    if members == 0 {
+        0
+    } else {
+        rule.required(members).clamp(1, members)
+    }
+}
