@@ -982,9 +982,20 @@ pub fn decide(
         return Err(engine_error(EngineError::Closed));
     }
     let actor = input.approver_id.as_str();
-    let active = principals::find_many(conn, tenant, &[actor.to_string()])?
-        .first()
-        .is_some_and(|p| p.active);
+    let owner_asked = {
+        let engine = &loaded.stored.approval;
+        let owner = input.on_behalf_of.as_deref().unwrap_or(actor);
+        engine
+            .tasks
+            .iter()
+            .any(|t| Some(t.stage) == engine.current_stage && t.approver_id == owner)
+    };
+    // Someone not asked gets the engine's `not_an_approver`; whoever would decide must be
+    // active now, not only when the stage started.
+    let active = !owner_asked
+        || principals::find_many(conn, tenant, &[actor.to_string()])?
+            .first()
+            .is_some_and(|p| p.active);
     if !active {
         return Err(ApiError::forbidden(
             "inactive_principal",

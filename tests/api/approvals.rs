@@ -216,7 +216,8 @@ async fn ad_hoc_request_answers_201_with_location_and_the_approval_view() {
     assert_eq!(
         v["stages"][0]["groups"][0],
         json!({"name": "approvers", "state": "pending", "required": 1,
-               "approved": 0, "rejected": 0, "pending": 2})
+               "approved": 0, "rejected": 0, "pending": 2,
+               "capped_from": null, "skip_reason": null, "removed": []})
     );
     assert_eq!(asked(v, 0), strings(&["u-1", "u-2"]));
     let t = task(v, 0, "u-1");
@@ -508,7 +509,11 @@ async fn when_no_approvers_is_approve_the_request_is_approved_at_once() {
             vec![stage(
                 "Approvers",
                 "all",
-                vec![group("approvers", listed(&["req"]), count(1))],
+                vec![group(
+                    "approvers",
+                    json!({"type": "role", "role": "astronaut"}),
+                    count(1),
+                )],
             )],
         ),
     )
@@ -545,7 +550,8 @@ async fn count_1_of_2_stays_pending_after_one_reject_and_rejects_after_two() {
     assert_eq!(
         v["stages"][0]["groups"][0],
         json!({"name": "approvers", "state": "pending", "required": 1,
-               "approved": 0, "rejected": 1, "pending": 1})
+               "approved": 0, "rejected": 1, "pending": 1,
+               "capped_from": null, "skip_reason": null, "removed": []})
     );
     let v = decided(&app, &id, "u-2", "reject").await;
     assert_eq!(v["state"], "rejected");
@@ -731,7 +737,9 @@ async fn a_rejected_first_stage_rejects_the_approval_and_skips_the_rest() {
     assert_eq!(v["state"], "rejected");
     assert_eq!(v["outcome"]["status_to_set"], "proc-rejected");
     assert_eq!(v["stages"][1]["state"], "skipped");
-    assert_eq!(task(&v, 1, "u-3")["state"], "superseded");
+    // The second stage never started: nobody in it was asked.
+    assert_eq!(v["stages"][1]["tasks"], json!([]));
+    assert_eq!(v["stages"][1]["skip_reason"], "closed");
 }
 
 #[tokio::test]
@@ -835,6 +843,10 @@ async fn a_reused_answer_decides_a_later_stage_by_itself() {
     let t = task(&v, 1, "u-1");
     assert_eq!(t["state"], "reused");
     assert_eq!(t["decision"], "approve");
+    assert_eq!(
+        t["decided_by"], "u-1",
+        "a reused answer records who gave it"
+    );
     assert_eq!(task(&v, 1, "u-3")["state"], "superseded");
     assert_eq!(v["stages"][1]["state"], "approved");
     assert_eq!(v["state"], "approved");
@@ -1852,11 +1864,13 @@ async fn an_empty_stage_is_skipped_on_the_way_to_the_next() {
     )
     .await;
     let v = from_process(&app, "T-1", &pid).await;
-    assert_eq!(v["stages"][1]["state"], "skipped");
+    // Approvers are read when a stage starts: until then the stage waits.
+    assert_eq!(v["stages"][1]["state"], "waiting");
     let id = id_of(&v);
     let v = decided(&app, &id, "u-1", "approve").await;
     assert_eq!(v["current_stage"], 2);
     assert_eq!(v["stages"][1]["state"], "skipped");
+    assert_eq!(v["stages"][1]["skip_reason"], "no_approvers");
     assert_eq!(v["stages"][2]["state"], "pending");
     let evs = events(&app, &id).await;
     let advanced = evs

@@ -52,7 +52,7 @@ async fn ad_hoc(app: &TestApp, approvers: &[&str], require: Value) -> String {
             "/v1/approvals",
             json!({"ticket": {"id": "T-1", "title": "New laptop & dock", "attributes": {"amount": 1800}},
                    "approvers": approvers, "require": require, "description": "For the new hire",
-                   "requested_by": "u-3"}),
+                   "requested_by": "tech-9"}),
         )
         .await;
     assert_eq!(a.status, 201, "{}", a.text);
@@ -191,7 +191,7 @@ async fn a_link_stops_when_its_task_is_answered_elsewhere_or_the_approval_ends()
             json!({"approver_id": "u-3", "decision": "reject"}),
         )
         .await;
-    assert_eq!(a.body["state"], "rejected");
+    assert_eq!(a.body["state"], "rejected", "{}", a.text);
     anon(
         &app,
         Method::POST,

@@ -394,7 +394,7 @@ async fn new_tasks_go_to_the_delegate_who_may_also_act_on_open_ones() {
 }
 
 #[tokio::test]
-async fn delegation_cycles_neither_hang_nor_chain() {
+async fn delegation_within_one_group_never_merges_seats() {
     let app = quick_app().await;
     for p in ["a", "b", "c"] {
         app.principal(p, json!({})).await;
@@ -413,8 +413,11 @@ async fn delegation_cycles_neither_hang_nor_chain() {
         .map(|t| t["approver_id"].as_str().unwrap().to_string())
         .collect();
     ids.sort();
-    // a→b and b→a swap; c→a lands on a (one hop, not on to b). Nobody is asked twice.
-    assert_eq!(ids, ["a", "b"]);
+    // a→b, b→a and c→a all point at someone who already sits in the group: applying any of
+    // them would shrink it, so everyone keeps their seat and the notes say why.
+    assert_eq!(ids, ["a", "b", "c"]);
+    let notes = r.body["stages"][0]["notes"].to_string();
+    assert!(notes.contains("keeps their seat"), "{notes}");
 }
 
 #[tokio::test]

@@ -7,8 +7,8 @@
 //! - a delegation in force moves a seat to the delegate, unless the delegate already sits in a
 //!   group that holds the delegator: delegation never shrinks a group. Hand-overs are decided
 //!   from who was asked, all at once, so chains stop after one hop and a→b, b→a swap;
-//! - a `count` group with fewer members than its count is short: refused, or capped when the
-//!   process says `when_short: cap`; any other group with nobody in it is skipped;
+//! - a `count` group with some members but fewer than its count is short: refused, or capped
+//!   when the process says `when_short: cap`; a group with nobody in it is skipped;
 //! - every removal, skip and cap is written down with its reason.
 
 use serde::{Deserialize, Serialize};
@@ -243,7 +243,9 @@ pub(super) fn seat(
             Rule::Count { count } => count as usize,
             _ => 1,
         };
-        if n < wanted && matches!(group.require.rule, Rule::Count { .. }) {
+        // Nobody at all is an empty group (skipped, below); some people but fewer than the
+        // count is short.
+        if n > 0 && n < wanted && matches!(group.require.rule, Rule::Count { .. }) {
             match policy.when_short {
                 WhenShort::Refuse => {
                     short.get_or_insert(g);

@@ -1226,9 +1226,8 @@ fn unique(ids: &[String]) -> Vec<String> {
 /// Approvals a group of `n` people needs, or None when it is short of its count and the
 /// policy refuses that.
 fn model_required(rule: Rule, n: usize, policy: Policy) -> Option<usize> {
-    let counted = matches!(rule, Rule::Count { .. });
     if n == 0 {
-        return (!counted || policy.when_short == WhenShort::Cap).then_some(0);
+        return Some(0);
     }
     let k = match rule {
         Rule::Count { count } => count as usize,
