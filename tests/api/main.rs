@@ -13,4 +13,5 @@ mod principals;
 mod processes;
 mod regressions;
 mod time;
+mod tutorial;
 mod webhooks;
