@@ -14,3 +14,4 @@ mod processes;
 mod regressions;
 mod time;
 mod webhooks;
+mod worker;
