@@ -25,6 +25,11 @@ const KNOWN: &[&str] = &[
     "SIGNOFF_WEBHOOK_RETRY_SCHEDULE",
     "SIGNOFF_WEBHOOK_DISABLE_AFTER",
     "SIGNOFF_WORKER_POLL_INTERVAL",
+    "SIGNOFF_WEBHOOK_CONCURRENCY",
+    "SIGNOFF_WEBHOOK_ENDPOINT_CONCURRENCY",
+    "SIGNOFF_WEBHOOK_PROXY",
+    "SIGNOFF_SECRET_KEY",
+    "SIGNOFF_SECRET_KEY_PREVIOUS",
     "SIGNOFF_LINK_RATE_LIMIT",
 ];
 
@@ -73,6 +78,9 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     /// Requests per minute one client address may make to the link endpoints and page.
     pub link_rate_limit: u32,
+    /// Keys that seal secrets at rest (`SIGNOFF_SECRET_KEY`, `SIGNOFF_SECRET_KEY_PREVIOUS`);
+    /// `None` stores them in the clear.
+    pub secret_keys: Option<std::sync::Arc<crate::secrets::SecretKeys>>,
 }
 
 /// How webhooks are delivered.
@@ -87,6 +95,14 @@ pub struct WebhookSettings {
     pub disable_after: Duration,
     /// How often the worker looks for due work when no notification wakes it.
     pub poll_interval: Duration,
+    /// Attempts in flight at once on one replica (`SIGNOFF_WEBHOOK_CONCURRENCY`).
+    pub concurrency: usize,
+    /// Attempts in flight at once to one endpoint on one replica, so a slow receiver holds
+    /// only its own slots (`SIGNOFF_WEBHOOK_ENDPOINT_CONCURRENCY`).
+    pub endpoint_concurrency: usize,
+    /// The only proxy deliveries go through (`SIGNOFF_WEBHOOK_PROXY`); proxy variables of the
+    /// environment (`HTTPS_PROXY`, ...) are ignored.
+    pub proxy: Option<Url>,
 }
 
 fn duration(env: &dyn Env, key: &str, default: &str) -> Result<Duration, ConfigError> {
@@ -115,11 +131,44 @@ impl WebhookSettings {
                     "must be a comma-separated list of ISO 8601 durations, e.g. PT0S,PT5S,PT5M",
                 )
             })?;
+        let count = |key: &str, default: usize| -> Result<usize, ConfigError> {
+            match env.get(key) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=10_000).contains(n))
+                    .ok_or_else(|| err(key, "must be a whole number from 1 to 10000")),
+            }
+        };
+        let concurrency = count("SIGNOFF_WEBHOOK_CONCURRENCY", 64)?;
+        let endpoint_concurrency =
+            count("SIGNOFF_WEBHOOK_ENDPOINT_CONCURRENCY", 8.min(concurrency))?;
+        let proxy = match env.get("SIGNOFF_WEBHOOK_PROXY") {
+            None => None,
+            Some(v) => Some(
+                Url::parse(&v)
+                    .ok()
+                    .filter(|u| {
+                        matches!(u.scheme(), "http" | "https" | "socks5" | "socks5h")
+                            && u.host().is_some()
+                    })
+                    .ok_or_else(|| {
+                        err(
+                            "SIGNOFF_WEBHOOK_PROXY",
+                            "must be an http://, https:// or socks5:// proxy URL",
+                        )
+                    })?,
+            ),
+        };
         Ok(Self {
             timeout: duration(env, "SIGNOFF_WEBHOOK_TIMEOUT", "PT15S")?,
             retry_schedule,
             disable_after: duration(env, "SIGNOFF_WEBHOOK_DISABLE_AFTER", "P5D")?,
             poll_interval: duration(env, "SIGNOFF_WORKER_POLL_INTERVAL", "PT1S")?,
+            concurrency,
+            endpoint_concurrency,
+            proxy,
         })
     }
 }
@@ -276,6 +325,31 @@ impl Settings {
             worker: parse_bool(env, "SIGNOFF_WORKER", true)?,
             webhook_allow_private: parse_bool(env, "SIGNOFF_WEBHOOK_ALLOW_PRIVATE", false)?,
             webhooks: WebhookSettings::from_env(env)?,
+            secret_keys: match env.get("SIGNOFF_SECRET_KEY") {
+                None if env.get("SIGNOFF_SECRET_KEY_PREVIOUS").is_some() => {
+                    return Err(err(
+                        "SIGNOFF_SECRET_KEY_PREVIOUS",
+                        "needs SIGNOFF_SECRET_KEY: previous keys only open what the current key replaced",
+                    ));
+                }
+                None => None,
+                Some(current) => Some(std::sync::Arc::new(
+                    crate::secrets::SecretKeys::parse(
+                        &current,
+                        env.get("SIGNOFF_SECRET_KEY_PREVIOUS").as_deref(),
+                    )
+                    .map_err(|(is_current, e)| {
+                        err(
+                            if is_current {
+                                "SIGNOFF_SECRET_KEY"
+                            } else {
+                                "SIGNOFF_SECRET_KEY_PREVIOUS"
+                            },
+                            e,
+                        )
+                    })?,
+                )),
+            },
             link_rate_limit: match env.get("SIGNOFF_LINK_RATE_LIMIT") {
                 None => 60,
                 Some(v) => v.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
@@ -340,6 +414,11 @@ mod tests {
             ("SIGNOFF_TYPO", Some("1")),
             ("SIGNOFF_WEBHOOK_TIMEOUT", Some("15")),
             ("SIGNOFF_WEBHOOK_RETRY_SCHEDULE", Some("PT1S,soon")),
+            ("SIGNOFF_WEBHOOK_CONCURRENCY", Some("0")),
+            ("SIGNOFF_WEBHOOK_ENDPOINT_CONCURRENCY", Some("many")),
+            ("SIGNOFF_WEBHOOK_PROXY", Some("not a url")),
+            ("SIGNOFF_SECRET_KEY", Some("too-short")),
+            ("SIGNOFF_SECRET_KEY_PREVIOUS", Some("AAAA")),
         ];
         for (key, value) in cases {
             let mut e = env(&base());

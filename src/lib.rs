@@ -8,6 +8,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod metrics;
+pub mod secrets;
 pub mod service;
 pub mod startup;
 pub mod telemetry;

@@ -2,8 +2,11 @@
 
 use std::time::Duration;
 
+use std::sync::Mutex;
+
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::db::Db;
@@ -21,6 +24,11 @@ pub struct Metrics {
     attempt_latency: prometheus::Histogram,
     queue_depth: IntGauge,
     oldest_due: prometheus::Gauge,
+    in_flight: IntGauge,
+    loop_up: IntGaugeVec,
+    loop_failures: IntCounterVec,
+    /// The worker loops this process runs; `/readyz` fails while one of them is down.
+    expected_loops: Mutex<Vec<&'static str>>,
 }
 
 impl Metrics {
@@ -82,6 +90,27 @@ impl Metrics {
                 "Age of the oldest webhook delivery that is due",
             )
             .expect("static metric"),
+            in_flight: gauge(
+                "webhook_attempts_in_flight",
+                "Webhook attempts being sent by this replica",
+            ),
+            loop_up: IntGaugeVec::new(
+                Opts::new(
+                    "worker_loop_up",
+                    "1 while a worker loop runs, 0 while it is down or waiting to restart",
+                ),
+                &["loop"],
+            )
+            .expect("static metric definition"),
+            loop_failures: IntCounterVec::new(
+                Opts::new(
+                    "worker_loop_failures_total",
+                    "Worker loop failures by loop and kind (error, panic, ended); each is restarted",
+                ),
+                &["loop", "kind"],
+            )
+            .expect("static metric definition"),
+            expected_loops: Mutex::new(Vec::new()),
         };
         for c in [
             Box::new(m.http_requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -94,6 +123,9 @@ impl Metrics {
             Box::new(m.attempt_latency.clone()),
             Box::new(m.queue_depth.clone()),
             Box::new(m.oldest_due.clone()),
+            Box::new(m.in_flight.clone()),
+            Box::new(m.loop_up.clone()),
+            Box::new(m.loop_failures.clone()),
         ] {
             m.registry.register(c).expect("metric registered once");
         }
@@ -124,6 +156,48 @@ impl Metrics {
         };
         self.deliveries.with_label_values(&[result]).inc();
         self.attempt_latency.observe(latency_ms as f64 / 1000.0);
+    }
+
+    /// Notes the worker loops this process runs, each down until it starts.
+    pub fn expect_loops(&self, names: &[&'static str]) {
+        let mut expected = self
+            .expected_loops
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for n in names {
+            if !expected.contains(n) {
+                expected.push(n);
+                self.loop_up.with_label_values(&[n]).set(0);
+            }
+        }
+    }
+
+    /// Marks a worker loop as running or not.
+    pub fn loop_up(&self, name: &str, up: bool) {
+        self.loop_up.with_label_values(&[name]).set(i64::from(up));
+    }
+
+    /// Counts a worker loop failure: `error`, `panic` or `ended`.
+    pub fn loop_failed(&self, name: &str, kind: &str) {
+        self.loop_failures.with_label_values(&[name, kind]).inc();
+    }
+
+    /// The expected worker loops that are not running now.
+    pub fn loops_down(&self) -> Vec<&'static str> {
+        let expected = self
+            .expected_loops
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        expected
+            .iter()
+            .filter(|n| self.loop_up.with_label_values(&[n]).get() == 0)
+            .copied()
+            .collect()
+    }
+
+    /// Sets how many attempts are in flight.
+    pub fn set_in_flight(&self, n: usize) {
+        self.in_flight.set(n as i64);
     }
 
     /// Sets the webhook queue gauges.

@@ -18,6 +18,7 @@ use crate::config::Settings;
 use crate::db::{self, Db};
 use crate::metrics::Metrics;
 use crate::telemetry;
+use crate::worker::Worker;
 
 /// A bound, not yet running, server.
 pub struct Application {
@@ -25,6 +26,8 @@ pub struct Application {
     server: Server,
     db: Db,
     clock: Clock,
+    worker: Worker,
+    worker_started: bool,
 }
 
 impl Application {
@@ -58,14 +61,16 @@ impl Application {
         auth.warm_up().await?;
         let auth = web::Data::new(auth);
         let metrics = web::Data::new(Metrics::new());
+        // Built even when it does not run (SIGNOFF_WORKER=false), so tests can run it by hand;
+        // a delivery client that cannot be built stops start-up.
+        let worker = Worker::new(
+            db.clone(),
+            settings.clone(),
+            metrics.clone().into_inner(),
+            clock.clone(),
+        )?;
         if settings.worker {
-            crate::worker::Worker::new(
-                db.clone(),
-                settings.clone(),
-                metrics.clone().into_inner(),
-                clock.clone(),
-            )
-            .spawn();
+            worker.start();
         }
         let listener = TcpListener::bind(settings.bind)
             .map_err(|e| anyhow::anyhow!("SIGNOFF_BIND: cannot bind {}: {e}", settings.bind))?;
@@ -102,6 +107,8 @@ impl Application {
             server,
             db,
             clock,
+            worker,
+            worker_started: settings.worker,
         })
     }
 
@@ -118,8 +125,49 @@ impl Application {
         self.clock.clone()
     }
 
-    /// Serves until the server is stopped (SIGINT/SIGTERM stop it gracefully).
+    /// The worker (running unless SIGNOFF_WORKER=false); tests call
+    /// [`Worker::run_pending`] on it.
+    pub fn worker(&self) -> Worker {
+        self.worker.clone()
+    }
+
+    /// Serves until the server is stopped. SIGTERM or SIGINT stops the worker claiming at
+    /// once and the HTTP server gracefully; then the worker's attempts in flight finish, what
+    /// it did not start is given back, and this returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let stopper = self.worker.clone();
+        let signals = tokio::spawn(async move {
+            shutdown_signal().await;
+            stopper.begin_shutdown();
+        });
+        let served = self.server.await;
+        signals.abort();
+        if self.worker_started {
+            self.worker.shutdown().await;
+        }
+        served
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

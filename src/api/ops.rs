@@ -27,12 +27,23 @@ pub async fn livez() -> web::Json<Health> {
     tag = "operations",
     responses(
         (status = 200, description = "Ready to serve", body = Health),
-        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable, or a worker loop of this replica is not running (`worker_not_running`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/readyz")]
-pub async fn readyz(db: web::Data<Db>) -> Result<web::Json<Health>, crate::error::ApiError> {
+pub async fn readyz(
+    db: web::Data<Db>,
+    m: web::Data<Metrics>,
+) -> Result<web::Json<Health>, crate::error::ApiError> {
     db.ping().await?;
+    let down = m.loops_down();
+    if !down.is_empty() {
+        return Err(crate::error::ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "worker_not_running",
+            format!("worker loop(s) not running: {}", down.join(", ")),
+        ));
+    }
     Ok(web::Json(Health { status: "ready" }))
 }
 

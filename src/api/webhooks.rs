@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::pagination::{PageParams, page};
 use crate::auth::{Caller, Scope};
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::db::models::{AttemptRow, DeliveryRow, EndpointRow};
@@ -17,8 +18,9 @@ use crate::db::webhooks as q;
 use crate::domain::duration::IsoDuration;
 use crate::domain::validate::{Faults, index};
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::secrets;
 use crate::service::idempotency::{self, Answer};
-use crate::webhooks::{EVENT_TYPES, signing, ssrf};
+use crate::webhooks::{EVENT_TYPES, reseal, signing, ssrf};
 
 /// Longest grace period of a secret rotation.
 const MAX_GRACE_SECS: i64 = 7 * 24 * 3600;
@@ -71,10 +73,13 @@ pub struct UpdateEndpoint {
     pub enabled: Option<bool>,
 }
 
-/// Body of `POST /v1/webhook-endpoints/{id}/rotate-secret`.
+/// Body of `POST /v1/webhook-endpoints/{id}/rotate-secret` (an empty body takes the defaults).
 #[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
 pub struct RotateSecret {
-    /// How long deliveries stay signed with the old secret too; default `PT24H`, at most 7 days.
+    /// How long deliveries stay signed with the replaced secret too; default `PT24H`, at most
+    /// 7 days. Earlier secrets keep their own grace periods, never extended past this one, so
+    /// `PT0S` ends every previous secret at once (after a leak, say).
     #[serde(default)]
     pub grace_period: Option<IsoDuration>,
 }
@@ -94,7 +99,7 @@ pub struct AttemptView {
     pub status_code: Option<i32>,
     pub latency_ms: i32,
     pub error: Option<String>,
-    /// The first 512 characters of the receiver's answer.
+    /// The start of the receiver's answer (at most 4 KiB; the rest is never read).
     pub response_excerpt: Option<String>,
 }
 
@@ -254,17 +259,21 @@ async fn create(
     }
     let secret = signing::new_secret();
     let now = crate::service::now();
+    let id = Uuid::now_v7();
     let row = EndpointRow {
         tenant_id: caller.tenant.clone(),
-        id: Uuid::now_v7(),
+        id,
         url: body.url,
         description: body.description,
         event_types: events.into_iter().map(Some).collect(),
         enabled: body.enabled.unwrap_or(true),
         disabled_reason: None,
-        secret: secret.clone(),
-        previous_secret: None,
-        previous_secret_expires_at: None,
+        secret: secrets::seal(
+            settings.secret_keys.as_deref(),
+            &q::secret_context(id),
+            &secret,
+        ),
+        previous_secrets: Value::Array(vec![]),
         failing_since: None,
         created_at: now,
         updated_at: now,
@@ -380,6 +389,7 @@ pub async fn update_endpoint(
         .tx(move |c| {
             let mut row = q::find_endpoint_for_update(c, &tenant, id)
                 .map_err(ApiError::missing("webhook endpoint"))?;
+            let was_enabled = row.enabled;
             if let Some(url) = body.url {
                 row.url = url;
             }
@@ -402,8 +412,9 @@ pub async fn update_endpoint(
                 _ => {}
             }
             let row = q::update_endpoint(c, &row)?;
-            if !row.enabled {
-                // Queued deliveries and their retries stop with the endpoint.
+            if was_enabled && !row.enabled {
+                // Queued deliveries and their retries stop with the endpoint. An endpoint that
+                // was disabled already keeps its reason (410 Gone, failing since...).
                 q::disable_endpoint(c, &row.tenant_id, row.id, "disabled through the API")?;
             }
             Ok(row)
@@ -446,14 +457,19 @@ pub async fn delete_endpoint(
 /// from both the old and the new secret, so the receiver can switch without losing any.
 #[utoipa::path(
     tag = "webhooks",
-    params(("id" = String, Path, description = "Endpoint id")),
+    params(
+        ("id" = String, Path, description = "Endpoint id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the replay answers the same new secret instead of rotating again"),
+    ),
     request_body(content = RotateSecret, description = "Optional grace period"),
     responses(
         (status = 200, description = "The endpoint with its new secret", body = EndpointView),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Missing `webhooks:manage` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Grace period out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown field, or grace period not a duration from PT0S to P7D", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["webhooks:manage"]))
 )]
@@ -461,34 +477,102 @@ pub async fn delete_endpoint(
 pub async fn rotate_secret(
     caller: Caller,
     db: web::Data<Db>,
+    settings: web::Data<Settings>,
+    clock: web::Data<Clock>,
+    req: HttpRequest,
     id: web::Path<String>,
-    body: Option<web::Json<RotateSecret>>,
-) -> ApiResult<web::Json<EndpointView>> {
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
     caller.require(Scope::WebhooksManage)?;
     let id = parse_id(&id)?;
-    let grace = body
-        .and_then(|b| b.into_inner().grace_period)
-        .map(|d| d.seconds)
-        .unwrap_or(24 * 3600);
+    // No body takes the defaults; anything else must be a valid body: a typo or a bad
+    // duration is refused, never read as "no grace period given".
+    let raw: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Default::default())
+    } else {
+        let json = req
+            .headers()
+            .get(actix_web::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("application/json"));
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as application/json",
+            ));
+        }
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+        })?
+    };
+    let parsed: RotateSecret = super::typed_body(&raw)?;
+    let grace = parsed.grace_period.map(|d| d.seconds).unwrap_or(24 * 3600);
     if !(0..=MAX_GRACE_SECS).contains(&grace) {
         return Err(ApiError::invalid_field(
             "grace_period",
             "must be from PT0S to P7D",
         ));
     }
+    idempotency::run(&db, &caller, &req, &raw, || async {
+        let view = rotate(&caller, &db, &settings, &clock, id, grace).await?;
+        Ok(Answer::new(
+            StatusCode::OK,
+            serde_json::to_value(&view).map_err(anyhow::Error::from)?,
+        ))
+    })
+    .await
+}
+
+async fn rotate(
+    caller: &Caller,
+    db: &Db,
+    settings: &Settings,
+    clock: &Clock,
+    id: Uuid,
+    grace: i64,
+) -> ApiResult<EndpointView> {
     let tenant = caller.tenant.clone();
     let secret = signing::new_secret();
     let new = secret.clone();
+    let keys = settings.secret_keys.clone();
+    let now = clock.now();
     let row = db
         .tx(move |c| {
             let mut row = q::find_endpoint_for_update(c, &tenant, id)
                 .map_err(ApiError::missing("webhook endpoint"))?;
-            row.previous_secret = Some(std::mem::replace(&mut row.secret, new));
-            row.previous_secret_expires_at = Some(Utc::now() + chrono::Duration::seconds(grace));
+            let context = q::secret_context(id);
+            let until = now + chrono::Duration::seconds(grace);
+            // Earlier secrets keep their grace, never past this rotation's.
+            let mut previous: Vec<q::PreviousSecret> = q::previous_secrets(&row.previous_secrets)
+                .into_iter()
+                .map(|p| q::PreviousSecret {
+                    expires_at: p.expires_at.min(until),
+                    ..p
+                })
+                .filter(|p| p.expires_at > now)
+                .collect();
+            if grace > 0 {
+                let replaced = match keys.as_deref() {
+                    Some(k) => reseal::reseal_one(k, &context, &row.secret)
+                        .map_err(|e| ApiError::Internal(anyhow::anyhow!("endpoint secret: {e}")))?,
+                    None => row.secret.clone(),
+                };
+                previous.insert(
+                    0,
+                    q::PreviousSecret {
+                        secret: replaced,
+                        expires_at: until,
+                    },
+                );
+            }
+            previous.truncate(q::MAX_PREVIOUS_SECRETS);
+            row.secret = secrets::seal(keys.as_deref(), &context, &new);
+            row.previous_secrets = serde_json::to_value(&previous).map_err(anyhow::Error::from)?;
             Ok(q::update_endpoint(c, &row)?)
         })
         .await?;
-    Ok(web::Json(view(row, Some(secret))))
+    Ok(view(row, Some(secret)))
 }
 
 /// An endpoint's deliveries, newest first, each with its attempts.

@@ -157,9 +157,10 @@ pub struct EndpointRow {
     pub event_types: Vec<Option<String>>,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
+    /// The current secret, sealed when SIGNOFF_SECRET_KEY is set.
     pub secret: String,
-    pub previous_secret: Option<String>,
-    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    /// Previous secrets still in their grace period, newest first (see `webhooks::secret_list`).
+    pub previous_secrets: serde_json::Value,
     pub failing_since: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

@@ -188,6 +188,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        leased_by -> Nullable<Int4>,
     }
 }
 
@@ -201,11 +202,10 @@ diesel::table! {
         enabled -> Bool,
         disabled_reason -> Nullable<Text>,
         secret -> Text,
-        previous_secret -> Nullable<Text>,
-        previous_secret_expires_at -> Nullable<Timestamptz>,
         failing_since -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        previous_secrets -> Jsonb,
     }
 }
 

@@ -15,6 +15,32 @@ use super::schema::webhook_endpoints::dsl as w;
 /// Channel the worker listens on for new deliveries.
 pub const CHANNEL: &str = "signoff_work";
 
+/// First key of the session-level advisory lock each worker holds as its liveness; the second
+/// key is the worker's own (positive) number, which its leases carry in `leased_by`.
+pub const LIVENESS_LOCK_NS: i32 = 0x5167_0ff1;
+
+/// Previous secrets kept at most: two rotations inside a grace period sign with all three
+/// secrets, and a runaway of rotations cannot grow the signature header without bound.
+pub const MAX_PREVIOUS_SECRETS: usize = 4;
+
+/// A previous secret and the end of its grace period, as stored in `previous_secrets`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct PreviousSecret {
+    /// Sealed like the current secret when SIGNOFF_SECRET_KEY is set.
+    pub secret: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The previous secrets of a stored list (malformed entries are ignored).
+pub fn previous_secrets(value: &serde_json::Value) -> Vec<PreviousSecret> {
+    serde_json::from_value(value.clone()).unwrap_or_default()
+}
+
+/// The context a secret is sealed for: its endpoint.
+pub fn secret_context(endpoint: Uuid) -> String {
+    format!("webhook-endpoint:{endpoint}")
+}
+
 pub fn insert_endpoint(conn: &mut PgConnection, row: &EndpointRow) -> QueryResult<EndpointRow> {
     diesel::insert_into(w::webhook_endpoints)
         .values(row)
@@ -70,8 +96,7 @@ pub fn update_endpoint(conn: &mut PgConnection, row: &EndpointRow) -> QueryResul
             w::enabled.eq(row.enabled),
             w::disabled_reason.eq(&row.disabled_reason),
             w::secret.eq(&row.secret),
-            w::previous_secret.eq(&row.previous_secret),
-            w::previous_secret_expires_at.eq(row.previous_secret_expires_at),
+            w::previous_secrets.eq(&row.previous_secrets),
             w::failing_since.eq(row.failing_since),
             w::updated_at.eq(diesel::dsl::now),
         ))
@@ -121,47 +146,95 @@ pub struct Claimed {
     pub attempts: i32,
     #[diesel(sql_type = Text)]
     pub url: String,
+    /// As stored: possibly sealed.
     #[diesel(sql_type = Text)]
     pub secret: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub previous_secret: Option<String>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
+    pub previous_secrets: serde_json::Value,
     #[diesel(sql_type = diesel::sql_types::Jsonb)]
     pub payload: serde_json::Value,
 }
 
-/// Leases up to `limit` due deliveries for `lease_secs`, skipping rows other workers hold and
-/// any delivery with an earlier one still pending for the same approval and endpoint, so
-/// receivers get each approval's events in order. The lease commits before anything is sent.
-pub fn claim(conn: &mut PgConnection, lease_secs: f64, limit: i64) -> QueryResult<Vec<Claimed>> {
+/// What a worker asks of [`claim`].
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    /// The worker's liveness key, written into `leased_by`.
+    pub worker: i32,
+    pub lease_secs: f64,
+    pub limit: i64,
+    /// The worker's "now": due means `next_attempt_at <= max(now, the database's now())`.
+    pub now: DateTime<Utc>,
+    /// Attempts one endpoint may have in flight on this worker.
+    pub endpoint_cap: i32,
+    /// Endpoints with attempts in flight on this worker, and how many.
+    pub busy: Vec<(Uuid, i32)>,
+}
+
+/// Leases up to `limit` due deliveries, skipping rows other workers hold, any delivery with an
+/// earlier one still pending for the same approval and endpoint (so receivers get each
+/// approval's events in order), and whatever would put an endpoint over its cap. A lease is
+/// free when it expired, or at once when the worker named in `leased_by` no longer holds its
+/// liveness lock (it died); a live worker's unexpired lease is never taken. The lease commits
+/// before anything is sent.
+pub fn claim(conn: &mut PgConnection, r: &ClaimRequest) -> QueryResult<Vec<Claimed>> {
+    let full: Vec<Uuid> = r
+        .busy
+        .iter()
+        .filter(|(_, n)| *n >= r.endpoint_cap)
+        .map(|(e, _)| *e)
+        .collect();
+    let (busy_ids, busy_n): (Vec<Uuid>, Vec<i32>) = r.busy.iter().cloned().unzip();
     diesel::sql_query(
-        "WITH picked AS (
-           SELECT c.id FROM webhook_deliveries c
+        "WITH live AS MATERIALIZED (
+           SELECT l.objid FROM pg_locks l
+           WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+             AND l.classid = $5::oid
+             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())),
+         cand AS (
+           SELECT c.id, c.endpoint_id, c.next_attempt_at, c.event_position FROM webhook_deliveries c
            JOIN webhook_endpoints ew ON ew.tenant_id = c.tenant_id AND ew.id = c.endpoint_id AND ew.enabled
-           WHERE c.state = 'pending' AND c.next_attempt_at <= now()
-             AND (c.leased_until IS NULL OR c.leased_until < now())
+           WHERE c.state = 'pending' AND c.next_attempt_at <= GREATEST($3, now())
+             AND c.endpoint_id <> ALL($6)
+             AND (c.leased_until IS NULL OR c.leased_until < now()
+                  OR (c.leased_by IS NOT NULL AND c.leased_by::oid NOT IN (SELECT objid FROM live)))
              AND NOT EXISTS (
                SELECT 1 FROM webhook_deliveries p
                WHERE p.state = 'pending' AND p.endpoint_id = c.endpoint_id
                  AND p.approval_id = c.approval_id AND p.event_position < c.event_position)
            ORDER BY c.next_attempt_at, c.event_position
-           LIMIT $2
+           LIMIT $2 * 4
            FOR UPDATE OF c SKIP LOCKED),
+         ranked AS (
+           SELECT cand.*, row_number() OVER (
+             PARTITION BY endpoint_id ORDER BY next_attempt_at, event_position) AS rn
+           FROM cand),
+         picked AS (
+           SELECT r.id FROM ranked r
+           LEFT JOIN unnest($7::uuid[], $8::int4[]) AS b(eid, n) ON b.eid = r.endpoint_id
+           WHERE r.rn + COALESCE(b.n, 0) <= $9
+           ORDER BY r.next_attempt_at, r.event_position
+           LIMIT $2),
          leased AS (
            UPDATE webhook_deliveries d
-           SET leased_until = now() + make_interval(secs => $1), updated_at = now()
+           SET leased_until = now() + make_interval(secs => $1), leased_by = $4, updated_at = now()
            FROM picked WHERE d.id = picked.id
            RETURNING d.id, d.tenant_id, d.endpoint_id, d.event_id, d.attempts, d.event_position)
-         SELECT l.id, l.tenant_id, l.endpoint_id, l.attempts, w.url, w.secret, w.previous_secret,
-                w.previous_secret_expires_at, e.payload
+         SELECT l.id, l.tenant_id, l.endpoint_id, l.attempts, w.url, w.secret, w.previous_secrets,
+                e.payload
          FROM leased l
          JOIN webhook_endpoints w ON w.tenant_id = l.tenant_id AND w.id = l.endpoint_id
          JOIN events e ON e.tenant_id = l.tenant_id AND e.id = l.event_id
          ORDER BY l.event_position",
     )
-    .bind::<Double, _>(lease_secs)
-    .bind::<BigInt, _>(limit)
+    .bind::<Double, _>(r.lease_secs)
+    .bind::<BigInt, _>(r.limit)
+    .bind::<Timestamptz, _>(r.now)
+    .bind::<Integer, _>(r.worker)
+    .bind::<Integer, _>(LIVENESS_LOCK_NS)
+    .bind::<Array<SqlUuid>, _>(&full)
+    .bind::<Array<SqlUuid>, _>(&busy_ids)
+    .bind::<Array<Integer>, _>(&busy_n)
+    .bind::<Integer, _>(r.endpoint_cap)
     .load(conn)
 }
 
@@ -175,40 +248,102 @@ pub struct AttemptResult {
     pub response_excerpt: Option<String>,
 }
 
-/// Records an attempt and its consequence for the delivery: success, a retry at `retry_at`,
-/// or failure for good when `retry_at` is `None`.
-pub fn record_attempt(
+/// One attempt to record, with its consequence for the delivery.
+#[derive(Debug, Clone)]
+pub struct Recording {
+    pub delivery: Uuid,
+    pub result: AttemptResult,
+    /// `succeeded`, `pending` (retry at `next_attempt_at`) or `failed` (gave up).
+    pub state: &'static str,
+    pub next_attempt_at: DateTime<Utc>,
+}
+
+#[derive(QueryableByName)]
+struct RecordedId {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+}
+
+/// Records a batch of attempts in two statements, each only where `worker` still holds the
+/// delivery's lease: an attempt by a worker whose lease was taken over (it was presumed dead)
+/// is dropped rather than recorded twice. A delivery failed meanwhile (its endpoint was
+/// disabled) keeps its state but gets the attempt in its log. Returns the deliveries recorded.
+pub fn record_attempts(
     conn: &mut PgConnection,
-    claimed: &Claimed,
-    result: &AttemptResult,
-    success: bool,
-    retry_at: Option<DateTime<Utc>>,
-) -> QueryResult<()> {
-    diesel::insert_into(at::webhook_attempts)
-        .values((
-            at::delivery_id.eq(claimed.id),
-            at::attempted_at.eq(result.attempted_at),
-            at::status_code.eq(result.status_code),
-            at::latency_ms.eq(result.latency_ms),
-            at::error.eq(&result.error),
-            at::response_excerpt.eq(&result.response_excerpt),
-        ))
-        .execute(conn)?;
-    let state = match (success, retry_at) {
-        (true, _) => "succeeded",
-        (false, Some(_)) => "pending",
-        (false, None) => "failed",
-    };
-    diesel::update(d::webhook_deliveries.filter(d::id.eq(claimed.id)))
+    worker: i32,
+    batch: &[Recording],
+) -> QueryResult<Vec<Uuid>> {
+    if batch.is_empty() {
+        return Ok(vec![]);
+    }
+    let ids: Vec<Uuid> = batch.iter().map(|r| r.delivery).collect();
+    let states: Vec<&str> = batch.iter().map(|r| r.state).collect();
+    let next: Vec<DateTime<Utc>> = batch.iter().map(|r| r.next_attempt_at).collect();
+    let status: Vec<Option<i32>> = batch.iter().map(|r| r.result.status_code).collect();
+    let errors: Vec<Option<&str>> = batch.iter().map(|r| r.result.error.as_deref()).collect();
+    let recorded: Vec<RecordedId> = diesel::sql_query(
+        "UPDATE webhook_deliveries d
+         SET state = CASE WHEN d.state = 'pending' THEN i.state ELSE d.state END,
+             attempts = d.attempts + 1,
+             next_attempt_at = CASE WHEN d.state = 'pending' THEN i.next_at ELSE d.next_attempt_at END,
+             leased_until = NULL, leased_by = NULL,
+             last_status = i.status, last_error = i.error, updated_at = now()
+         FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::int4[], $6::text[])
+              AS i(id, state, next_at, status, error)
+         WHERE d.id = i.id AND d.leased_by = $1
+         RETURNING d.id",
+    )
+    .bind::<Integer, _>(worker)
+    .bind::<Array<SqlUuid>, _>(&ids)
+    .bind::<Array<Text>, _>(&states)
+    .bind::<Array<Timestamptz>, _>(&next)
+    .bind::<Array<Nullable<Integer>>, _>(&status)
+    .bind::<Array<Nullable<Text>>, _>(&errors)
+    .load(conn)?;
+    let recorded: Vec<Uuid> = recorded.into_iter().map(|r| r.id).collect();
+    let kept: Vec<&Recording> = batch
+        .iter()
+        .filter(|r| recorded.contains(&r.delivery))
+        .collect();
+    if !kept.is_empty() {
+        diesel::insert_into(at::webhook_attempts)
+            .values(
+                kept.iter()
+                    .map(|r| {
+                        (
+                            at::delivery_id.eq(r.delivery),
+                            at::attempted_at.eq(r.result.attempted_at),
+                            at::status_code.eq(r.result.status_code),
+                            at::latency_ms.eq(r.result.latency_ms),
+                            at::error.eq(r.result.error.clone()),
+                            at::response_excerpt.eq(r.result.response_excerpt.clone()),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .execute(conn)?;
+    }
+    Ok(recorded)
+}
+
+/// Gives back every lease `worker` holds on a delivery it has not attempted (shutdown).
+pub fn release_leases(conn: &mut PgConnection, worker: i32) -> QueryResult<usize> {
+    diesel::update(d::webhook_deliveries.filter(d::leased_by.eq(worker)))
         .set((
-            d::state.eq(state),
-            d::attempts.eq(d::attempts + 1),
-            d::next_attempt_at.eq(retry_at.unwrap_or(result.attempted_at)),
             d::leased_until.eq(None::<DateTime<Utc>>),
-            d::last_status.eq(result.status_code),
-            d::last_error.eq(&result.error),
-            d::updated_at.eq(diesel::dsl::now),
+            d::leased_by.eq(None::<i32>),
         ))
+        .execute(conn)
+}
+
+/// Marks endpoints healthy after successes.
+pub fn endpoints_succeeded(conn: &mut PgConnection, ids: &[Uuid]) -> QueryResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    diesel::update(w::webhook_endpoints.filter(w::id.eq_any(ids)))
+        .filter(w::failing_since.is_not_null())
+        .set(w::failing_since.eq(None::<DateTime<Utc>>))
         .execute(conn)?;
     Ok(())
 }
@@ -268,7 +403,6 @@ pub fn disable_endpoint(
     .set((
         d::state.eq("failed"),
         d::last_error.eq(format!("endpoint disabled: {reason}")),
-        d::leased_until.eq(None::<DateTime<Utc>>),
         d::updated_at.eq(diesel::dsl::now),
     ))
     .execute(conn)?;
@@ -303,7 +437,9 @@ pub fn list_deliveries(
     Ok((rows, attempts))
 }
 
-/// Schedules a delivery to be sent again now (on demand), whatever its state.
+/// Schedules a delivery to be sent again now (on demand), whatever its state. The lease of an
+/// attempt in flight is left alone: the retry waits for that attempt (which is the retry, when
+/// it was still pending) instead of sending the same message twice at once.
 pub fn retry_delivery(
     conn: &mut PgConnection,
     tenant: &str,
@@ -321,7 +457,6 @@ pub fn retry_delivery(
     .set((
         d::state.eq("pending"),
         d::next_attempt_at.eq(diesel::dsl::now),
-        d::leased_until.eq(None::<DateTime<Utc>>),
         d::updated_at.eq(diesel::dsl::now),
     ))
     .execute(conn)?;
@@ -347,4 +482,52 @@ pub fn queue_stats(conn: &mut PgConnection) -> QueryResult<QueueStats> {
          FROM webhook_deliveries WHERE state = 'pending'",
     )
     .get_result(conn)
+}
+
+/// An endpoint's secrets as stored, for the re-seal pass.
+#[derive(Debug, QueryableByName)]
+pub struct StoredSecrets {
+    #[diesel(sql_type = Text)]
+    pub tenant_id: String,
+    #[diesel(sql_type = SqlUuid)]
+    pub id: Uuid,
+    #[diesel(sql_type = Text)]
+    pub secret: String,
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
+    pub previous_secrets: serde_json::Value,
+}
+
+/// Endpoints whose secrets may need sealing with the current key (`key_id`), after `after`.
+pub fn secrets_to_reseal(
+    conn: &mut PgConnection,
+    key_id: &str,
+    after: Option<Uuid>,
+    limit: i64,
+) -> QueryResult<Vec<StoredSecrets>> {
+    diesel::sql_query(
+        "SELECT tenant_id, id, secret, previous_secrets FROM webhook_endpoints
+         WHERE ($2::uuid IS NULL OR id > $2)
+           AND (secret NOT LIKE $1 OR previous_secrets <> '[]'::jsonb)
+         ORDER BY id LIMIT $3",
+    )
+    .bind::<Text, _>(format!("sealed:v1:{key_id}:%"))
+    .bind::<Nullable<SqlUuid>, _>(after)
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+}
+
+/// Writes re-sealed secrets back, unless the endpoint's secret changed meanwhile.
+pub fn write_resealed(
+    conn: &mut PgConnection,
+    was: &StoredSecrets,
+    secret: &str,
+    previous: &serde_json::Value,
+) -> QueryResult<usize> {
+    diesel::update(
+        w::webhook_endpoints
+            .filter(w::tenant_id.eq(&was.tenant_id).and(w::id.eq(was.id)))
+            .filter(w::secret.eq(&was.secret)),
+    )
+    .set((w::secret.eq(secret), w::previous_secrets.eq(previous)))
+    .execute(conn)
 }

@@ -9,10 +9,12 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER, USER_AGENT};
 use super::signing::signature_header;
 use super::ssrf;
 use crate::config::WebhookSettings;
-use crate::db::webhooks::{AttemptResult, Claimed};
+use crate::db::webhooks::{AttemptResult, Claimed, previous_secrets, secret_context};
+use crate::secrets::{self, SecretKeys};
 
-/// Longest response excerpt kept per attempt.
-const EXCERPT: usize = 512;
+/// Bytes of a receiver's answer kept for the delivery log; the rest is never read (the
+/// connection is dropped with it), so a receiver cannot make us hold more than this.
+pub const EXCERPT_BYTES: usize = 4096;
 /// `Retry-After` is honoured up to this.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
@@ -28,30 +30,69 @@ pub enum Verdict {
     Gone,
 }
 
-/// An HTTP client for webhooks: no redirects, a timeout, and (unless private targets are
-/// allowed) a resolver that refuses non-public addresses.
-pub fn client(settings: &WebhookSettings, allow_private: bool) -> reqwest::Client {
+/// The HTTP client for webhooks: no redirects, a timeout, no proxy but `SIGNOFF_WEBHOOK_PROXY`
+/// (the environment's `HTTPS_PROXY` and friends are ignored: a proxy resolves names past our
+/// address check), and, unless private targets are allowed, a resolver that refuses
+/// non-public addresses, applied when each connection is made. A client that cannot be built
+/// is an error: there is no fallback to a default client without these guards.
+pub fn client(settings: &WebhookSettings, allow_private: bool) -> anyhow::Result<reqwest::Client> {
     let mut b = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(settings.timeout)
         .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
-        .pool_idle_timeout(Duration::from_secs(30));
+        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(settings.endpoint_concurrency)
+        .no_proxy();
+    if let Some(proxy) = &settings.proxy {
+        b = b.proxy(
+            reqwest::Proxy::all(proxy.as_str())
+                .map_err(|e| anyhow::anyhow!("SIGNOFF_WEBHOOK_PROXY: {e}"))?,
+        );
+    }
     if !allow_private {
         b = b.dns_resolver(std::sync::Arc::new(ssrf::PublicOnly));
     }
-    b.build().unwrap_or_default()
+    b.build()
+        .map_err(|e| anyhow::anyhow!("cannot build the webhook HTTP client: {e}"))
 }
 
-/// The secrets a delivery is signed with now: the current one, and the previous one during
-/// its grace period.
-fn secrets(c: &Claimed, now: DateTime<Utc>) -> Vec<&str> {
-    let mut s = vec![c.secret.as_str()];
-    if let (Some(prev), Some(until)) = (&c.previous_secret, c.previous_secret_expires_at)
-        && until > now
-    {
-        s.push(prev);
+/// The secrets a delivery is signed with now, opened: the current one, then every previous
+/// one still in its grace period.
+fn secrets(
+    c: &Claimed,
+    keys: Option<&SecretKeys>,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, secrets::SecretError> {
+    let context = secret_context(c.endpoint_id);
+    let mut out = vec![secrets::open(keys, &context, &c.secret)?];
+    for p in previous_secrets(&c.previous_secrets) {
+        if p.expires_at > now {
+            out.push(secrets::open(keys, &context, &p.secret)?);
+        }
     }
-    s
+    Ok(out)
+}
+
+/// Reads at most [`EXCERPT_BYTES`] of the answer; the rest stays unread and the connection is
+/// closed when the response is dropped.
+async fn excerpt(mut res: reqwest::Response) -> Option<String> {
+    let mut kept: Vec<u8> = Vec::new();
+    while kept.len() < EXCERPT_BYTES {
+        match res.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = EXCERPT_BYTES - kept.len();
+                kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    drop(res);
+    if kept.is_empty() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&kept);
+    // A cut may split a character: drop the replacement char it leaves at the end.
+    Some(text.trim_end_matches('\u{fffd}').to_string())
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
@@ -66,13 +107,47 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .map(|d| d.min(MAX_RETRY_AFTER))
 }
 
-/// Sends one claimed delivery and reports the attempt.
+/// Sends one claimed delivery and reports the attempt. The whole attempt, answer included, is
+/// bounded by `timeout`.
 pub async fn send(
     http: &reqwest::Client,
     claimed: &Claimed,
     allow_private: bool,
+    keys: Option<&SecretKeys>,
+    timeout: Duration,
 ) -> (AttemptResult, Verdict) {
     let attempted_at = Utc::now();
+    let started = Instant::now();
+    match tokio::time::timeout(
+        timeout,
+        attempt(http, claimed, allow_private, keys, attempted_at),
+    )
+    .await
+    {
+        Ok(done) => done,
+        Err(_) => (
+            AttemptResult {
+                attempted_at,
+                status_code: None,
+                latency_ms: started.elapsed().as_millis().min(i32::MAX as u128) as i32,
+                error: Some(format!(
+                    "timed out: no complete answer within {} ms",
+                    timeout.as_millis()
+                )),
+                response_excerpt: None,
+            },
+            Verdict::Retry { not_before: None },
+        ),
+    }
+}
+
+async fn attempt(
+    http: &reqwest::Client,
+    claimed: &Claimed,
+    allow_private: bool,
+    keys: Option<&SecretKeys>,
+    attempted_at: DateTime<Utc>,
+) -> (AttemptResult, Verdict) {
     let started = Instant::now();
     // The body sent is the body signed, byte for byte.
     let body = serde_json::to_vec(&claimed.payload).unwrap_or_default();
@@ -101,7 +176,19 @@ pub async fn send(
             Verdict::Retry { not_before: None },
         );
     }
-    let signature = signature_header(&secrets(claimed, attempted_at), &msg_id, ts, &body);
+    let secrets = match secrets(claimed, keys, attempted_at) {
+        Ok(s) => s,
+        Err(e) => {
+            return fail(
+                format!("cannot sign: endpoint secret: {e}"),
+                None,
+                None,
+                Verdict::Retry { not_before: None },
+            );
+        }
+    };
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    let signature = signature_header(&secrets, &msg_id, ts, &body);
     let res = http
         .post(&claimed.url)
         .header(CONTENT_TYPE, "application/json")
@@ -136,10 +223,7 @@ pub async fn send(
     };
     let status = res.status();
     let wait = retry_after(res.headers());
-    let excerpt = match res.text().await {
-        Ok(t) if !t.is_empty() => Some(t.chars().take(EXCERPT).collect()),
-        _ => None,
-    };
+    let excerpt = excerpt(res).await;
     let code = Some(status.as_u16() as i32);
     if status.is_success() {
         return (

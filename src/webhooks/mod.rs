@@ -1,6 +1,7 @@
 //! Webhooks: Standard Webhooks signing, the outbound address policy, and delivery.
 
 pub mod delivery;
+pub mod reseal;
 pub mod signing;
 pub mod ssrf;
 

@@ -1,53 +1,80 @@
-//! LISTEN on a dedicated connection so work is picked up within milliseconds of its commit.
-//! If the connection fails (or the server needs TLS we do not speak here), polling still works
-//! and we retry the connection with a backoff.
+//! The worker's own database session: it holds the worker's liveness lock (a session-level
+//! advisory lock, released by Postgres the moment the session ends, when the process dies
+//! included) and LISTENs so new work is picked up within milliseconds of its commit.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::sync::Notify;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio::sync::{Notify, mpsc};
+use tokio_postgres::{AsyncMessage, Client};
 
-use crate::db::webhooks::CHANNEL;
+use super::supervise::AbortOnDrop;
+use crate::db::webhooks::{CHANNEL, LIVENESS_LOCK_NS};
 
-pub fn spawn(url: String, wake: Arc<Notify>) {
-    tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(500);
-        loop {
-            if let Err(e) = listen(&url, &wake).await {
-                tracing::debug!(error = %e, "LISTEN connection lost; polling meanwhile");
-            } else {
-                backoff = Duration::from_millis(500);
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(30));
-        }
-    });
+/// An open session holding a worker's liveness lock.
+pub struct Session {
+    _client: Client,
+    notes: mpsc::UnboundedReceiver<()>,
+    _driver: AbortOnDrop<()>,
 }
 
-async fn listen(url: &str, wake: &Notify) -> anyhow::Result<()> {
-    let (client, mut connection) = tokio_postgres::connect(url, NoTls).await?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    // The connection must be polled for anything to happen, queries included.
-    let driver = tokio::spawn(async move {
-        loop {
-            match futures_util::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                Some(Ok(AsyncMessage::Notification(_))) => {
-                    if tx.send(()).is_err() {
-                        break;
-                    }
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => break,
-            }
+impl Session {
+    /// Connects (over TLS when `url` asks for it), takes the liveness lock of `key` and, if
+    /// `listen`, LISTENs for new work. Fails when another session holds the lock: a previous
+    /// session of ours the server has not seen die yet (the caller retries).
+    pub async fn open(url: &str, key: i32, listen: bool) -> anyhow::Result<Self> {
+        let (tx, notes) = mpsc::unbounded_channel();
+        let (client, driver) = super::tls::connect(url, tx).await?;
+        let driver = AbortOnDrop(driver);
+        let row = client
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, $2)",
+                &[&LIVENESS_LOCK_NS, &key],
+            )
+            .await?;
+        if !row.get::<_, bool>(0) {
+            anyhow::bail!("the liveness lock of worker {key} is held by another session");
         }
-    });
-    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-    // Work may have been committed before we listened.
-    wake.notify_one();
-    while rx.recv().await.is_some() {
-        wake.notify_one();
+        if listen {
+            client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+        }
+        Ok(Self {
+            _client: client,
+            notes,
+            _driver: driver,
+        })
     }
-    driver.abort();
-    anyhow::bail!("notification stream ended")
+
+    /// Wakes the worker on every notification until the connection ends (an error: the
+    /// supervisor reconnects).
+    pub async fn forward(&mut self, wake: &Arc<Notify>) -> anyhow::Result<()> {
+        // Work may have been committed before we listened.
+        wake.notify_one();
+        while self.notes.recv().await.is_some() {
+            wake.notify_one();
+        }
+        anyhow::bail!("the worker's database session ended")
+    }
+}
+
+/// Polls a connection, forwarding notifications, until it ends.
+pub(super) async fn drive<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+    tx: mpsc::UnboundedSender<()>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        match futures_util::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            Some(Ok(AsyncMessage::Notification(_))) => {
+                let _ = tx.send(());
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "worker database session failed");
+                break;
+            }
+            None => break,
+        }
+    }
 }

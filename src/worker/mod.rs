@@ -1,101 +1,98 @@
-//! The background worker inside `serve`: delivers webhooks from the Postgres outbox (and runs
-//! durable timers). Any number of replicas may run it: work is claimed with
-//! `FOR UPDATE SKIP LOCKED` and a lease, so each attempt is made by one worker, and a worker
-//! that dies leaves a lease that expires and lets another pick the work up.
+//! The background worker inside `serve`: delivers webhooks from the Postgres outbox, and runs
+//! durable timers and process expiry. Any number of replicas may run it.
+//!
+//! Four supervised loops (see [`supervise`]): `session` holds this worker's liveness lock and
+//! LISTENs; `deliveries` claims due deliveries continuously and runs each attempt as its own
+//! task under a global cap and a per-endpoint cap; `recorder` writes the attempts' results in
+//! batches; `timers` fires timers and expires processes. Each lease names its worker, and a
+//! worker whose liveness lock is gone (the process died) has its leases taken over at once.
 
+mod deliver;
 mod listener;
+mod supervise;
+mod tls;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use rand::Rng;
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
-use crate::db::webhooks::{self as q, Claimed};
 use crate::metrics::Metrics;
 use crate::service::approvals::Ctx;
 use crate::service::time;
-use crate::webhooks::delivery::{self, Verdict};
+use crate::webhooks::delivery;
 
-/// How often old idempotency keys and fired timers are cleared.
+/// How often old idempotency keys and fired timers are cleared, and secrets re-sealed.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(300);
 
-/// Deliveries claimed per round.
-const BATCH: i64 = 16;
+/// Timers handled per round.
+const TIMER_BATCH: usize = 16;
 
-/// Handle to a running worker.
+/// The loops a running worker has; `/readyz` fails while one is down.
+const LOOPS: &[&str] = &["session", "deliveries", "recorder", "timers"];
+
+/// What [`Worker::run_pending`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Ran {
+    pub deliveries: usize,
+    pub timers: usize,
+}
+
+/// Handle to the worker; cheap to clone.
+#[derive(Clone)]
 pub struct Worker {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
     db: Db,
     http: reqwest::Client,
     settings: Arc<Settings>,
     metrics: Arc<Metrics>,
-    wake: Arc<Notify>,
     clock: Clock,
+    /// This worker's number: the second key of its liveness lock, and `leased_by`.
+    key: i32,
+    /// New work may be there: a notification, an attempt finished.
+    wake: Arc<Notify>,
+    /// True while the session holds the liveness lock; nothing is claimed otherwise.
+    alive: watch::Sender<bool>,
+    stopping: watch::Sender<bool>,
+    slots: Arc<Semaphore>,
+    /// Attempts in flight per endpoint.
+    busy: Mutex<HashMap<Uuid, i32>>,
+    in_flight: AtomicUsize,
+    idle: Notify,
+    recorder: mpsc::UnboundedSender<deliver::ToRecord>,
+    recorder_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<deliver::ToRecord>>,
+    /// A session opened by [`Worker::run_pending`] when no loop runs.
+    manual_session: tokio::sync::Mutex<Option<listener::Session>>,
+    loops: Mutex<Vec<supervise::AbortOnDrop<()>>>,
 }
 
-impl Worker {
-    pub fn new(db: Db, settings: Arc<Settings>, metrics: Arc<Metrics>, clock: Clock) -> Self {
-        Self {
-            http: delivery::client(&settings.webhooks, settings.webhook_allow_private),
-            db,
-            settings,
-            metrics,
-            wake: Arc::new(Notify::new()),
-            clock,
-        }
+impl Inner {
+    fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
     }
 
-    /// Starts the worker and its LISTEN connection on the current runtime.
-    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
-        listener::spawn(self.settings.database_url().to_string(), self.wake.clone());
-        tokio::spawn(async move { self.run().await })
-    }
-
-    async fn run(self) {
-        tracing::info!("worker started");
-        let mut last_housekeeping = std::time::Instant::now() - HOUSEKEEPING_EVERY;
-        loop {
-            if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
-                last_housekeeping = std::time::Instant::now();
-                match self.db.run(|c| Ok(crate::db::housekeeping(c)?)).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(removed = n, "housekeeping"),
-                    Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
-                }
-            }
-            let timers = match self.timer_round().await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(error = %e, "timer round failed");
-                    0
-                }
-            };
-            let done = match self.deliver_round().await {
-                Ok(n) => n + timers,
-                Err(e) => {
-                    tracing::warn!(error = %e, "worker round failed");
-                    timers
-                }
-            };
-            if done == 0 {
-                // Nothing due: sleep until notified or the poll interval passes.
-                let _ = tokio::time::timeout(
-                    self.settings.webhooks.poll_interval,
-                    self.wake.notified(),
-                )
-                .await;
-            }
-        }
+    /// A context for timers, reading this worker's clock.
+    fn ctx(&self) -> Ctx {
+        let mut ctx = Ctx::new(&self.settings.public_url);
+        ctx.now = self.clock.now();
+        ctx
     }
 
     /// Fires due timers and expires processes, each in its own transaction, up to a batch.
-    /// Returns how many were handled.
-    pub async fn timer_round(&self) -> anyhow::Result<usize> {
+    async fn timer_round(&self) -> anyhow::Result<usize> {
         let mut handled = 0;
-        while handled < BATCH as usize {
-            let ctx = Ctx::new(&self.settings.public_url);
+        while handled < TIMER_BATCH {
+            let ctx = self.ctx();
             let fired = self
                 .db
                 .tx(move |c| {
@@ -114,73 +111,215 @@ impl Worker {
         Ok(handled)
     }
 
-    /// Claims a batch of due deliveries, sends them concurrently, records each result.
-    /// Returns how many were handled.
-    pub async fn deliver_round(&self) -> anyhow::Result<usize> {
-        let lease = (self.settings.webhooks.timeout + Duration::from_secs(30)).as_secs_f64();
-        let claimed = self
-            .db
-            .run(move |c| Ok(q::claim(c, lease, BATCH)?))
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let n = claimed.len();
-        let sends = claimed.into_iter().map(|c| self.deliver(c));
-        futures_util::future::join_all(sends).await;
-        Ok(n)
+    async fn housekeeping(&self) {
+        match self.db.run(|c| Ok(crate::db::housekeeping(c)?)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "housekeeping"),
+            Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+        }
+        if let Some(keys) = self.settings.secret_keys.clone() {
+            match self
+                .db
+                .run(move |c| Ok(crate::webhooks::reseal::reseal_all(c, &keys)?))
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(endpoints = n, "webhook secrets sealed with the current key")
+                }
+                Err(e) => tracing::warn!(error = %e, "re-sealing webhook secrets failed"),
+            }
+        }
+    }
+}
+
+fn timers_loop(w: Arc<Inner>, healthy: supervise::Healthy) -> supervise::LoopFuture {
+    Box::pin(async move {
+        healthy.set();
+        let mut stopping = w.stopping.subscribe();
+        let mut last_housekeeping: Option<std::time::Instant> = None;
+        loop {
+            if w.is_stopping() {
+                return Ok(());
+            }
+            if last_housekeeping.is_none_or(|t| t.elapsed() >= HOUSEKEEPING_EVERY) {
+                last_housekeeping = Some(std::time::Instant::now());
+                w.housekeeping().await;
+            }
+            if w.timer_round().await? < TIMER_BATCH {
+                tokio::select! {
+                    _ = tokio::time::sleep(w.settings.webhooks.poll_interval) => {}
+                    _ = stopping.changed() => {}
+                }
+            }
+        }
+    })
+}
+
+fn session_loop(w: Arc<Inner>, healthy: supervise::Healthy) -> supervise::LoopFuture {
+    Box::pin(async move {
+        let mut session = listener::Session::open(w.settings.database_url(), w.key, true).await?;
+        w.alive.send_replace(true);
+        healthy.set();
+        let ended = session.forward(&w.wake).await;
+        w.alive.send_replace(false);
+        ended
+    })
+}
+
+impl Worker {
+    /// Builds the worker; a delivery client that cannot be built is an error (start-up stops).
+    pub fn new(
+        db: Db,
+        settings: Arc<Settings>,
+        metrics: Arc<Metrics>,
+        clock: Clock,
+    ) -> anyhow::Result<Self> {
+        let http = delivery::client(&settings.webhooks, settings.webhook_allow_private)?;
+        let (recorder, recorder_rx) = mpsc::unbounded_channel();
+        let slots = Arc::new(Semaphore::new(settings.webhooks.concurrency));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                http,
+                metrics,
+                clock,
+                key: rand::thread_rng().gen_range(1..i32::MAX),
+                wake: Arc::new(Notify::new()),
+                alive: watch::Sender::new(false),
+                stopping: watch::Sender::new(false),
+                slots,
+                busy: Mutex::new(HashMap::new()),
+                in_flight: AtomicUsize::new(0),
+                idle: Notify::new(),
+                recorder,
+                recorder_rx: tokio::sync::Mutex::new(recorder_rx),
+                manual_session: tokio::sync::Mutex::new(None),
+                loops: Mutex::new(Vec::new()),
+                settings,
+            }),
+        })
     }
 
-    async fn deliver(&self, claimed: Claimed) {
-        let (result, verdict) =
-            delivery::send(&self.http, &claimed, self.settings.webhook_allow_private).await;
-        self.metrics.observe_attempt(&verdict, result.latency_ms);
-        let schedule = self.settings.webhooks.retry_schedule.clone();
-        let disable_after = self.settings.webhooks.disable_after;
-        let id = claimed.id;
-        let clock = self.clock.clone();
-        let recorded = self
-            .db
-            .tx(move |c| {
-                let now = clock.now();
-                match &verdict {
-                    Verdict::Delivered => {
-                        q::record_attempt(c, &claimed, &result, true, None)?;
-                        q::endpoint_succeeded(c, &claimed.tenant_id, claimed.endpoint_id)?;
-                    }
-                    Verdict::Gone => {
-                        q::record_attempt(c, &claimed, &result, false, None)?;
-                        q::disable_endpoint(
-                            c,
-                            &claimed.tenant_id,
-                            claimed.endpoint_id,
-                            "the receiver answered 410 Gone",
-                        )?;
-                    }
-                    Verdict::Retry { not_before } => {
-                        let done = claimed.attempts as usize + 1;
-                        let retry_at = delivery::next_attempt(&schedule, done, *not_before, now);
-                        q::record_attempt(c, &claimed, &result, false, retry_at)?;
-                        let since =
-                            q::endpoint_failed(c, &claimed.tenant_id, claimed.endpoint_id, now)?;
-                        let limit = chrono::Duration::from_std(disable_after).unwrap_or_default();
-                        if since.is_some_and(|s| now - s >= limit) {
-                            q::disable_endpoint(
-                                c,
-                                &claimed.tenant_id,
-                                claimed.endpoint_id,
-                                &format!(
-                                    "failing without a success since {}",
-                                    since.unwrap_or(now).to_rfc3339()
-                                ),
-                            )?;
-                        }
-                    }
-                }
-                Ok(())
-            })
-            .await;
-        if let Err(e) = recorded {
-            // The lease will expire and the delivery will be attempted again.
-            tracing::warn!(delivery = %id, error = %e, "could not record a delivery attempt");
+    /// This worker's number, as its leases show it in `leased_by`.
+    pub fn key(&self) -> i32 {
+        self.inner.key
+    }
+
+    /// Starts the supervised loops on the current runtime.
+    pub fn start(&self) {
+        let w = &self.inner;
+        w.metrics.expect_loops(LOOPS);
+        let mut loops = w.loops.lock().unwrap_or_else(|e| e.into_inner());
+        loops.push(supervise::AbortOnDrop(supervise::spawn(
+            "session",
+            w.clone(),
+            session_loop,
+        )));
+        loops.push(supervise::AbortOnDrop(supervise::spawn(
+            "recorder",
+            w.clone(),
+            deliver::recorder_loop,
+        )));
+        loops.push(supervise::AbortOnDrop(supervise::spawn(
+            "deliveries",
+            w.clone(),
+            deliver::claim_loop,
+        )));
+        loops.push(supervise::AbortOnDrop(supervise::spawn(
+            "timers",
+            w.clone(),
+            timers_loop,
+        )));
+        tracing::info!(worker = w.key, "worker started");
+    }
+
+    /// Stops claiming new work (SIGTERM); [`Worker::shutdown`] finishes the rest.
+    pub fn begin_shutdown(&self) {
+        if !self.inner.stopping.send_replace(true) {
+            tracing::info!("worker stopping: no new work is claimed");
         }
+    }
+
+    /// Stops claiming, lets attempts in flight finish (each bounded by the webhook timeout)
+    /// and records them, gives back the leases of anything not attempted, then stops the
+    /// loops (the session last, so our leases stay ours until then).
+    pub async fn shutdown(&self) {
+        let w = &self.inner;
+        self.begin_shutdown();
+        let limit = w.settings.webhooks.timeout + Duration::from_secs(5);
+        let drained = tokio::time::timeout(limit, async {
+            loop {
+                let idle = w.idle.notified();
+                tokio::pin!(idle);
+                idle.as_mut().enable();
+                if w.in_flight.load(Ordering::SeqCst) == 0 {
+                    break;
+                }
+                idle.await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("attempts still in flight at shutdown were abandoned");
+        }
+        let key = w.key;
+        match w
+            .db
+            .run(move |c| Ok(crate::db::webhooks::release_leases(c, key)?))
+            .await
+        {
+            Ok(n) if n > 0 => tracing::info!(released = n, "leases given back"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not give back leases; they expire"),
+        }
+        let mut loops = std::mem::take(&mut *w.loops.lock().unwrap_or_else(|e| e.into_inner()));
+        // Dropping aborts; the session is first in the list, so drop it last.
+        while let Some(l) = loops.pop() {
+            drop(l);
+        }
+        *w.manual_session.lock().await = None;
+        tracing::info!("worker stopped");
+    }
+
+    /// Runs the worker once by hand, for tests: fires every due timer, then claims, sends and
+    /// records every due delivery, round after round until nothing is due. Returns what it
+    /// did. Works whether or not the loops run (without them it opens its own session).
+    pub async fn run_pending(&self) -> anyhow::Result<Ran> {
+        let w = &self.inner;
+        self.ensure_session().await?;
+        let mut ran = Ran::default();
+        loop {
+            let n = w.timer_round().await?;
+            ran.timers += n;
+            if n < TIMER_BATCH {
+                break;
+            }
+        }
+        loop {
+            let n = deliver::run_round(w).await?;
+            if n == 0 {
+                break;
+            }
+            ran.deliveries += n;
+        }
+        Ok(ran)
+    }
+
+    /// Makes sure this worker holds its liveness lock: the running session's, or one of its own.
+    async fn ensure_session(&self) -> anyhow::Result<()> {
+        let w = &self.inner;
+        if !w.loops.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+            let mut alive = w.alive.subscribe();
+            tokio::time::timeout(Duration::from_secs(10), alive.wait_for(|a| *a))
+                .await
+                .map_err(|_| anyhow::anyhow!("the worker session did not start"))??;
+            return Ok(());
+        }
+        let mut manual = w.manual_session.lock().await;
+        if manual.is_none() {
+            *manual = Some(listener::Session::open(w.settings.database_url(), w.key, false).await?);
+        }
+        Ok(())
     }
 }

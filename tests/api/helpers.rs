@@ -8,8 +8,10 @@ use diesel::{Connection, PgConnection, RunQueryDsl};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use signoff::clock::Clock;
 use signoff::config::Settings;
 use signoff::startup::Application;
+use signoff::worker::{Ran, Worker};
 
 pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
 pub const ISSUER: &str = "https://issuer.test";
@@ -103,6 +105,10 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db_name: String,
     pub token: String,
+    /// The app's worker (None for an app running in a child process).
+    pub worker: Option<Worker>,
+    /// The clock the app reads.
+    pub clock: Clock,
 }
 
 /// Spawns the app on its own fresh database.
@@ -117,8 +123,24 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
 }
 
 pub async fn spawn_with_settings(settings: Settings, db_name: String) -> TestApp {
-    let app = Application::build(settings).await.expect("app builds");
+    spawn_with_clock(settings, db_name, Clock::system()).await
+}
+
+/// Spawns the app on its own fresh database, reading `clock`; `extra` overrides variables.
+/// With `SIGNOFF_WORKER=false` nothing runs in the background: the test drives the worker
+/// with [`TestApp::run_worker_once`].
+pub async fn spawn_app_with_clock(extra: &[(&str, &str)], clock: Clock) -> TestApp {
+    let db_name = fresh_database();
+    let settings = settings(&url_for(&db_name), extra);
+    spawn_with_clock(settings, db_name, clock).await
+}
+
+pub async fn spawn_with_clock(settings: Settings, db_name: String, clock: Clock) -> TestApp {
+    let app = Application::build_with_clock(settings, clock.clone())
+        .await
+        .expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let worker = Some(app.worker());
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
@@ -128,6 +150,8 @@ pub async fn spawn_with_settings(settings: Settings, db_name: String) -> TestApp
             .unwrap(),
         db_name,
         token: token(TENANT, ALL_SCOPES),
+        worker,
+        clock,
     }
 }
 
@@ -209,6 +233,17 @@ impl Answer {
 }
 
 impl TestApp {
+    /// Runs the worker once by hand: every due timer, then every due delivery, sent and
+    /// recorded before this returns (like zero-to-production's `dispatch_all_pending_emails`).
+    pub async fn run_worker_once(&self) -> Ran {
+        self.worker
+            .as_ref()
+            .expect("this app runs in another process")
+            .run_pending()
+            .await
+            .expect("the worker ran")
+    }
+
     /// A direct connection to this test's database, to check what was stored.
     pub fn db(&self) -> PgConnection {
         PgConnection::establish(&url_for(&self.db_name)).expect("connect to test database")

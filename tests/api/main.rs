@@ -15,3 +15,4 @@ mod regressions;
 mod time;
 mod tutorial;
 mod webhooks;
+mod worker;

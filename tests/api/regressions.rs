@@ -340,6 +340,8 @@ async fn link_tokens_are_not_written_to_the_logs() {
         client: reqwest::Client::new(),
         db_name: db,
         token: token(TENANT, ALL_SCOPES),
+        worker: None,
+        clock: signoff::clock::Clock::system(),
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while app

@@ -255,32 +255,38 @@ async fn a_decision_reaches_the_receiver_signed_and_in_order() {
 
 #[tokio::test]
 async fn event_filters_select_what_is_sent() {
-    let app = spawn_app_with(FAST).await;
+    let app = by_hand(&[]).await;
     app.principal("u-1", json!({})).await;
     let rx = Receiver::start().await;
     endpoint(&app, &rx.url, json!(["approval.approved"])).await;
     let id = approval(&app, "T-1").await;
     approve(&app, &id).await;
-    let got = rx.wait_for("one delivery", |g| !g.is_empty()).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(types(&rx.got()), ["approval.approved"], "{:?}", types(&got));
+    assert_eq!(app.run_worker_once().await.deliveries, 1);
+    assert_eq!(types(&rx.got()), ["approval.approved"]);
 }
 
 #[tokio::test]
 async fn a_500_is_retried_until_it_succeeds_and_the_log_shows_each_attempt() {
-    let app = spawn_app_with(FAST).await;
+    let app = by_hand(&[]).await;
     app.principal("u-1", json!({})).await;
     let rx = Receiver::start().await;
     rx.script(&[500, 503]);
     let (ep, secret) = endpoint(&app, &rx.url, json!(["approval.requested"])).await;
     approval(&app, "T-1").await;
-    let got = rx.wait_for("three attempts", |g| g.len() >= 3).await;
+    assert_eq!(app.run_worker_once().await.deliveries, 1);
+    // The retry waits for its time on the schedule (5 s), however often the worker runs.
+    assert_eq!(app.run_worker_once().await.deliveries, 0);
+    for _ in 0..2 {
+        app.clock.advance(chrono::Duration::seconds(6));
+        assert_eq!(app.run_worker_once().await.deliveries, 1);
+    }
+    let got = rx.got();
+    assert_eq!(got.len(), 3);
     // The same message each time: same id, each signature valid.
     assert!(got.iter().all(|r| r.id() == got[0].id()));
     for r in &got {
         verify(&secret, r);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let log = app
         .get(&format!("/v1/webhook-endpoints/{ep}/deliveries"))
         .await;
@@ -297,28 +303,50 @@ async fn a_500_is_retried_until_it_succeeds_and_the_log_shows_each_attempt() {
     assert_eq!(statuses, [json!(500), json!(503), json!(200)]);
     assert_eq!(d["attempts"][0]["response_excerpt"], "answered 500");
     assert!(d["attempts"][0]["latency_ms"].as_i64().unwrap() >= 0);
+    app.clock.advance(chrono::Duration::hours(1));
+    assert_eq!(app.run_worker_once().await.deliveries, 0);
     assert_eq!(rx.got().len(), 3);
 }
 
 #[tokio::test]
-async fn a_410_disables_the_endpoint() {
-    let app = spawn_app_with(FAST).await;
+async fn a_410_disables_the_endpoint_and_a_patch_keeps_the_reason() {
+    let app = by_hand(&[]).await;
     app.principal("u-1", json!({})).await;
     let rx = Receiver::start().await;
     rx.script(&[410]);
     let (ep, _) = endpoint(&app, &rx.url, json!(["*"])).await;
     let id = approval(&app, "T-1").await;
-    rx.wait_for("the first delivery", |g| !g.is_empty()).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.run_worker_once().await.deliveries, 1);
     let e = app.get(&format!("/v1/webhook-endpoints/{ep}")).await;
     assert_eq!(e.body["enabled"], false);
     assert!(e.body["disabled_reason"].as_str().unwrap().contains("410"));
     approve(&app, &id).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.run_worker_once().await.deliveries, 0);
     assert_eq!(
         rx.got().len(),
         1,
         "nothing more goes to a disabled endpoint"
+    );
+
+    // Editing a disabled endpoint keeps why it was disabled.
+    let t = app.token.clone();
+    let edited = app
+        .call_as(
+            &t,
+            Method::PATCH,
+            &format!("/v1/webhook-endpoints/{ep}"),
+            Some(json!({"description": "the helpdesk"})),
+            &[],
+        )
+        .await;
+    assert_eq!(edited.status, 200, "{}", edited.text);
+    assert!(
+        edited.body["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("410"),
+        "{}",
+        edited.text
     );
 
     // Re-enabling, then retrying the failed delivery on demand, sends it again.
@@ -338,7 +366,6 @@ async fn a_410_disables_the_endpoint() {
     app.post(&retry, json!({}))
         .await
         .assert_problem(409, "endpoint_disabled");
-    let t = app.token.clone();
     let patched = app
         .call_as(
             &t,
@@ -351,23 +378,19 @@ async fn a_410_disables_the_endpoint() {
     assert_eq!(patched.body["enabled"], true);
     assert_eq!(patched.body["disabled_reason"], Value::Null);
     assert_eq!(app.post(&retry, json!({})).await.status, 202);
-    rx.wait_for("the retried delivery", |g| g.len() >= 2).await;
+    assert_eq!(app.run_worker_once().await.deliveries, 1);
+    assert_eq!(rx.got().len(), 2);
 }
 
 #[tokio::test]
 async fn redirects_are_not_followed_and_count_as_failures() {
-    let app = spawn_app_with(&[
-        ("SIGNOFF_WEBHOOK_RETRY_SCHEDULE", "PT0S"),
-        ("SIGNOFF_WORKER_POLL_INTERVAL", "PT0.1S"),
-    ])
-    .await;
+    let app = by_hand(&[("SIGNOFF_WEBHOOK_RETRY_SCHEDULE", "PT0S")]).await;
     app.principal("u-1", json!({})).await;
     let rx = Receiver::start().await;
     rx.script(&[302]);
     let (ep, _) = endpoint(&app, &rx.url, json!(["approval.requested"])).await;
     approval(&app, "T-1").await;
-    rx.wait_for("one attempt", |g| !g.is_empty()).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.run_worker_once().await.deliveries, 1);
     let log = app
         .get(&format!("/v1/webhook-endpoints/{ep}/deliveries"))
         .await;
@@ -382,7 +405,7 @@ async fn redirects_are_not_followed_and_count_as_failures() {
 
 #[tokio::test]
 async fn a_receiver_down_for_a_while_loses_nothing() {
-    let app = spawn_app_with(FAST).await;
+    let app = by_hand(&[]).await;
     app.principal("u-1", json!({})).await;
     // Reserve a port, then leave nothing listening on it.
     let port = TcpListener::bind("127.0.0.1:0")
@@ -398,11 +421,13 @@ async fn a_receiver_down_for_a_while_loses_nothing() {
         approve(&app, &id).await;
         ids.push(id);
     }
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Only the first event of each approval is tried: the others wait behind it.
+    assert_eq!(app.run_worker_once().await.deliveries, 3);
     let rx = Receiver::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap());
-    let got = rx.wait_for("nine events", |g| g.len() >= 9).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(rx.got().len(), 9, "each event exactly once");
+    app.clock.advance(chrono::Duration::seconds(6));
+    assert_eq!(app.run_worker_once().await.deliveries, 9);
+    let got = rx.got();
+    assert_eq!(got.len(), 9, "each event exactly once");
     for r in &got {
         verify(&secret, r);
     }
@@ -444,37 +469,138 @@ async fn two_workers_deliver_each_message_once() {
     assert_eq!((got.len(), ids.len()), (30, 30));
 }
 
+/// Settings of an app whose worker runs only when the test says so.
+pub const BY_HAND: &[(&str, &str)] = &[
+    ("SIGNOFF_WORKER", "false"),
+    (
+        "SIGNOFF_WEBHOOK_RETRY_SCHEDULE",
+        "PT0S,PT5S,PT5S,PT5S,PT5S,PT5S,PT5S,PT5S",
+    ),
+    ("SIGNOFF_WEBHOOK_TIMEOUT", "PT2S"),
+];
+
+/// An app driven by hand on a manual clock starting now.
+pub async fn by_hand(extra: &[(&str, &str)]) -> TestApp {
+    let mut env = BY_HAND.to_vec();
+    env.extend_from_slice(extra);
+    spawn_app_with_clock(&env, signoff::clock::Clock::manual(chrono::Utc::now())).await
+}
+
+/// Plays a worker that claimed everything due, as worker `key`.
+fn claim_as(app: &TestApp, key: i32) -> usize {
+    use signoff::db::webhooks::{ClaimRequest, claim};
+    claim(
+        &mut app.db(),
+        &ClaimRequest {
+            worker: key,
+            lease_secs: 600.0,
+            limit: 100,
+            now: chrono::Utc::now(),
+            endpoint_cap: 100,
+            busy: vec![],
+        },
+    )
+    .unwrap()
+    .len()
+}
+
+/// Holds the liveness lock of worker `key` while the connection lives: a live worker.
+fn live_worker(app: &TestApp, key: i32) -> diesel::PgConnection {
+    use diesel::RunQueryDsl;
+    let mut conn = app.db();
+    diesel::sql_query(format!(
+        "SELECT pg_advisory_lock({}, {key})",
+        signoff::db::webhooks::LIVENESS_LOCK_NS
+    ))
+    .execute(&mut conn)
+    .unwrap();
+    conn
+}
+
+fn leased_by(app: &TestApp) -> Vec<Option<i32>> {
+    use diesel::prelude::*;
+    use signoff::db::schema::webhook_deliveries::dsl as d;
+    d::webhook_deliveries
+        .select(d::leased_by)
+        .load(&mut app.db())
+        .unwrap()
+}
+
 #[tokio::test]
-async fn an_expired_lease_is_picked_up_again() {
-    use signoff::db::webhooks::claim;
-    // No worker here: we play a worker that claims and dies.
-    let mut env: Vec<(&str, &str)> = FAST.to_vec();
-    env.push(("SIGNOFF_WORKER", "false"));
-    let app = spawn_app_with(&env).await;
+async fn a_dead_workers_leases_are_taken_over_at_once() {
+    let app = by_hand(&[]).await;
     app.principal("u-1", json!({})).await;
     let rx = Receiver::start().await;
     endpoint(&app, &rx.url, json!(["approval.requested"])).await;
     approval(&app, "T-1").await;
-    let claimed = claim(&mut app.db(), 1.0, 10).unwrap();
-    assert_eq!(claimed.len(), 1);
-    // A live worker arrives; it must wait for the dead one's lease to expire.
-    let mut live: Vec<(&str, &str)> = FAST.to_vec();
-    live.push(("SIGNOFF_MIGRATE_ON_START", "false"));
-    let _worker =
-        spawn_with_settings(settings(&url_for(&app.db_name), &live), app.db_name.clone()).await;
+    // Worker 777 claimed it for ten minutes, then died: nobody holds its liveness lock.
+    assert_eq!(claim_as(&app, 777), 1);
     let started = Instant::now();
-    rx.wait_for("the delivery", |g| !g.is_empty()).await;
-    assert!(
-        started.elapsed() >= Duration::from_millis(700),
-        "sent before the lease expired"
-    );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.run_worker_once().await.deliveries, 1);
+    assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(rx.got().len(), 1);
+    assert_eq!(leased_by(&app), [None]);
+}
+
+#[tokio::test]
+async fn a_live_workers_lease_is_never_taken_and_only_the_holder_records() {
+    let app = by_hand(&[]).await;
+    app.principal("u-1", json!({})).await;
+    let rx = Receiver::start().await;
+    let (ep, _) = endpoint(&app, &rx.url, json!(["approval.requested"])).await;
+    approval(&app, "T-1").await;
+    let holder = live_worker(&app, 4242);
+    assert_eq!(claim_as(&app, 4242), 1);
+    assert_eq!(
+        app.run_worker_once().await.deliveries,
+        0,
+        "taken from a live worker"
+    );
+
+    // A manual retry while the attempt is in flight waits for it: the lease stays.
+    let log = app
+        .get(&format!("/v1/webhook-endpoints/{ep}/deliveries"))
+        .await;
+    let id = log.body["items"][0]["id"].as_str().unwrap().to_string();
+    let retry = format!("/v1/webhook-endpoints/{ep}/deliveries/{id}/retry");
+    assert_eq!(app.post(&retry, json!({})).await.status, 202);
+    assert_eq!(leased_by(&app), [Some(4242)]);
+    assert_eq!(app.run_worker_once().await.deliveries, 0);
+    assert!(rx.got().is_empty());
+
+    // The holder dies: the lease is taken over at once, and the old holder can no longer
+    // record an attempt for it.
+    drop(holder);
+    assert_eq!(app.run_worker_once().await.deliveries, 1);
+    assert_eq!(rx.got().len(), 1);
+    use signoff::db::webhooks::{AttemptResult, Recording, record_attempts};
+    let late = Recording {
+        delivery: uuid::Uuid::parse_str(&id).unwrap(),
+        result: AttemptResult {
+            attempted_at: chrono::Utc::now(),
+            status_code: Some(500),
+            latency_ms: 1,
+            error: Some("late".into()),
+            response_excerpt: None,
+        },
+        state: "pending",
+        next_attempt_at: chrono::Utc::now(),
+    };
+    assert!(
+        record_attempts(&mut app.db(), 4242, &[late])
+            .unwrap()
+            .is_empty()
+    );
+    let log = app
+        .get(&format!("/v1/webhook-endpoints/{ep}/deliveries"))
+        .await;
+    assert_eq!(log.body["items"][0]["state"], "succeeded");
+    assert_eq!(log.body["items"][0]["attempt_count"], 1);
 }
 
 #[tokio::test]
 async fn during_rotation_both_secrets_verify() {
-    let app = spawn_app_with(FAST).await;
+    let app = by_hand(&[]).await;
     app.principal("u-1", json!({})).await;
     let rx = Receiver::start().await;
     let (ep, old) = endpoint(&app, &rx.url, json!(["approval.requested"])).await;
@@ -488,7 +614,8 @@ async fn during_rotation_both_secrets_verify() {
     let new = rotated.body["secret"].as_str().unwrap().to_string();
     assert_ne!(old, new);
     approval(&app, "T-1").await;
-    let got = rx.wait_for("one delivery", |g| !g.is_empty()).await;
+    app.run_worker_once().await;
+    let got = rx.got();
     verify(&old, &got[0]);
     verify(&new, &got[0]);
     assert_eq!(
@@ -500,7 +627,7 @@ async fn during_rotation_both_secrets_verify() {
         2
     );
 
-    // With no grace period only the new secret signs.
+    // With no grace period only the new secret signs: PT0S ends every earlier secret too.
     let again = app
         .post(
             &format!("/v1/webhook-endpoints/{ep}/rotate-secret"),
@@ -509,14 +636,133 @@ async fn during_rotation_both_secrets_verify() {
         .await;
     let newest = again.body["secret"].as_str().unwrap().to_string();
     approval(&app, "T-2").await;
-    let got = rx.wait_for("second delivery", |g| g.len() >= 2).await;
+    app.run_worker_once().await;
+    let got = rx.got();
     verify(&newest, &got[1]);
-    assert!(
-        standardwebhooks::Webhook::new(&new)
+    for gone in [&new, &old] {
+        assert!(
+            standardwebhooks::Webhook::new(gone)
+                .unwrap()
+                .verify(&got[1].body, &got[1].headers)
+                .is_err()
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_rotations_inside_the_grace_period_sign_with_all_three_secrets() {
+    let app = by_hand(&[]).await;
+    app.principal("u-1", json!({})).await;
+    let rx = Receiver::start().await;
+    let (ep, first) = endpoint(&app, &rx.url, json!(["approval.requested"])).await;
+    let rotate = format!("/v1/webhook-endpoints/{ep}/rotate-secret");
+    let second = app.post(&rotate, json!({"grace_period": "PT1H"})).await;
+    assert_eq!(second.status, 200, "{}", second.text);
+    let second = second.body["secret"].as_str().unwrap().to_string();
+    app.clock.advance(chrono::Duration::minutes(10));
+    let third = app.post(&rotate, json!({"grace_period": "PT1H"})).await;
+    let third = third.body["secret"].as_str().unwrap().to_string();
+    approval(&app, "T-1").await;
+    app.run_worker_once().await;
+    let got = rx.got();
+    assert_eq!(got.len(), 1);
+    for secret in [&first, &second, &third] {
+        verify(secret, &got[0]);
+    }
+    assert_eq!(
+        got[0].headers["webhook-signature"]
+            .to_str()
             .unwrap()
-            .verify(&got[1].body, &got[1].headers)
-            .is_err()
+            .split(' ')
+            .count(),
+        3
     );
+}
+
+#[tokio::test]
+async fn rotate_secret_refuses_a_bad_body_and_honours_idempotency_keys() {
+    let app = by_hand(&[]).await;
+    let (ep, _) = endpoint(&app, "https://hooks.example.com/x", json!(["*"])).await;
+    let rotate = format!("/v1/webhook-endpoints/{ep}/rotate-secret");
+    let typo = app.post(&rotate, json!({"grace": "PT1H"})).await;
+    typo.assert_problem(422, "validation_failed");
+    let bad = app.post(&rotate, json!({"grace_period": "soon"})).await;
+    bad.assert_problem(422, "validation_failed");
+    assert_eq!(bad.error_fields(), ["body"]);
+    app.post(&rotate, json!({"grace_period": "P30D"}))
+        .await
+        .assert_problem(422, "validation_failed");
+    let t = app.token.clone();
+    let not_json = app
+        .client
+        .post(format!("{}{rotate}", app.address))
+        .bearer_auth(&t)
+        .header("content-type", "application/json")
+        .body("{grace_period")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), 400);
+    // No body at all takes the defaults.
+    let empty = app
+        .client
+        .post(format!("{}{rotate}", app.address))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), 200);
+
+    let key = [("Idempotency-Key", "rotate-1")];
+    let once = app
+        .call_as(&t, Method::POST, &rotate, Some(json!({})), &key)
+        .await;
+    let twice = app
+        .call_as(&t, Method::POST, &rotate, Some(json!({})), &key)
+        .await;
+    assert_eq!(once.status, 200, "{}", once.text);
+    assert_eq!(twice.status, 200, "{}", twice.text);
+    assert_eq!(twice.header("idempotent-replayed"), Some("true"));
+    assert_eq!(once.body["secret"], twice.body["secret"]);
+}
+
+#[tokio::test]
+async fn secrets_are_sealed_at_rest_when_a_key_is_set() {
+    use diesel::prelude::*;
+    use signoff::db::schema::webhook_endpoints::dsl as w;
+    let key = "q3vXlQeC0Z4cFtn3V8r1m0yJg7Yx8kq3cQmHq0m4B2s=";
+    let app = by_hand(&[("SIGNOFF_SECRET_KEY", key)]).await;
+    app.principal("u-1", json!({})).await;
+    let rx = Receiver::start().await;
+    let (ep, first) = endpoint(&app, &rx.url, json!(["approval.requested"])).await;
+    let second = app
+        .post(
+            &format!("/v1/webhook-endpoints/{ep}/rotate-secret"),
+            json!({}),
+        )
+        .await
+        .body["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (secret, previous): (String, Value) = w::webhook_endpoints
+        .select((w::secret, w::previous_secrets))
+        .first(&mut app.db())
+        .unwrap();
+    assert!(secret.starts_with("sealed:v1:"), "{secret}");
+    let stored = format!("{secret} {previous}");
+    for plain in [&first, &second] {
+        let key_part = plain.trim_start_matches("whsec_");
+        assert!(
+            !stored.contains(key_part),
+            "a secret is stored in the clear"
+        );
+    }
+    approval(&app, "T-1").await;
+    app.run_worker_once().await;
+    let got = rx.got();
+    verify(&first, &got[0]);
+    verify(&second, &got[0]);
 }
 
 #[tokio::test]
