@@ -222,24 +222,28 @@ pub async fn create_endpoint(
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::WebhooksManage)?;
     let body: CreateEndpoint = super::typed_body(&raw)?;
-    idempotency::run(&db, &caller, &req, &raw, || async {
-        let view = create(&caller, &db, &settings, body).await?;
+    let row = new_endpoint(&caller, &settings, body)?;
+    idempotency::run(&db, &caller, &req, &raw, move |c| {
+        let secret = row.secret.clone();
+        let row = q::insert_endpoint(c, &row)?;
+        let view = view(row, Some(secret));
         let location = format!("/v1/webhook-endpoints/{}", view.id);
         Ok(Answer::new(
             StatusCode::CREATED,
             serde_json::to_value(&view).map_err(anyhow::Error::from)?,
         )
-        .header("location", location))
+        .header("location", location)
+        .holding_secret())
     })
     .await
 }
 
-async fn create(
+/// A checked endpoint with a new secret, ready to insert.
+fn new_endpoint(
     caller: &Caller,
-    db: &Db,
     settings: &Settings,
     body: CreateEndpoint,
-) -> ApiResult<EndpointView> {
+) -> ApiResult<EndpointRow> {
     let events = body.events.unwrap_or_else(|| vec!["*".into()]);
     let mut f = Faults::default();
     check_fields(
@@ -252,9 +256,8 @@ async fn create(
     if !f.is_empty() {
         return Err(ApiError::invalid(f.errors));
     }
-    let secret = signing::new_secret();
     let now = crate::service::now();
-    let row = EndpointRow {
+    Ok(EndpointRow {
         tenant_id: caller.tenant.clone(),
         id: Uuid::now_v7(),
         url: body.url,
@@ -262,15 +265,13 @@ async fn create(
         event_types: events.into_iter().map(Some).collect(),
         enabled: body.enabled.unwrap_or(true),
         disabled_reason: None,
-        secret: secret.clone(),
+        secret: signing::new_secret(),
         previous_secret: None,
         previous_secret_expires_at: None,
         failing_since: None,
         created_at: now,
         updated_at: now,
-    };
-    let row = db.run(move |c| Ok(q::insert_endpoint(c, &row)?)).await?;
-    Ok(view(row, Some(secret)))
+    })
 }
 
 /// List webhook endpoints.
