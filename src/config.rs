@@ -16,6 +16,7 @@ const KNOWN: &[&str] = &[
     "SIGNOFF_JWT_JWKS",
     "SIGNOFF_JWT_ISSUER",
     "SIGNOFF_JWT_AUDIENCE",
+    "SIGNOFF_JWT_MAX_LIFETIME",
     "SIGNOFF_MIGRATE_ON_START",
     "SIGNOFF_DB_POOL_SIZE",
     "SIGNOFF_DB_TIMEOUT",
@@ -59,6 +60,8 @@ pub struct JwtSettings {
     pub jwks: Option<String>,
     pub issuer: String,
     pub audience: String,
+    /// The longest a token may live: `exp` minus `iat` (or minus now without `iat`).
+    pub max_lifetime: Duration,
 }
 
 /// Everything the service needs to run.
@@ -230,6 +233,26 @@ fn check_unknown(env: &dyn Env) -> Result<(), ConfigError> {
     }
 }
 
+/// `SIGNOFF_JWT_MAX_LIFETIME`: tokens whose `exp` lies further than this from their `iat`
+/// (or from now, without `iat`) are refused.
+fn max_lifetime(env: &dyn Env) -> Result<Duration, ConfigError> {
+    let key = "SIGNOFF_JWT_MAX_LIFETIME";
+    let text = env.get(key).unwrap_or_else(|| "P1D".to_string());
+    crate::domain::duration::IsoDuration::parse_precise(&text)
+        .ok()
+        .filter(|d| d.as_secs() >= 1)
+        .ok_or_else(|| {
+            err(
+                key,
+                format!(
+                    "{text:?} is not a positive ISO 8601 duration such as P1D or PT12H; it is \
+                     the longest a token may live, from its `iat` (or from now without one); \
+                     the default is P1D"
+                ),
+            )
+        })
+}
+
 impl JwtSettings {
     /// Reads the JWT settings alone (used by `signoff token`, which needs no database).
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
@@ -260,6 +283,7 @@ impl JwtSettings {
             jwks,
             issuer: require(env, "SIGNOFF_JWT_ISSUER")?,
             audience: require(env, "SIGNOFF_JWT_AUDIENCE")?,
+            max_lifetime: max_lifetime(env)?,
         })
     }
 }
@@ -397,6 +421,25 @@ mod tests {
         assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(s.public_url.as_str(), "http://127.0.0.1:8080/");
         assert!(s.migrate_on_start);
+        assert_eq!(s.jwt.max_lifetime, Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn the_max_token_lifetime_message_says_what_it_is_and_its_default() {
+        let mut e = env(&base());
+        e.insert("SIGNOFF_JWT_MAX_LIFETIME".into(), "forever".into());
+        let message = Settings::from_env(&e).unwrap_err().to_string();
+        assert!(
+            message.starts_with("SIGNOFF_JWT_MAX_LIFETIME: "),
+            "{message}"
+        );
+        assert!(
+            message.contains("`iat`") && message.contains("P1D"),
+            "{message}"
+        );
+        e.insert("SIGNOFF_JWT_MAX_LIFETIME".into(), "PT12H".into());
+        let s = Settings::from_env(&e).unwrap();
+        assert_eq!(s.jwt.max_lifetime, Duration::from_secs(12 * 3600));
     }
 
     #[test]
@@ -419,6 +462,8 @@ mod tests {
             ("SIGNOFF_WEBHOOK_PROXY", Some("not a url")),
             ("SIGNOFF_SECRET_KEY", Some("too-short")),
             ("SIGNOFF_SECRET_KEY_PREVIOUS", Some("AAAA")),
+            ("SIGNOFF_JWT_MAX_LIFETIME", Some("1 day")),
+            ("SIGNOFF_JWT_MAX_LIFETIME", Some("PT0S")),
         ];
         for (key, value) in cases {
             let mut e = env(&base());

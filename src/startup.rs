@@ -98,6 +98,7 @@ impl Application {
                 .service(api::links::decision_page_post)
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec))
                 .default_service(web::to(api::not_found))
+                .wrap(from_fn(api::ids::refuse_hidden_characters))
                 .wrap(from_fn(telemetry::observe))
         })
         .listen(listener)?

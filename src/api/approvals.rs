@@ -2,6 +2,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
+use diesel::Connection;
+use diesel::pg::PgConnection;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -159,11 +161,8 @@ pub async fn request_approval(
     let ctx = svc::Ctx::new(&settings.public_url);
     let input = RequestApproval::parse(&body).map_err(ApiError::invalid)?;
     let tenant = caller.tenant.clone();
-    idempotency::run(&db, &caller, &req, &body, || async {
-        let loaded = db
-            .tx(move |c| svc::request(c, &tenant, &input, &ctx))
-            .await?;
-        let view = loaded.view();
+    idempotency::run(&db, &caller, &req, &body, move |c| {
+        let view = svc::request(c, &tenant, &input, &ctx)?.view();
         let location = format!("/v1/approvals/{}", view.id);
         Ok(Answer::new(StatusCode::CREATED, to_json(&view)?).header("location", location))
     })
@@ -227,7 +226,7 @@ pub async fn list_approvals(
     };
     let tenant = caller.tenant.clone();
     let (items, next_cursor) = db
-        .run(move |c| {
+        .read(move |c| {
             let rows = q::list(c, &tenant, &lf, after, limit + 1)?;
             let (rows, next) = page(rows, limit, |r| r.id.to_string());
             Ok((svc::load_many(c, &tenant, rows)?, next))
@@ -266,7 +265,7 @@ pub async fn get_approval(
     caller.require(Scope::ApprovalsRead)?;
     let id = parse_id(&id)?;
     let tenant = caller.tenant.clone();
-    let loaded = db.run(move |c| svc::load(c, &tenant, id, false)).await?;
+    let loaded = db.read(move |c| svc::load(c, &tenant, id, false)).await?;
     Ok(web::Json(loaded.view()))
 }
 
@@ -300,7 +299,7 @@ pub async fn list_events(
     };
     let tenant = caller.tenant.clone();
     let rows = db
-        .run(move |c| {
+        .read(move |c| {
             q::find(c, &tenant, id).map_err(ApiError::missing("approval"))?;
             Ok(q::events_of(c, &tenant, id, after, limit + 1)?)
         })
@@ -357,10 +356,8 @@ pub async fn decide(
     let id = parse_id(&id)?;
     let input = DecisionInput::parse(&body).map_err(ApiError::invalid)?;
     let tenant = caller.tenant.clone();
-    idempotency::run(&db, &caller, &req, &body, || async {
-        let loaded = db
-            .tx(move |c| svc::decide(c, &tenant, id, &input, &ctx))
-            .await?;
+    idempotency::run(&db, &caller, &req, &body, move |c| {
+        let loaded = svc::decide(c, &tenant, id, &input, &ctx)?;
         Ok(Answer::new(StatusCode::OK, to_json(&loaded.view())?))
     })
     .await
@@ -410,8 +407,14 @@ pub async fn cancel(
         reason: body.reason,
         actor_id: body.actor_id,
     };
-    idempotency::run(&db, &caller, &req, &raw, || async {
-        let view = close(&caller, &settings, &db, &id, action).await?;
+    let (tenant, ctx, id) = (
+        caller.tenant.clone(),
+        svc::Ctx::new(&settings.public_url),
+        parse_id(&id)?,
+    );
+    check_reason(&action.reason)?;
+    idempotency::run(&db, &caller, &req, &raw, move |c| {
+        let view = close(c, &tenant, id, action, &ctx)?;
         Ok(Answer::new(StatusCode::OK, to_json(&view)?))
     })
     .await
@@ -424,26 +427,18 @@ struct Close {
     actor_id: Option<String>,
 }
 
-async fn close(
-    caller: &Caller,
-    settings: &Settings,
-    db: &Db,
-    id: &str,
+fn close(
+    c: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
     action: Close,
+    ctx: &svc::Ctx,
 ) -> ApiResult<ApprovalView> {
-    let ctx = svc::Ctx::new(&settings.public_url);
-    let id = parse_id(id)?;
-    check_reason(&action.reason)?;
-    let tenant = caller.tenant.clone();
-    let loaded = db
-        .tx(move |c| {
-            let (reason, actor) = (action.reason.trim(), action.actor_id.as_deref());
-            match action.verdict {
-                None => svc::cancel(c, &tenant, id, reason, actor, &ctx),
-                Some(v) => svc::bypass(c, &tenant, id, v, reason, actor, &ctx),
-            }
-        })
-        .await?;
+    let (reason, actor) = (action.reason.trim(), action.actor_id.as_deref());
+    let loaded = match action.verdict {
+        None => svc::cancel(c, tenant, id, reason, actor, ctx),
+        Some(v) => svc::bypass(c, tenant, id, v, reason, actor, ctx),
+    }?;
     Ok(loaded.view())
 }
 
@@ -481,8 +476,14 @@ pub async fn bypass(
         reason: body.reason,
         actor_id: body.actor_id,
     };
-    idempotency::run(&db, &caller, &req, &raw, || async {
-        let view = close(&caller, &settings, &db, &id, action).await?;
+    let (tenant, ctx, id) = (
+        caller.tenant.clone(),
+        svc::Ctx::new(&settings.public_url),
+        parse_id(&id)?,
+    );
+    check_reason(&action.reason)?;
+    idempotency::run(&db, &caller, &req, &raw, move |c| {
+        let view = close(c, &tenant, id, action, &ctx)?;
         Ok(Answer::new(StatusCode::OK, to_json(&view)?))
     })
     .await
@@ -542,20 +543,26 @@ pub async fn bulk_decide(
     body: web::Json<Value>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::ApprovalsDecide)?;
-    idempotency::run(&db, &caller, &req, &body, || async {
-        let results = bulk(&caller, &settings, &db, &body).await?;
+    let (tenant, ctx, items) = (
+        caller.tenant.clone(),
+        svc::Ctx::new(&settings.public_url),
+        body.clone(),
+    );
+    idempotency::run(&db, &caller, &req, &body, move |c| {
+        let results = bulk(c, &tenant, &ctx, &items)?;
         Ok(Answer::new(StatusCode::OK, to_json(&results)?))
     })
     .await
 }
 
-async fn bulk(
-    caller: &Caller,
-    settings: &Settings,
-    db: &Db,
+/// Each item runs in its own savepoint of the request's transaction: a failing item is
+/// rolled back alone.
+fn bulk(
+    c: &mut PgConnection,
+    tenant: &str,
+    ctx: &svc::Ctx,
     body: &Value,
 ) -> ApiResult<BulkResults> {
-    let ctx = svc::Ctx::new(&settings.public_url);
     let items = match body.get("items").and_then(Value::as_array) {
         Some(items) if items.len() <= MAX_BULK => items.clone(),
         Some(_) => {
@@ -578,7 +585,7 @@ async fn bulk(
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        let outcome = async {
+        let outcome = (|| {
             let id = parse_id(&approval_id)?;
             let input = DecisionInput::parse(item).map_err(|errors| {
                 ApiError::invalid(
@@ -591,16 +598,13 @@ async fn bulk(
                         .collect(),
                 )
             })?;
-            let tenant = caller.tenant.clone();
             let ctx = svc::Ctx {
                 now: crate::service::now(),
                 ..ctx.clone()
             };
-            db.tx(move |c| svc::decide(c, &tenant, id, &input, &ctx))
-                .await
+            c.transaction(|c| svc::decide(c, tenant, id, &input, &ctx))
                 .map(|_| ())
-        }
-        .await;
+        })();
         results.push(match outcome {
             Ok(()) => BulkResult {
                 approval_id,
@@ -643,7 +647,7 @@ pub async fn pending_approvals(
     let after = cursor_uuid(&paging)?;
     let tenant = caller.tenant.clone();
     let (items, next_cursor) = db
-        .run(move |c| {
+        .read(move |c| {
             // A delegate in force also sees what waits for the people who delegated to them.
             let mut who = crate::db::time::delegators_of(c, &tenant, &id, crate::service::now())?;
             who.push(id);

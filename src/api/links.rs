@@ -92,7 +92,9 @@ pub async fn get_link(
     limited(&req, &limiter).map_err(too_many)?;
     let ctx = Ctx::new(&settings.public_url);
     let token = token.into_inner();
-    let found = db.run(move |c| links::open(c, &token, false, &ctx)).await?;
+    let found = db
+        .read(move |c| links::open(c, &token, false, &ctx))
+        .await?;
     match found {
         Ok(open) => Ok(no_store(HttpResponse::Ok().json(links::view(&open, true)))),
         Err(closed) => Err(closed_error(closed)),
@@ -321,7 +323,7 @@ pub async fn decision_page(
     }
     let ctx = Ctx::new(&settings.public_url);
     let token = token.into_inner();
-    match db.run(move |c| links::open(c, &token, false, &ctx)).await {
+    match db.read(move |c| links::open(c, &token, false, &ctx)).await {
         Ok(Ok(open)) => {
             let chosen = query
                 .decision
@@ -384,7 +386,7 @@ pub async fn decision_page_post(
                     ctx: Ctx,
                     comment: String,
                     chosen: Option<String>| async move {
-        match db.run(move |c| links::open(c, &token, false, &ctx)).await {
+        match db.read(move |c| links::open(c, &token, false, &ctx)).await {
             Ok(Ok(open)) => {
                 let lang = open.recipient.locale.clone();
                 let msg = words(&lang)[key].as_str().unwrap_or_default().to_string();

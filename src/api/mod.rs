@@ -4,6 +4,7 @@
 pub mod approvals;
 pub mod calendars;
 pub mod delegations;
+pub mod ids;
 pub mod links;
 pub mod ops;
 pub mod pagination;

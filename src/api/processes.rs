@@ -170,13 +170,11 @@ pub async fn create_process(
     body: web::Json<Value>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::ProcessesWrite)?;
-    idempotency::run(&db, &caller, &req, &body, || {
-        create(caller.tenant.clone(), db.clone(), body.clone())
-    })
-    .await
+    let (tenant, def) = (caller.tenant.clone(), body.clone());
+    idempotency::run(&db, &caller, &req, &body, move |c| create(c, tenant, def)).await
 }
 
-async fn create(tenant: String, db: web::Data<Db>, body: Value) -> ApiResult<Answer> {
+fn create(c: &mut diesel::PgConnection, tenant: String, body: Value) -> ApiResult<Answer> {
     let now = Utc::now();
     let def = ProcessDefinition::parse(&body, now).map_err(ApiError::invalid)?;
     let stored = serde_json::to_value(&def).map_err(anyhow::Error::from)?;
@@ -187,12 +185,9 @@ async fn create(tenant: String, db: web::Data<Db>, body: Value) -> ApiResult<Ans
         current_version: 1,
         expires_at: def.expires_at,
     };
-    let (row, version) = db
-        .tx(move |c| {
-            check_calendars(c, &new.tenant_id, &def)?;
-            processes::insert(c, &new, &stored).map_err(|e| name_taken(e, &new.name))
-        })
-        .await?;
+    check_calendars(c, &new.tenant_id, &def)?;
+    let (row, version) =
+        processes::insert(c, &new, &stored).map_err(|e| name_taken(e, &new.name))?;
     let v = view(row, version, now)?;
     let etag = etag(v.version).to_string();
     Ok(Answer::new(

@@ -227,24 +227,28 @@ pub async fn create_endpoint(
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::WebhooksManage)?;
     let body: CreateEndpoint = super::typed_body(&raw)?;
-    idempotency::run(&db, &caller, &req, &raw, || async {
-        let view = create(&caller, &db, &settings, body).await?;
+    let (row, secret) = new_endpoint(&caller, &settings, body)?;
+    idempotency::run(&db, &caller, &req, &raw, move |c| {
+        let row = q::insert_endpoint(c, &row)?;
+        let view = view(row, Some(secret));
         let location = format!("/v1/webhook-endpoints/{}", view.id);
         Ok(Answer::new(
             StatusCode::CREATED,
             serde_json::to_value(&view).map_err(anyhow::Error::from)?,
         )
-        .header("location", location))
+        .header("location", location)
+        .holding_secret())
     })
     .await
 }
 
-async fn create(
+/// A checked endpoint with a new secret (sealed in the row), ready to insert, and the secret
+/// in the clear for the one answer that shows it.
+fn new_endpoint(
     caller: &Caller,
-    db: &Db,
     settings: &Settings,
     body: CreateEndpoint,
-) -> ApiResult<EndpointView> {
+) -> ApiResult<(EndpointRow, String)> {
     let events = body.events.unwrap_or_else(|| vec!["*".into()]);
     let mut f = Faults::default();
     check_fields(
@@ -257,8 +261,8 @@ async fn create(
     if !f.is_empty() {
         return Err(ApiError::invalid(f.errors));
     }
-    let secret = signing::new_secret();
     let now = crate::service::now();
+    let secret = signing::new_secret();
     let id = Uuid::now_v7();
     let row = EndpointRow {
         tenant_id: caller.tenant.clone(),
@@ -278,8 +282,7 @@ async fn create(
         created_at: now,
         updated_at: now,
     };
-    let row = db.run(move |c| Ok(q::insert_endpoint(c, &row)?)).await?;
-    Ok(view(row, Some(secret)))
+    Ok((row, secret))
 }
 
 /// List webhook endpoints.
@@ -514,32 +517,35 @@ pub async fn rotate_secret(
             "must be from PT0S to P7D",
         ));
     }
-    idempotency::run(&db, &caller, &req, &raw, || async {
-        let view = rotate(&caller, &db, &settings, &clock, id, grace).await?;
+    let tenant = caller.tenant.clone();
+    let keys = settings.secret_keys.clone();
+    let now = clock.now();
+    idempotency::run(&db, &caller, &req, &raw, move |c| {
+        let view = rotate(c, &tenant, keys.as_deref(), now, id, grace)?;
         Ok(Answer::new(
             StatusCode::OK,
             serde_json::to_value(&view).map_err(anyhow::Error::from)?,
-        ))
+        )
+        .holding_secret())
     })
     .await
 }
 
-async fn rotate(
-    caller: &Caller,
-    db: &Db,
-    settings: &Settings,
-    clock: &Clock,
+/// Gives the endpoint a new secret, in the caller's transaction; the old ones keep signing
+/// until their grace period ends.
+fn rotate(
+    c: &mut diesel::PgConnection,
+    tenant: &str,
+    keys: Option<&crate::secrets::SecretKeys>,
+    now: chrono::DateTime<chrono::Utc>,
     id: Uuid,
     grace: i64,
 ) -> ApiResult<EndpointView> {
-    let tenant = caller.tenant.clone();
     let secret = signing::new_secret();
     let new = secret.clone();
-    let keys = settings.secret_keys.clone();
-    let now = clock.now();
-    let row = db
-        .tx(move |c| {
-            let mut row = q::find_endpoint_for_update(c, &tenant, id)
+    let row = {
+        {
+            let mut row = q::find_endpoint_for_update(c, tenant, id)
                 .map_err(ApiError::missing("webhook endpoint"))?;
             let context = q::secret_context(id);
             let until = now + chrono::Duration::seconds(grace);
@@ -553,7 +559,7 @@ async fn rotate(
                 .filter(|p| p.expires_at > now)
                 .collect();
             if grace > 0 {
-                let replaced = match keys.as_deref() {
+                let replaced = match keys {
                     Some(k) => reseal::reseal_one(k, &context, &row.secret)
                         .map_err(|e| ApiError::Internal(anyhow::anyhow!("endpoint secret: {e}")))?,
                     None => row.secret.clone(),
@@ -567,11 +573,11 @@ async fn rotate(
                 );
             }
             previous.truncate(q::MAX_PREVIOUS_SECRETS);
-            row.secret = secrets::seal(keys.as_deref(), &context, &new);
+            row.secret = secrets::seal(keys, &context, &new);
             row.previous_secrets = serde_json::to_value(&previous).map_err(anyhow::Error::from)?;
-            Ok(q::update_endpoint(c, &row)?)
-        })
-        .await?;
+            q::update_endpoint(c, &row)?
+        }
+    };
     Ok(view(row, Some(secret)))
 }
 

@@ -120,6 +120,15 @@ pub struct Authenticator {
     jwks: Option<JwksSource>,
     issuer: String,
     audience: String,
+    /// The longest a token may live, in seconds (`SIGNOFF_JWT_MAX_LIFETIME`).
+    max_lifetime: u64,
+}
+
+/// Splits a `scope` claim into scopes. RFC 6749 §3.3 separates scope tokens with the ASCII
+/// space alone: any other whitespace (NBSP, U+3000, a tab) is part of a token, so
+/// `"approvals:read\u{a0}approvals:admin"` is one unknown scope and grants nothing.
+pub fn split_scopes(claim: &str) -> impl Iterator<Item = &str> {
+    claim.split(' ').filter(|s| !s.is_empty())
 }
 
 impl Authenticator {
@@ -136,6 +145,7 @@ impl Authenticator {
             jwks,
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
+            max_lifetime: settings.max_lifetime.as_secs(),
         })
     }
 
@@ -170,6 +180,13 @@ impl Authenticator {
         let invalid = |why: &str| ApiError::unauthorized(format!("invalid token: {why}"));
         let header =
             decode_header(token).map_err(|_| invalid("malformed or unsupported header"))?;
+        // RFC 7515 §4.1.11: extensions listed in `crit` must be understood, and we
+        // understand none.
+        if header.crit.is_some() {
+            return Err(invalid(
+                "critical header extensions (`crit`) are not supported",
+            ));
+        }
         let (key, alg) = match header.alg {
             Algorithm::HS256 => match &self.hs256 {
                 Some(k) => (k.clone(), Algorithm::HS256),
@@ -209,12 +226,24 @@ impl Authenticator {
         if claims.sub.trim().is_empty() {
             return Err(invalid("`sub` claim is empty"));
         }
+        if crate::domain::validate::has_hidden_characters(&claims.sub) {
+            return Err(invalid(
+                "`sub` claim holds control, zero-width or bidirectional characters",
+            ));
+        }
+        // Measured from `iat`, or from now without one (or when `iat` lies ahead, so a
+        // future `iat` cannot stretch the window).
+        let now = jsonwebtoken::get_current_timestamp();
+        let from = claims.iat.map_or(now, |iat| iat.min(now));
+        if claims.exp.saturating_sub(from) > self.max_lifetime + LEEWAY_SECS {
+            return Err(invalid(
+                "lives longer than the maximum token lifetime (SIGNOFF_JWT_MAX_LIFETIME)",
+            ));
+        }
         Ok(Caller {
             tenant: claims.tenant,
             client: claims.sub,
-            scopes: claims
-                .scope
-                .split_whitespace()
+            scopes: split_scopes(&claims.scope)
                 .filter_map(Scope::parse)
                 .collect(),
         })
@@ -266,10 +295,16 @@ pub fn mint_token(
         .hs256_secret
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("SIGNOFF_JWT_HS256_SECRET: is required to mint tokens"))?;
-    for s in scope.split_whitespace() {
+    for s in split_scopes(scope) {
         if Scope::parse(s).is_none() {
             anyhow::bail!("unknown scope {s:?}; known scopes: {}", all_scopes());
         }
+    }
+    if ttl_secs > settings.max_lifetime.as_secs() {
+        anyhow::bail!(
+            "a token living {ttl_secs} s would be refused: SIGNOFF_JWT_MAX_LIFETIME allows {} s",
+            settings.max_lifetime.as_secs()
+        );
     }
     let now = jsonwebtoken::get_current_timestamp();
     let claims = Claims {

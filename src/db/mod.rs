@@ -114,6 +114,23 @@ impl Db {
             .await
     }
 
+    /// Runs `f` in one read-only REPEATABLE READ transaction: every statement of `f` reads the
+    /// same snapshot, so a view built from several queries (an approval and its tasks) never
+    /// mixes the states before and after a commit that lands between them.
+    pub async fn read<F, T>(&self, f: F) -> ApiResult<T>
+    where
+        F: FnOnce(&mut PgConnection) -> ApiResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run(move |conn| {
+            conn.build_transaction()
+                .read_only()
+                .repeatable_read()
+                .run::<T, ApiError, _>(f)
+        })
+        .await
+    }
+
     /// Is the database answering? Used by `/readyz`.
     pub async fn ping(&self) -> ApiResult<()> {
         self.run(|conn| {

@@ -96,10 +96,11 @@ diesel::table! {
         key -> Text,
         request_hash -> Text,
         status -> Nullable<Int2>,
-        response -> Nullable<Jsonb>,
+        response -> Nullable<Text>,
         created_at -> Timestamptz,
         completed_at -> Nullable<Timestamptz>,
-        headers -> Nullable<Jsonb>,
+        headers -> Nullable<Text>,
+        sealed -> Bool,
     }
 }
 

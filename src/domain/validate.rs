@@ -227,18 +227,77 @@ pub fn is_email(s: &str) -> bool {
         && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-/// Ids supplied by the host (principals, tickets, calendars): printable, no slashes, bounded.
+/// Ids supplied by the host (principals, tickets, calendars): printable, no slashes, bounded,
+/// and nothing invisible (see [`is_hidden_character`]), so two ids that look the same are the
+/// same id.
 pub fn is_external_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 200
         && !s
             .chars()
-            .any(|c| c.is_control() || c == '/' || c.is_whitespace())
+            .any(|c| is_hidden_character(c) || c == '/' || c.is_whitespace())
+}
+
+/// A character that changes what a reader sees without being seen: controls (C0, DEL, C1),
+/// zero-width and other invisible format characters (ZWSP, ZWNJ, ZWJ, word joiner, BOM, soft
+/// hyphen, invisible operators, tags) and bidirectional controls (LRM, RLM, ALM, embeddings,
+/// overrides, isolates). "acme" and "acme\u{200b}" must not be two tenants.
+pub fn is_hidden_character(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFFB}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E0FFF}'
+        )
+}
+
+/// Does `s` hold a [hidden character](is_hidden_character)?
+pub fn has_hidden_characters(s: &str) -> bool {
+    s.chars().any(is_hidden_character)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_with_invisible_or_bidi_characters_are_refused() {
+        for bad in [
+            "acme\u{200b}",
+            "ac\u{200d}me",
+            "\u{feff}acme",
+            "acme\u{202e}",
+            "u-\u{2066}1\u{2069}",
+            "u-1\u{200f}",
+            "u-1\u{7f}",
+            "u-1\u{85}",
+            "u\u{ad}1",
+            "u-1\u{e0041}",
+        ] {
+            assert!(!is_external_id(bad), "{bad:?}");
+            assert!(has_hidden_characters(bad), "{bad:?}");
+        }
+        for ok in ["acme", "u-1", "Zoë", "東京", "שלום", "user@example.com"] {
+            assert!(is_external_id(ok), "{ok}");
+            assert!(!has_hidden_characters(ok), "{ok}");
+        }
+    }
 
     #[test]
     fn locales() {

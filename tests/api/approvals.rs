@@ -2085,7 +2085,7 @@ async fn another_tenant_may_ask_for_approval_on_the_same_ticket_id() {
 }
 
 #[tokio::test]
-async fn a_refused_request_is_replayed_with_the_same_key() {
+async fn a_refused_request_is_not_kept_for_its_key_and_runs_again_later() {
     let app = spawn_app().await;
     people(&app, &["u-1"]).await;
     let pending = id_of(&ad_hoc(&app, "T-1", &["u-1"], count(1)).await);
@@ -2104,8 +2104,22 @@ async fn a_refused_request_is_replayed_with_the_same_key() {
     };
     let first = send().await;
     first.assert_problem(409, "approval_pending");
+    assert_eq!(first.body["pending_approval_id"], pending.as_str());
     let second = send().await;
     second.assert_problem(409, "approval_pending");
-    assert_eq!(second.header("idempotent-replayed"), Some("true"));
-    assert_eq!(second.body["pending_approval_id"], pending.as_str());
+    assert_eq!(second.header("idempotent-replayed"), None);
+    // The conflict is resolved; the same request with the same key now runs.
+    let cancel = app
+        .post(
+            &format!("/v1/approvals/{pending}/cancel"),
+            json!({"reason": "replaced"}),
+        )
+        .await;
+    assert_eq!(cancel.status, 200, "{}", cancel.text);
+    let third = send().await;
+    assert_eq!(third.status, 201, "{}", third.text);
+    assert_eq!(third.header("idempotent-replayed"), None);
+    let fourth = send().await;
+    assert_eq!(fourth.header("idempotent-replayed"), Some("true"));
+    assert_eq!(fourth.body["id"], third.body["id"]);
 }

@@ -63,13 +63,21 @@ async fn creating_a_process_twice_with_one_key_creates_it_once_with_the_same_eta
 
 #[tokio::test]
 async fn creating_a_webhook_endpoint_twice_answers_the_same_endpoint_and_secret() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(&[(
+        "SIGNOFF_SECRET_KEY",
+        "q3vXlQeC0Z4cFtn3V8r1m0yJg7Yx8kq3cQmHq0m4B2s=",
+    )])
+    .await;
     let body = json!({"url": "https://hooks.example.com/a"});
     let first = post_with_key(&app, "/v1/webhook-endpoints", "w-1", body.clone()).await;
     let again = post_with_key(&app, "/v1/webhook-endpoints", "w-1", body).await;
     assert_eq!((first.status.as_u16(), again.status.as_u16()), (201, 201));
     assert_eq!(again.body["id"], first.body["id"]);
     assert_eq!(again.body["secret"], first.body["secret"]);
+    // The stored replay is sealed: the secret is nowhere in the clear.
+    let secret = first.body["secret"].as_str().unwrap().to_string();
+    let stored = stored_replays(&app);
+    assert!(!stored.iter().any(|r| r.contains(&secret)), "{stored:?}");
     assert_eq!(
         app.get("/v1/webhook-endpoints").await.body["items"]
             .as_array()
@@ -77,6 +85,33 @@ async fn creating_a_webhook_endpoint_twice_answers_the_same_endpoint_and_secret(
             .len(),
         1
     );
+}
+
+/// The stored answers of the app's Idempotency-Keys, as text.
+fn stored_replays(app: &TestApp) -> Vec<String> {
+    use diesel::prelude::*;
+    use signoff::db::schema::idempotency_keys::dsl as k;
+    let mut c = diesel::PgConnection::establish(&url_for(&app.db_name)).unwrap();
+    k::idempotency_keys
+        .select(k::response)
+        .load::<Option<String>>(&mut c)
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+#[tokio::test]
+async fn without_a_secret_key_a_replayed_endpoint_create_does_not_keep_the_secret() {
+    let app = spawn_app().await;
+    let body = json!({"url": "https://hooks.example.com/a"});
+    let first = post_with_key(&app, "/v1/webhook-endpoints", "w-1", body.clone()).await;
+    let again = post_with_key(&app, "/v1/webhook-endpoints", "w-1", body).await;
+    assert_eq!(again.body["id"], first.body["id"]);
+    assert!(first.body["secret"].is_string());
+    assert_eq!(again.body["secret"], Value::Null);
+    let secret = first.body["secret"].as_str().unwrap().to_string();
+    assert!(!stored_replays(&app).iter().any(|r| r.contains(&secret)));
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ mod concurrency;
 mod config;
 mod helpers;
 mod idempotency;
+mod integrity;
 mod links;
 mod ops;
 mod principals;

@@ -681,7 +681,12 @@ async fn two_rotations_inside_the_grace_period_sign_with_all_three_secrets() {
 
 #[tokio::test]
 async fn rotate_secret_refuses_a_bad_body_and_honours_idempotency_keys() {
-    let app = by_hand(&[]).await;
+    // With a key the replay is sealed at rest and answers the same secret.
+    let app = by_hand(&[(
+        "SIGNOFF_SECRET_KEY",
+        "q3vXlQeC0Z4cFtn3V8r1m0yJg7Yx8kq3cQmHq0m4B2s=",
+    )])
+    .await;
     let (ep, _) = endpoint(&app, "https://hooks.example.com/x", json!(["*"])).await;
     let rotate = format!("/v1/webhook-endpoints/{ep}/rotate-secret");
     let typo = app.post(&rotate, json!({"grace": "PT1H"})).await;
