@@ -1,7 +1,7 @@
 # signoff: `make run` starts the service, `make test` runs the whole suite. Both bring up a
 # throwaway local Postgres when DATABASE_URL is unset.
 
-.PHONY: run test fmt lint openapi schema token bench pg-stop build
+.PHONY: contract run test fmt lint openapi schema token bench pg-stop build
 
 run:
 	@scripts/run.sh
@@ -37,3 +37,7 @@ bench:
 
 pg-stop:
 	@scripts/pg.sh stop "$$PWD/.pgdata"; scripts/pg.sh stop "/tmp/signoff-pgdata-$$(printf %s "$$PWD" | md5sum | cut -c1-8)"
+
+## The OpenAPI document against the tools integrators use, and the live server against it.
+contract:
+	@scripts/contract.sh

@@ -32,6 +32,7 @@ const KNOWN: &[&str] = &[
     "SIGNOFF_SECRET_KEY",
     "SIGNOFF_SECRET_KEY_PREVIOUS",
     "SIGNOFF_LINK_RATE_LIMIT",
+    "SIGNOFF_CORS_ORIGINS",
 ];
 
 /// The Standard Webhooks retry schedule: the first attempt at once, then after each failure.
@@ -84,6 +85,9 @@ pub struct Settings {
     /// Keys that seal secrets at rest (`SIGNOFF_SECRET_KEY`, `SIGNOFF_SECRET_KEY_PREVIOUS`);
     /// `None` stores them in the clear.
     pub secret_keys: Option<std::sync::Arc<crate::secrets::SecretKeys>>,
+    /// Browser origins (`scheme://host[:port]`) allowed to call the API cross-origin; empty
+    /// means none.
+    pub cors_origins: Vec<String>,
 }
 
 /// How webhooks are delivered.
@@ -114,6 +118,32 @@ fn duration(env: &dyn Env, key: &str, default: &str) -> Result<Duration, ConfigE
         .ok()
         .filter(|d| !d.is_zero())
         .ok_or_else(|| err(key, format!("{text:?} is not a positive ISO 8601 duration")))
+}
+
+/// `SIGNOFF_CORS_ORIGINS`: comma-separated origins, each `http(s)://host[:port]` with no path.
+fn cors_origins(env: &dyn Env) -> Result<Vec<String>, ConfigError> {
+    let key = "SIGNOFF_CORS_ORIGINS";
+    let Some(text) = env.get(key) else {
+        return Ok(vec![]);
+    };
+    text.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            let url = Url::parse(o).map_err(|_| err(key, format!("{o:?} is not an origin")))?;
+            let origin = url.origin().ascii_serialization();
+            if !matches!(url.scheme(), "http" | "https")
+                || origin != o.trim_end_matches('/')
+                || url.path() != "/"
+            {
+                return Err(err(
+                    key,
+                    format!("{o:?} is not an origin like https://host.example:8443"),
+                ));
+            }
+            Ok(origin)
+        })
+        .collect()
 }
 
 impl WebhookSettings {
@@ -383,6 +413,7 @@ impl Settings {
                     )
                 })?,
             },
+            cors_origins: cors_origins(env)?,
         })
     }
 
@@ -464,6 +495,8 @@ mod tests {
             ("SIGNOFF_SECRET_KEY_PREVIOUS", Some("AAAA")),
             ("SIGNOFF_JWT_MAX_LIFETIME", Some("1 day")),
             ("SIGNOFF_JWT_MAX_LIFETIME", Some("PT0S")),
+            ("SIGNOFF_CORS_ORIGINS", Some("https://a.example/path")),
+            ("SIGNOFF_CORS_ORIGINS", Some("*")),
         ];
         for (key, value) in cases {
             let mut e = env(&base());
@@ -478,6 +511,25 @@ mod tests {
             let error = Settings::from_env(&e).unwrap_err();
             assert_eq!(error.variable, key, "{error}");
         }
+    }
+
+    #[test]
+    fn cors_origins_are_a_comma_separated_list_defaulting_to_none() {
+        assert!(
+            Settings::from_env(&env(&base()))
+                .unwrap()
+                .cors_origins
+                .is_empty()
+        );
+        let mut e = env(&base());
+        e.insert(
+            "SIGNOFF_CORS_ORIGINS".into(),
+            "https://portal.example, http://127.0.0.1:3000".into(),
+        );
+        assert_eq!(
+            Settings::from_env(&e).unwrap().cors_origins,
+            ["https://portal.example", "http://127.0.0.1:3000"]
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
+use actix_cors::Cors;
 use actix_web::dev::Server;
+use actix_web::http::{Method, header};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use utoipa::OpenApi;
@@ -19,6 +21,39 @@ use crate::db::{self, Db};
 use crate::metrics::Metrics;
 use crate::telemetry;
 use crate::worker::Worker;
+
+/// CORS for the browser origins in `SIGNOFF_CORS_ORIGINS` (none when unset): preflights are
+/// answered, the headers a client sends are allowed, and those it must read are exposed.
+fn cors(origins: &[String]) -> Cors {
+    origins
+        .iter()
+        .fold(Cors::default(), |c, o| c.allowed_origin(o))
+        .allowed_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            header::HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            header::RETRY_AFTER,
+            header::WWW_AUTHENTICATE,
+            header::HeaderName::from_static("idempotent-replayed"),
+        ])
+        .max_age(600)
+        // Other origins get the answer without CORS headers (their browser withholds it); the
+        // hosted decision page's own same-origin form posts carry an Origin and must pass.
+        .block_on_origin_mismatch(false)
+}
 
 /// A bound, not yet running, server.
 pub struct Application {
@@ -79,8 +114,10 @@ impl Application {
         let limiter = web::Data::new(api::ratelimit::RateLimiter::new(settings.link_rate_limit));
         let settings_data = web::Data::from(settings.clone());
         let clock_data = web::Data::new(clock.clone());
+        let published = api::openapi();
+        let cors_origins = settings.cors_origins.clone();
         let server = HttpServer::new(move || {
-            let (app, spec) = App::new()
+            let (app, _derived) = App::new()
                 .into_utoipa_app()
                 .openapi(api::ApiDoc::openapi())
                 .app_data(db_data.clone())
@@ -96,9 +133,13 @@ impl Application {
                 .split_for_parts();
             app.service(api::links::decision_page)
                 .service(api::links::decision_page_post)
-                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec))
+                .service(
+                    SwaggerUi::new("/docs/{_:.*}")
+                        .external_url_unchecked("/openapi.json", published.clone()),
+                )
                 .default_service(web::to(api::not_found))
                 .wrap(from_fn(api::ids::refuse_hidden_characters))
+                .wrap(cors(&cors_origins))
                 .wrap(from_fn(telemetry::observe))
         })
         .listen(listener)?

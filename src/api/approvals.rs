@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::pagination::{PageParams, page};
 use super::principals::check_id;
+use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
 use crate::config::Settings;
 use crate::db::Db;
@@ -71,6 +72,7 @@ pub struct EventList {
 
 /// Body of `POST /v1/approvals/{id}/cancel`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CancelApproval {
     pub reason: String,
     #[serde(default)]
@@ -79,6 +81,7 @@ pub struct CancelApproval {
 
 /// Body of `POST /v1/approvals/{id}/bypass`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BypassApproval {
     pub decision: Verdict,
     pub reason: String,
@@ -88,6 +91,7 @@ pub struct BypassApproval {
 
 /// One decision of a bulk request.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BulkDecision {
     pub approval_id: String,
     pub approver_id: String,
@@ -100,6 +104,7 @@ pub struct BulkDecision {
 
 /// Body of `POST /v1/decisions/bulk`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BulkDecisions {
     /// At most 100 decisions, each applied on its own.
     pub items: Vec<BulkDecision>,
@@ -155,7 +160,7 @@ pub async fn request_approval(
     settings: web::Data<Settings>,
     db: web::Data<Db>,
     req: HttpRequest,
-    body: web::Json<Value>,
+    body: JsonBody<Value>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::ApprovalsWrite)?;
     let ctx = svc::Ctx::new(&settings.public_url);
@@ -349,7 +354,7 @@ pub async fn decide(
     db: web::Data<Db>,
     req: HttpRequest,
     id: web::Path<String>,
-    body: web::Json<Value>,
+    body: JsonBody<Value>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::ApprovalsDecide)?;
     let ctx = svc::Ctx::new(&settings.public_url);
@@ -398,7 +403,7 @@ pub async fn cancel(
     db: web::Data<Db>,
     req: HttpRequest,
     id: web::Path<String>,
-    raw: web::Json<Value>,
+    raw: JsonBody<Value>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::ApprovalsAdmin)?;
     let body: CancelApproval = super::typed_body(&raw)?;
@@ -467,7 +472,7 @@ pub async fn bypass(
     db: web::Data<Db>,
     req: HttpRequest,
     id: web::Path<String>,
-    raw: web::Json<Value>,
+    raw: JsonBody<Value>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::ApprovalsAdmin)?;
     let body: BypassApproval = super::typed_body(&raw)?;
@@ -540,7 +545,7 @@ pub async fn bulk_decide(
     settings: web::Data<Settings>,
     db: web::Data<Db>,
     req: HttpRequest,
-    body: web::Json<Value>,
+    body: JsonBody<Value>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::ApprovalsDecide)?;
     let (tenant, ctx, items) = (

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
 use crate::db::Db;
 use crate::db::models::CalendarRow;
@@ -55,7 +56,7 @@ pub async fn put_calendar(
     caller: Caller,
     db: web::Data<Db>,
     id: web::Path<String>,
-    body: web::Json<Value>,
+    body: JsonBody<Value>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::ProcessesWrite)?;
     let id = id.into_inner();

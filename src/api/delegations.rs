@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::principals::check_id;
+use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
 use crate::db::Db;
 use crate::db::models::DelegationRow;
@@ -16,6 +17,7 @@ use crate::error::{ApiError, ApiResult, Problem};
 
 /// Body of `PUT /v1/principals/{id}/delegation`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DelegationInput {
     /// Who receives the principal's tasks.
     pub delegate_id: String,
@@ -71,7 +73,7 @@ pub async fn put_delegation(
     caller: Caller,
     db: web::Data<Db>,
     id: web::Path<String>,
-    body: web::Json<DelegationInput>,
+    body: JsonBody<DelegationInput>,
 ) -> ApiResult<web::Json<DelegationView>> {
     caller.require(Scope::DirectoryWrite)?;
     let id = id.into_inner();

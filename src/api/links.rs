@@ -13,6 +13,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::ratelimit::RateLimiter;
+use crate::api::body::JsonBody;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::domain::engine::Verdict;
@@ -23,6 +24,7 @@ use crate::service::links::{self, Closed, LinkView, Open};
 
 /// Body of `POST /v1/links/{token}`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LinkDecision {
     pub decision: Verdict,
     #[serde(default)]
@@ -121,7 +123,7 @@ pub async fn post_link(
     settings: web::Data<Settings>,
     limiter: web::Data<RateLimiter>,
     token: web::Path<String>,
-    body: web::Json<LinkDecision>,
+    body: JsonBody<LinkDecision>,
 ) -> ApiResult<HttpResponse> {
     limited(&req, &limiter).map_err(too_many)?;
     let ctx = Ctx::new(&settings.public_url);

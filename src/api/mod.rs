@@ -2,6 +2,7 @@
 //! every failure, even actix's own, in problem+json.
 
 pub mod approvals;
+pub mod body;
 pub mod calendars;
 pub mod delegations;
 pub mod ids;
@@ -11,6 +12,7 @@ pub mod pagination;
 pub mod principals;
 pub mod processes;
 pub mod ratelimit;
+pub mod spec;
 pub mod webhooks;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -23,8 +25,7 @@ use utoipa_actix_web::{AppExt, scope};
 
 use crate::error::{ApiError, Problem, problem_response};
 
-/// Largest JSON body we read.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub use body::MAX_BODY_BYTES;
 
 struct BearerAuth;
 
@@ -49,7 +50,7 @@ impl Modify for BearerAuth {
         description = "Headless approval engine for ticketing platforms. Define approval \
 processes, request approval on tickets, record decisions; signoff tells the host what happened \
 through signed webhooks.",
-        license(name = "Apache-2.0")
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     modifiers(&BearerAuth),
     components(schemas(Problem, crate::domain::validate::FieldError)),
@@ -109,8 +110,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         );
 }
 
-/// The OpenAPI document, without starting a server.
-pub fn openapi() -> utoipa::openapi::OpenApi {
+/// The OpenAPI document as utoipa derives it from the handlers and types.
+fn derived() -> utoipa::openapi::OpenApi {
     let (_, api) = actix_web::App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
@@ -119,22 +120,32 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api
 }
 
+/// The OpenAPI document signoff publishes: the derived one, finished by [`spec::finish`].
+pub fn openapi() -> serde_json::Value {
+    static DOC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut doc = serde_json::to_value(derived()).unwrap_or_default();
+        spec::finish(&mut doc);
+        doc
+    })
+    .clone()
+}
+
 /// The spec as the committed `openapi/openapi.json` holds it.
 pub fn openapi_json() -> String {
-    let mut s = openapi().to_pretty_json().unwrap_or_default();
+    let mut s = serde_json::to_string_pretty(&openapi()).unwrap_or_default();
     s.push('\n');
     s
 }
 
 /// Reads a typed body from JSON kept as a `Value` (for the Idempotency-Key hash); a body that
-/// does not fit is a 422 on `body`.
+/// does not fit is a 422 naming the field at fault.
 pub fn typed_body<T: serde::de::DeserializeOwned>(raw: &serde_json::Value) -> Result<T, ApiError> {
-    let mut f = crate::domain::validate::Faults::default();
-    f.convert(raw, "body")
-        .ok_or_else(|| ApiError::invalid(f.errors))
+    body::typed(raw.clone())
 }
 
-/// JSON bodies: size limit, and problem+json for every way a body can be wrong.
+/// `web::Json` bodies, for the one handler not yet on [`body::JsonBody`]: size limit, and
+/// problem+json for every way a body can be wrong.
 pub fn json_config() -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(MAX_BODY_BYTES)
@@ -215,7 +226,7 @@ fn allowed_methods(path: &str) -> Vec<String> {
     static ROUTES: std::sync::OnceLock<Vec<(Vec<String>, Vec<String>)>> =
         std::sync::OnceLock::new();
     let routes = ROUTES.get_or_init(|| {
-        let spec = serde_json::to_value(openapi()).unwrap_or_default();
+        let spec = openapi();
         spec["paths"]
             .as_object()
             .map(|paths| {

@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
 use crate::db::models::{PrincipalForm, PrincipalRow};
 use crate::db::{Db, principals};
@@ -74,7 +75,7 @@ pub async fn put_principal(
     caller: Caller,
     db: web::Data<Db>,
     id: web::Path<String>,
-    body: web::Json<Value>,
+    body: JsonBody<Value>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::DirectoryWrite)?;
     let id = id.into_inner();

@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::pagination::{PageParams, page};
+use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
 use crate::db::Db;
 use crate::db::models::{NewProcess, ProcessRow, ProcessVersionRow};
@@ -45,6 +46,7 @@ pub struct ProcessList {
 
 /// Body of `POST /v1/processes/{id}/restore`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RestoreProcess {
     /// The new expiry; null for none.
     pub expires_at: Option<DateTime<Utc>>,
@@ -167,7 +169,7 @@ pub async fn create_process(
     caller: Caller,
     db: web::Data<Db>,
     req: HttpRequest,
-    body: web::Json<Value>,
+    body: JsonBody<Value>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::ProcessesWrite)?;
     let (tenant, def) = (caller.tenant.clone(), body.clone());
@@ -327,7 +329,7 @@ pub async fn update_process(
     db: web::Data<Db>,
     req: HttpRequest,
     id: web::Path<String>,
-    body: web::Json<Value>,
+    body: JsonBody<Value>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::ProcessesWrite)?;
     let id = parse_id(&id)?;
@@ -413,7 +415,7 @@ pub async fn restore_process(
     caller: Caller,
     db: web::Data<Db>,
     id: web::Path<String>,
-    body: web::Json<RestoreProcess>,
+    body: JsonBody<RestoreProcess>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::ProcessesWrite)?;
     let id = parse_id(&id)?;

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::pagination::{PageParams, page};
+use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -47,6 +48,7 @@ pub struct EndpointView {
 
 /// Body of `POST /v1/webhook-endpoints`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateEndpoint {
     /// https URL (http and private addresses only when SIGNOFF_WEBHOOK_ALLOW_PRIVATE=true).
     pub url: String,
@@ -61,6 +63,7 @@ pub struct CreateEndpoint {
 
 /// Body of `PATCH /v1/webhook-endpoints/{id}`: any of the fields.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateEndpoint {
     #[serde(default)]
     pub url: Option<String>,
@@ -223,7 +226,7 @@ pub async fn create_endpoint(
     db: web::Data<Db>,
     settings: web::Data<Settings>,
     req: HttpRequest,
-    raw: web::Json<Value>,
+    raw: JsonBody<Value>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::WebhooksManage)?;
     let body: CreateEndpoint = super::typed_body(&raw)?;
@@ -371,7 +374,7 @@ pub async fn update_endpoint(
     db: web::Data<Db>,
     settings: web::Data<Settings>,
     id: web::Path<String>,
-    body: web::Json<UpdateEndpoint>,
+    body: JsonBody<UpdateEndpoint>,
 ) -> ApiResult<web::Json<EndpointView>> {
     caller.require(Scope::WebhooksManage)?;
     let id = parse_id(&id)?;

@@ -500,3 +500,87 @@ async fn an_approver_approves_on_the_hosted_page_in_a_real_browser() {
         launched.elapsed().as_millis()
     );
 }
+
+/// Serves `html` to every request on `listener`: a page on another origin than the API.
+fn serve_page(listener: TcpListener, html: String) -> u16 {
+    let port = listener.local_addr().expect("a bound listener").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(20) {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{html}",
+                html.len()
+            );
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_page_on_an_allowed_origin_calls_the_api_from_a_real_browser() {
+    if !enabled() {
+        println!("skipped: set BROWSER_TESTS=1 (make test does)");
+        return;
+    }
+    require_binaries();
+    let page_listener = TcpListener::bind("127.0.0.1:0").expect("bind the page server");
+    let origin = format!(
+        "http://127.0.0.1:{}",
+        page_listener.local_addr().unwrap().port()
+    );
+    let app = spawn_app_with(&[("SIGNOFF_CORS_ORIGINS", &origin)]).await;
+    // A preflighted call (Authorization, a JSON body, Idempotency-Key) and a read of an
+    // exposed header (ETag), as a host UI makes them.
+    let html = format!(
+        r#"<!doctype html><title>waiting</title><script>
+(async () => {{
+  try {{
+    const headers = {{"Authorization": "Bearer {token}", "Content-Type": "application/json",
+                     "Idempotency-Key": "browser-1"}};
+    const body = JSON.stringify({{"name": "From the browser", "stages": [{{"name": "S", "groups": [
+      {{"name": "g", "source": {{"type": "principals", "ids": ["u-1"]}}, "require": {{"type": "count", "count": 1}}}}]}}]}});
+    const created = await fetch("{api}/v1/processes", {{method: "POST", headers, body}});
+    const json = await created.json();
+    document.title = "done " + created.status + " " + created.headers.get("ETag") + " " + json.name;
+  }} catch (e) {{ document.title = "done error " + e; }}
+}})();
+</script>"#,
+        token = app.token,
+        api = app.address
+    );
+    let page = serve_page(page_listener, html);
+    let browser = Browser::start().await;
+    browser.go(&format!("http://127.0.0.1:{page}/")).await;
+    let done = "return document.title.startsWith('done')";
+    browser.wait_for("the cross-origin fetch", done).await;
+    assert_eq!(
+        browser.script("return document.title").await,
+        "done 201 \"1\" From the browser",
+        "the page on an allowed origin could not call the API"
+    );
+
+    // A page on an origin that is not allowed is refused by the browser.
+    let other = serve_page(
+        TcpListener::bind("127.0.0.1:0").expect("bind the other page server"),
+        format!(
+            r#"<!doctype html><title>waiting</title><script>
+fetch("{api}/v1/processes", {{headers: {{"Authorization": "Bearer {token}"}}}})
+  .then(r => document.title = "done reached " + r.status)
+  .catch(() => document.title = "done blocked");
+</script>"#,
+            token = app.token,
+            api = app.address
+        ),
+    );
+    browser.go(&format!("http://127.0.0.1:{other}/")).await;
+    browser.wait_for("the refused fetch", done).await;
+    assert_eq!(
+        browser.script("return document.title").await,
+        "done blocked"
+    );
+    browser.quit().await;
+}

@@ -201,5 +201,5 @@ async fn a_typed_body_that_does_not_fit_is_422() {
         )
         .await;
     bad.assert_problem(422, "validation_failed");
-    assert_eq!(bad.error_fields(), ["body"]);
+    assert_eq!(bad.error_fields(), ["decision"]);
 }

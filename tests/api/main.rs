@@ -5,6 +5,7 @@ mod auth;
 mod browser;
 mod concurrency;
 mod config;
+mod contract;
 mod helpers;
 mod idempotency;
 mod integrity;

@@ -693,7 +693,7 @@ async fn rotate_secret_refuses_a_bad_body_and_honours_idempotency_keys() {
     typo.assert_problem(422, "validation_failed");
     let bad = app.post(&rotate, json!({"grace_period": "soon"})).await;
     bad.assert_problem(422, "validation_failed");
-    assert_eq!(bad.error_fields(), ["body"]);
+    assert_eq!(bad.error_fields(), ["grace_period"]);
     app.post(&rotate, json!({"grace_period": "P30D"}))
         .await
         .assert_problem(422, "validation_failed");
