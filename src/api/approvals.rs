@@ -33,6 +33,15 @@ pub struct ApprovalList {
 }
 
 /// Filters of the approval list.
+/// `POST /v1/approvals/preview`: what a request would start.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApprovalPreview {
+    /// The approval as it would start: `state` is `preview`, `id` the nil UUID.
+    pub approval: ApprovalView,
+    /// What would be skipped, removed or refused, and why, in plain words.
+    pub notes: Vec<String>,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ApprovalFilter {
@@ -174,6 +183,40 @@ pub async fn request_approval(
     .await
 }
 
+/// What a request would do.
+///
+/// Takes the body of `POST /v1/approvals` and answers the approval it would start with
+/// (`state: preview`, the nil id), every stage resolved as if it started now, with `notes` on
+/// what would be skipped, removed or refused. Writes nothing and emits nothing.
+#[utoipa::path(
+    tag = "approvals",
+    request_body = RequestApproval,
+    responses(
+        (status = 200, description = "The approval a request would start, and notes", body = ApprovalPreview),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `approvals:read` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The process is disabled (`process_disabled`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid request", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["approvals:read"]))
+)]
+#[post("/approvals/preview")]
+pub async fn preview_approval(
+    caller: Caller,
+    settings: web::Data<Settings>,
+    db: web::Data<Db>,
+    body: JsonBody<Value>,
+) -> ApiResult<web::Json<ApprovalPreview>> {
+    caller.require(Scope::ApprovalsRead)?;
+    let ctx = svc::Ctx::new(&settings.public_url);
+    let input = RequestApproval::parse(&body).map_err(ApiError::invalid)?;
+    let tenant = caller.tenant.clone();
+    let (approval, notes) = db
+        .read(move |c| svc::preview(c, &tenant, &input, &ctx))
+        .await?;
+    Ok(web::Json(ApprovalPreview { approval, notes }))
+}
+
 /// List approvals, oldest first.
 #[utoipa::path(
     tag = "approvals",
@@ -241,12 +284,7 @@ pub async fn list_approvals(
 }
 
 fn cursor_uuid(paging: &PageParams) -> ApiResult<Option<Uuid>> {
-    match paging.after()? {
-        None => Ok(None),
-        Some(c) => Uuid::parse_str(&c)
-            .map(Some)
-            .map_err(|_| ApiError::bad_request("invalid_cursor", "the cursor is not valid")),
-    }
+    paging.after_uuid()
 }
 
 /// Read an approval: stages, group tallies, tasks, who it waits for, and the outcome.
@@ -664,9 +702,9 @@ pub async fn pending_approvals(
     Ok(web::Json(ApprovalList { items, next_cursor }))
 }
 
-/// Delete a ticket's approvals and their events (the host deleted the ticket).
+/// Delete a ticket: the stored ticket, its approvals and their events (the host deleted it).
 #[utoipa::path(
-    tag = "approvals",
+    tag = "tickets",
     params(("id" = String, Path, description = "The host's ticket id")),
     responses(
         (status = 204, description = "Deleted (also when there was nothing to delete)"),
@@ -689,6 +727,7 @@ pub async fn delete_ticket(
     let tenant = caller.tenant.clone();
     db.tx(move |c| {
         q::lock_ticket(c, &tenant, &id)?;
+        crate::db::automation::delete_ticket(c, &tenant, &id)?;
         Ok(q::delete_ticket(c, &tenant, &id)?)
     })
     .await?;

@@ -12,7 +12,9 @@ pub mod pagination;
 pub mod principals;
 pub mod processes;
 pub mod ratelimit;
+pub mod rules;
 pub mod spec;
+pub mod tickets;
 pub mod webhooks;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -57,6 +59,8 @@ through signed webhooks.",
     tags(
         (name = "approvals", description = "Approval requests on tickets, decisions and audit trail"),
         (name = "processes", description = "Reusable, versioned approval definitions"),
+        (name = "rules", description = "Rules that start approvals when a ticket enters a status"),
+        (name = "tickets", description = "Tickets as the host reports them, with their approval badge"),
         (name = "directory", description = "Principals: people who can approve"),
         (name = "webhooks", description = "Signed event delivery to the host"),
         (name = "calendars", description = "Business hours for stage timeouts"),
@@ -81,7 +85,19 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(processes::update_process)
                 .service(processes::delete_process)
                 .service(processes::restore_process)
+                .service(processes::disable_process)
+                .service(processes::list_versions)
+                .service(processes::get_version)
+                .service(rules::create_rule)
+                .service(rules::list_rules)
+                .service(rules::test_rules)
+                .service(rules::get_rule)
+                .service(rules::update_rule)
+                .service(rules::delete_rule)
+                .service(tickets::put_ticket)
+                .service(tickets::get_ticket)
                 .service(approvals::request_approval)
+                .service(approvals::preview_approval)
                 .service(approvals::list_approvals)
                 .service(approvals::get_approval)
                 .service(approvals::list_events)

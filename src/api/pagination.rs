@@ -47,6 +47,18 @@ impl PageParams {
     }
 }
 
+impl PageParams {
+    /// The cursor's position as the id it encodes, for lists ordered by a UUID.
+    pub fn after_uuid(&self) -> ApiResult<Option<uuid::Uuid>> {
+        match self.after()? {
+            None => Ok(None),
+            Some(c) => uuid::Uuid::parse_str(&c)
+                .map(Some)
+                .map_err(|_| ApiError::bad_request("invalid_cursor", "the cursor is not valid")),
+        }
+    }
+}
+
 /// An opaque cursor pointing after `position`.
 pub fn cursor(position: &str) -> String {
     URL_SAFE_NO_PAD.encode(position)

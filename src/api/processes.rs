@@ -1,4 +1,5 @@
-//! Approval processes: create, read, list, version on update, delete, restore.
+//! Approval processes: create, read, list, version on update, delete, disable, restore, and
+//! the versions kept.
 
 use actix_web::http::header::{self, EntityTag};
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
@@ -50,6 +51,37 @@ pub struct ProcessList {
 pub struct RestoreProcess {
     /// The new expiry; null for none.
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Body of `POST /v1/processes/{id}/disable`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisableProcess {
+    /// Why, shown as `disabled_reason`.
+    #[schema(example = "holiday freeze")]
+    pub reason: String,
+}
+
+/// One stored version of a process.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionSummary {
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The versions of a process, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionList {
+    pub items: Vec<VersionSummary>,
+}
+
+/// One version's full definition.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProcessVersionView {
+    pub process_id: String,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub definition: ProcessDefinition,
 }
 
 /// Filters of the process list.
@@ -123,7 +155,7 @@ fn check_calendars(
     }
 }
 
-fn etag(version: i32) -> EntityTag {
+pub(crate) fn etag(version: i32) -> EntityTag {
     EntityTag::new_strong(version.to_string())
 }
 
@@ -274,7 +306,7 @@ pub async fn get_process(
 }
 
 /// Read the If-Match precondition: 428 when absent, `None` for `*`.
-fn expected_version(req: &HttpRequest) -> ApiResult<Option<i32>> {
+pub(crate) fn expected_version(req: &HttpRequest, what: &str) -> ApiResult<Option<i32>> {
     let raw = req
         .headers()
         .get(header::IF_MATCH)
@@ -283,7 +315,7 @@ fn expected_version(req: &HttpRequest) -> ApiResult<Option<i32>> {
             ApiError::new(
                 actix_web::http::StatusCode::PRECONDITION_REQUIRED,
                 "if_match_required",
-                "send the process's ETag in If-Match to update it",
+                format!("send the {what}'s ETag in If-Match to update it"),
             )
         })?;
     if raw.trim() == "*" {
@@ -293,7 +325,7 @@ fn expected_version(req: &HttpRequest) -> ApiResult<Option<i32>> {
         ApiError::new(
             actix_web::http::StatusCode::PRECONDITION_FAILED,
             "version_mismatch",
-            "the process has changed since you read it; read it again",
+            format!("the {what} has changed since you read it; read it again"),
         )
     };
     let tag = raw.trim().trim_start_matches("W/").trim_matches('"');
@@ -333,7 +365,7 @@ pub async fn update_process(
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::ProcessesWrite)?;
     let id = parse_id(&id)?;
-    let expected = expected_version(&req)?;
+    let expected = expected_version(&req, "process")?;
     let now = Utc::now();
     let def = ProcessDefinition::parse(&body, now).map_err(ApiError::invalid)?;
     let stored = serde_json::to_value(&def).map_err(anyhow::Error::from)?;
@@ -445,4 +477,149 @@ pub async fn restore_process(
         .await?;
     let v = view(row, version, now)?;
     Ok(with_etag(HttpResponse::Ok(), &v))
+}
+
+/// Disable a process by hand.
+///
+/// New requests on it are refused (409 `process_disabled`), rules naming it start nothing;
+/// running approvals go on. `restore` enables it again.
+#[utoipa::path(
+    tag = "processes",
+    params(("id" = String, Path, description = "Process id")),
+    request_body = DisableProcess,
+    responses(
+        (status = 200, description = "Disabled", body = ProcessView, headers(("ETag" = String, description = "The version"))),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `processes:write` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such process, or deleted", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already disabled (`process_disabled`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Missing or empty reason", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["processes:write"]))
+)]
+#[post("/processes/{id}/disable")]
+pub async fn disable_process(
+    caller: Caller,
+    db: web::Data<Db>,
+    id: web::Path<String>,
+    body: JsonBody<DisableProcess>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::ProcessesWrite)?;
+    let id = parse_id(&id)?;
+    let reason = body.into_inner().reason.trim().to_string();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApiError::invalid_field(
+            "reason",
+            "must be 1 to 500 characters",
+        ));
+    }
+    if !crate::domain::validate::is_storable_text(&reason, 500) {
+        return Err(ApiError::invalid_field(
+            "reason",
+            "must not contain control characters",
+        ));
+    }
+    let now = Utc::now();
+    let tenant = caller.tenant.clone();
+    let (row, version) = db
+        .tx(move |c| {
+            let row =
+                processes::find_for_update(c, &tenant, id).map_err(ApiError::missing("process"))?;
+            if !row.is_enabled(now) {
+                return Err(ApiError::conflict(
+                    "process_disabled",
+                    "the process is already disabled",
+                ));
+            }
+            let row = processes::disable(c, &row, &reason)?;
+            let version = processes::find_version(c, &tenant, id, row.current_version)?;
+            Ok((row, version))
+        })
+        .await?;
+    let v = view(row, version, now)?;
+    Ok(with_etag(HttpResponse::Ok(), &v))
+}
+
+/// List a process's versions, newest first.
+#[utoipa::path(
+    tag = "processes",
+    params(("id" = String, Path, description = "Process id")),
+    responses(
+        (status = 200, description = "The versions", body = VersionList),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `processes:read` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such process", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["processes:read"]))
+)]
+#[get("/processes/{id}/versions")]
+pub async fn list_versions(
+    caller: Caller,
+    db: web::Data<Db>,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<VersionList>> {
+    caller.require(Scope::ProcessesRead)?;
+    let id = parse_id(&id)?;
+    let tenant = caller.tenant.clone();
+    let rows = db
+        .read(move |c| {
+            processes::find(c, &tenant, id).map_err(ApiError::missing("process"))?;
+            Ok(processes::versions(c, &tenant, id)?)
+        })
+        .await?;
+    Ok(web::Json(VersionList {
+        items: rows
+            .into_iter()
+            .map(|r| VersionSummary {
+                version: r.version,
+                created_at: r.created_at,
+            })
+            .collect(),
+    }))
+}
+
+/// Read one version's full definition.
+#[utoipa::path(
+    tag = "processes",
+    params(
+        ("id" = String, Path, description = "Process id"),
+        ("version" = i32, Path, description = "Version number, from 1"),
+    ),
+    responses(
+        (status = 200, description = "That version", body = ProcessVersionView),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `processes:read` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such process or version", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["processes:read"]))
+)]
+#[get("/processes/{id}/versions/{version}")]
+pub async fn get_version(
+    caller: Caller,
+    db: web::Data<Db>,
+    path: web::Path<(String, String)>,
+) -> ApiResult<web::Json<ProcessVersionView>> {
+    caller.require(Scope::ProcessesRead)?;
+    let (id, version) = path.into_inner();
+    let id = parse_id(&id)?;
+    let version: i32 = version
+        .parse()
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| ApiError::not_found("version"))?;
+    let tenant = caller.tenant.clone();
+    let row = db
+        .read(move |c| {
+            processes::find(c, &tenant, id).map_err(ApiError::missing("process"))?;
+            processes::find_version(c, &tenant, id, version).map_err(ApiError::missing("version"))
+        })
+        .await?;
+    let definition: ProcessDefinition = serde_json::from_value(row.definition)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored definition unreadable: {e}")))?;
+    Ok(web::Json(ProcessVersionView {
+        process_id: id.to_string(),
+        version: row.version,
+        created_at: row.created_at,
+        definition,
+    }))
 }

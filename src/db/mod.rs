@@ -2,6 +2,7 @@
 //! work on actix's blocking pool with the caller's tracing span.
 
 pub mod approvals;
+pub mod automation;
 pub mod links;
 pub mod models;
 pub mod principals;

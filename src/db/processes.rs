@@ -88,6 +88,32 @@ pub fn find_version(
         .first(conn)
 }
 
+/// Every version of a process, newest first.
+pub fn versions(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+) -> QueryResult<Vec<ProcessVersionRow>> {
+    v::process_versions
+        .filter(v::tenant_id.eq(tenant).and(v::process_id.eq(id)))
+        .order(v::version.desc())
+        .select(ProcessVersionRow::as_select())
+        .load(conn)
+}
+
+/// Switches a process off by hand; running approvals go on.
+pub fn disable(conn: &mut PgConnection, row: &ProcessRow, reason: &str) -> QueryResult<ProcessRow> {
+    diesel::update(p::processes)
+        .filter(p::tenant_id.eq(&row.tenant_id).and(p::id.eq(row.id)))
+        .set((
+            p::enabled.eq(false),
+            p::disabled_reason.eq(reason),
+            p::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(ProcessRow::as_returning())
+        .get_result(conn)
+}
+
 /// A page of live processes after `after`, oldest first.
 pub fn list(
     conn: &mut PgConnection,

@@ -147,6 +147,36 @@ diesel::table! {
 }
 
 diesel::table! {
+    rules (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Uuid,
+        name -> Text,
+        process_id -> Uuid,
+        on_status -> Text,
+        condition -> Nullable<Text>,
+        priority -> Int4,
+        enabled -> Bool,
+        on_leave -> Text,
+        version -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    tickets (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        title -> Nullable<Text>,
+        requester_id -> Nullable<Text>,
+        status -> Nullable<Text>,
+        attributes -> Jsonb,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     timers (id) {
         id -> Uuid,
         tenant_id -> Text,
@@ -223,6 +253,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     principals,
     process_versions,
     processes,
+    rules,
+    tickets,
     timers,
     webhook_attempts,
     webhook_deliveries,

@@ -286,3 +286,105 @@ mod tests {
         assert!(m.subject.starts_with("Approval needed"), "{}", m.subject);
     }
 }
+
+/// Where a ticket's approval stands, for its one-line badge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Badge {
+    /// Waiting for these people (names).
+    Awaiting(Vec<String>),
+    /// Approved, by this person when one decided it.
+    Approved(Option<String>),
+    Rejected(Option<String>),
+    Cancelled,
+}
+
+/// The badge line in the locale's language (English, French and German built in; English for
+/// any other): "Awaiting approval from Grace Hopper", "Approuvé par Grace Hopper".
+pub fn summary(locale: &str, badge: &Badge) -> String {
+    let lang = language(locale);
+    let (awaiting, approved, approved_by, rejected, rejected_by, cancelled) = match lang.as_str() {
+        "fr" => (
+            "En attente d'approbation de",
+            "Approuvé",
+            "Approuvé par",
+            "Rejeté",
+            "Rejeté par",
+            "Annulé",
+        ),
+        "de" => (
+            "Wartet auf Genehmigung von",
+            "Genehmigt",
+            "Genehmigt von",
+            "Abgelehnt",
+            "Abgelehnt von",
+            "Abgebrochen",
+        ),
+        _ => (
+            "Awaiting approval from",
+            "Approved",
+            "Approved by",
+            "Rejected",
+            "Rejected by",
+            "Cancelled",
+        ),
+    };
+    match badge {
+        Badge::Awaiting(names) => format!("{awaiting} {}", names.join(", ")),
+        Badge::Approved(Some(who)) => format!("{approved_by} {who}"),
+        Badge::Approved(None) => approved.to_string(),
+        Badge::Rejected(Some(who)) => format!("{rejected_by} {who}"),
+        Badge::Rejected(None) => rejected.to_string(),
+        Badge::Cancelled => cancelled.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod summary_tests {
+    use super::*;
+
+    #[test]
+    fn badges_read_in_the_requesters_language() {
+        let grace = || Some("Grace Hopper".to_string());
+        let two = Badge::Awaiting(vec!["Grace Hopper".into(), "Alan Turing".into()]);
+        let table = [
+            (
+                "en",
+                &two,
+                "Awaiting approval from Grace Hopper, Alan Turing",
+            ),
+            (
+                "fr-CA",
+                &two,
+                "En attente d'approbation de Grace Hopper, Alan Turing",
+            ),
+            (
+                "de",
+                &two,
+                "Wartet auf Genehmigung von Grace Hopper, Alan Turing",
+            ),
+            (
+                "pt-BR",
+                &two,
+                "Awaiting approval from Grace Hopper, Alan Turing",
+            ),
+        ];
+        for (locale, badge, want) in table {
+            assert_eq!(summary(locale, badge), want, "{locale}");
+        }
+        assert_eq!(
+            summary("en", &Badge::Approved(grace())),
+            "Approved by Grace Hopper"
+        );
+        assert_eq!(
+            summary("fr", &Badge::Approved(grace())),
+            "Approuvé par Grace Hopper"
+        );
+        assert_eq!(
+            summary("de", &Badge::Rejected(grace())),
+            "Abgelehnt von Grace Hopper"
+        );
+        assert_eq!(summary("fr", &Badge::Rejected(None)), "Rejeté");
+        assert_eq!(summary("en", &Badge::Approved(None)), "Approved");
+        assert_eq!(summary("fr", &Badge::Cancelled), "Annulé");
+    }
+}

@@ -118,6 +118,11 @@ pub struct StageDef {
     /// Who may answer for an approver who has not, and when they are told.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub substitutes: Option<SubstitutesDef>,
+    /// A CEL condition over `ticket` and `requester`, evaluated when the stage starts: false
+    /// skips the stage (`skip_reason: condition`); an evaluation error runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "ticket.attributes.amount > 100")]
+    pub when: Option<String>,
 }
 
 /// `all`: every group must approve; `any`: one group approving is enough.
@@ -367,7 +372,7 @@ fn read_settings(f: &mut Faults, v: &Value) -> Option<ProcessSettings> {
 }
 
 /// Reads a string enum, naming the allowed values in the fault.
-fn read_enum<T: serde::de::DeserializeOwned>(
+pub fn read_enum<T: serde::de::DeserializeOwned>(
     f: &mut Faults,
     m: &Map<String, Value>,
     path: &str,
@@ -430,9 +435,11 @@ fn read_stage(f: &mut Faults, v: &Value, p: &str) -> Option<StageDef> {
             "timeout",
             "reminders",
             "substitutes",
+            "when",
         ],
     );
     let name = f.text(m, p, "name", 200);
+    let when = super::condition::read(f, m, p, "when");
     let combine = read_enum(f, m, p, "combine", &["all", "any"]).unwrap_or_default();
     let groups = match m.get("groups").and_then(Value::as_array) {
         None => {
@@ -482,6 +489,7 @@ fn read_stage(f: &mut Faults, v: &Value, p: &str) -> Option<StageDef> {
         timeout: timeout?,
         reminders: reminders?,
         substitutes: substitutes?,
+        when,
     })
 }
 

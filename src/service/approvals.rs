@@ -14,13 +14,14 @@ use uuid::Uuid;
 use super::directory::Directory;
 use super::links::{self, Recipient};
 use super::view::{
-    AdminAction, ApprovalView, StoredEngine, Ticket, approval_view, status_str, task_from_row,
-    task_row,
+    AdminAction, ApprovalView, RuleRef, StoredEngine, Ticket, approval_view, status_str,
+    task_from_row, task_row,
 };
 use crate::db::models::{ApprovalRow, NewEvent, PrincipalRow};
 use crate::db::{approvals as q, principals, processes};
 use crate::domain::engine::{
-    Approval, ApprovalStatus, Effect, EngineError, GroupPlan, Parties, Policy, StagePlan, Verdict,
+    Approval, ApprovalStatus, Effect, EngineError, GroupPlan, Parties, Policy, StagePlan,
+    TaskState, Verdict,
 };
 use crate::domain::process::{
     Combine, GroupDef, ProcessDefinition, ProcessSettings, Requirement, Rule, Source, StageDef,
@@ -62,6 +63,10 @@ pub struct RequestApproval {
     /// Ad-hoc: ticket status to set when rejected.
     #[serde(default)]
     pub on_rejected_status: Option<String>,
+    /// The rule starting this approval; never read from a request body.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub rule: Option<RuleRef>,
 }
 
 impl RequestApproval {
@@ -140,6 +145,15 @@ impl RequestApproval {
             ids_ok(&mut f, &selected_approvers, "selected_approvers");
             let description = f.opt_text(m, "", "description", 10_000);
             let requested_by = f.opt_text(m, "", "requested_by", 200);
+            if requested_by
+                .as_deref()
+                .is_some_and(|r| r.starts_with("rule:"))
+            {
+                f.push(
+                    "requested_by",
+                    "`rule:` is reserved for approvals that rules start",
+                );
+            }
             let supersede: bool = f.opt(m, "", "supersede").unwrap_or(false);
             let on_approved_status = f.opt_text(m, "", "on_approved_status", 100);
             let on_rejected_status = f.opt_text(m, "", "on_rejected_status", 100);
@@ -163,6 +177,7 @@ impl RequestApproval {
                 supersede,
                 on_approved_status,
                 on_rejected_status,
+                rule: None,
             })
         })();
         f.finish(read)
@@ -177,7 +192,7 @@ fn ids_ok(f: &mut Faults, ids: &[String], path: &str) {
     }
 }
 
-fn read_ticket(f: &mut Faults, v: &Value) -> Option<Ticket> {
+pub fn read_ticket(f: &mut Faults, v: &Value) -> Option<Ticket> {
     let m = f.object(v, "ticket")?;
     f.no_unknown(
         m,
@@ -558,8 +573,14 @@ fn build_events(
                     continue;
                 }
                 let r = notify(conn, loaded, *stage, &ids, ctx)?;
+                let notes = loaded
+                    .stored
+                    .approval
+                    .plan
+                    .get(*stage)
+                    .map(|p| p.notes.clone());
                 (
-                    json!({"stage": stage, "stage_name": plan_names.get(*stage)}),
+                    json!({"stage": stage, "stage_name": plan_names.get(*stage), "notes": notes}),
                     Some(r),
                 )
             }
@@ -654,6 +675,7 @@ fn ad_hoc_definition(input: &RequestApproval, approvers: &[String]) -> ProcessDe
             timeout: None,
             reminders: None,
             substitutes: None,
+            when: None,
         }],
         templates: None,
     }
@@ -787,16 +809,18 @@ fn refused_request(e: EngineError, def: &ProcessDefinition) -> ApiError {
     }
 }
 
-/// `POST /v1/approvals`: resolves approvers, enforces one pending approval per ticket, starts
-/// the engine and stores everything in the caller's transaction.
-pub fn request(
+/// The process a request runs: id, name and the version it is pinned to.
+type Pinned = (Uuid, String, i32);
+
+/// The definition a request runs (its process's current version, or the ad-hoc one) and the
+/// process it came from.
+fn definition_for(
     conn: &mut PgConnection,
     tenant: &str,
     input: &RequestApproval,
-    ctx: &Ctx,
-) -> ApiResult<Loaded> {
-    let now = ctx.now;
-    let (definition, process) = match &input.process_id {
+    now: DateTime<Utc>,
+) -> ApiResult<(ProcessDefinition, Option<Pinned>)> {
+    Ok(match &input.process_id {
         Some(pid) => {
             let unknown = || ApiError::invalid_field("process_id", "no such process");
             let id = Uuid::parse_str(pid).map_err(|_| unknown())?;
@@ -818,9 +842,22 @@ pub fn request(
             let approvers = input.approvers.clone().unwrap_or_default();
             (ad_hoc_definition(input, &approvers), None)
         }
-    };
+    })
+}
+
+/// `POST /v1/approvals`: resolves approvers, enforces one pending approval per ticket, starts
+/// the engine and stores everything in the caller's transaction.
+pub fn request(
+    conn: &mut PgConnection,
+    tenant: &str,
+    input: &RequestApproval,
+    ctx: &Ctx,
+) -> ApiResult<Loaded> {
+    let now = ctx.now;
+    let (definition, process) = definition_for(conn, tenant, input, now)?;
 
     q::lock_ticket(conn, tenant, &input.ticket.id)?;
+    super::automation::remember(conn, tenant, &input.ticket, now)?;
     check_request(conn, tenant, &definition, input, process.is_none())?;
     let exclusive = definition.settings.one_active_per_ticket;
 
@@ -889,6 +926,7 @@ pub fn request(
         delegated: vec![],
         names,
         selected: input.selected_approvers.clone(),
+        rule: input.rule.clone(),
     };
     let row = ApprovalRow {
         tenant_id: tenant.to_string(),
@@ -921,6 +959,98 @@ pub fn request(
     q::insert(conn, &loaded.row)?;
     save(conn, &mut loaded, &effects, &EventContext::default(), ctx)?;
     Ok(loaded)
+}
+
+/// `POST /v1/approvals/preview`: the view a request would start with, every stage resolved as
+/// if it started now, and notes on what would be skipped, removed or refused. Reads only.
+pub fn preview(
+    conn: &mut PgConnection,
+    tenant: &str,
+    input: &RequestApproval,
+    ctx: &Ctx,
+) -> ApiResult<(ApprovalView, Vec<String>)> {
+    let now = ctx.now;
+    let (definition, process) = definition_for(conn, tenant, input, now)?;
+    check_request(conn, tenant, &definition, input, process.is_none())?;
+    let exclusive = definition.settings.one_active_per_ticket;
+    let parties = Parties {
+        requester: input.ticket.requester_id.clone(),
+        requested_by: input.requested_by.clone(),
+    };
+    let plan = unseated_plan(&definition, input.request_from.as_deref());
+    let mut directory = Directory::new(
+        conn,
+        tenant,
+        &definition,
+        &input.ticket,
+        &input.selected_approvers,
+        now,
+    );
+    let (approval, mut notes) = Approval::preview(
+        plan,
+        Policy::from(&definition.settings),
+        parties,
+        &mut directory,
+    );
+    let names = directory.finish()?;
+    if !approval.tasks.iter().any(|t| t.state == TaskState::Pending) {
+        notes.push(
+            "nobody would be asked: the request would be refused (no_approvers) unless the \
+             process approves when there are no approvers"
+                .into(),
+        );
+    }
+    let blocking = crate::db::automation::pending_on_ticket(conn, tenant, &input.ticket.id)?
+        .into_iter()
+        .find(|p| exclusive || p.exclusive);
+    if let Some(p) = blocking {
+        notes.push(if input.supersede {
+            format!(
+                "pending approval {} on the ticket would be superseded",
+                p.id
+            )
+        } else {
+            format!(
+                "ticket {} has a pending approval ({}): the request would be refused \
+                 (approval_pending) without \"supersede\": true",
+                input.ticket.id, p.id
+            )
+        });
+    }
+    let stored = StoredEngine {
+        approval,
+        closed_by: None,
+        deadlines: vec![],
+        delegated: vec![],
+        names,
+        selected: input.selected_approvers.clone(),
+        rule: input.rule.clone(),
+    };
+    let row = ApprovalRow {
+        tenant_id: tenant.to_string(),
+        id: Uuid::nil(),
+        ticket_id: input.ticket.id.clone(),
+        ticket: serde_json::to_value(&input.ticket).map_err(|e| internal("ticket", e))?,
+        process_id: process.as_ref().map(|p| p.0),
+        process_version: process.as_ref().map(|p| p.2),
+        process_name: process.as_ref().map(|p| p.1.clone()),
+        definition: json!({}),
+        state: "preview".into(),
+        engine: json!({}),
+        current_stage: None,
+        exclusive,
+        description: input.description.clone(),
+        requested_by: input.requested_by.clone(),
+        status_to_set: None,
+        decided_at: None,
+        last_sequence: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    let mut view = approval_view(&row, &stored);
+    view.state = ApprovalStatus::Preview;
+    view.current_stage = stored.approval.current_stage;
+    Ok((view, notes))
 }
 
 /// Is `actor` allowed to answer for `approver` in the running stage? Substitutes of the stage

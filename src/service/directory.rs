@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::db::models::PrincipalRow;
 use crate::db::principals;
+use crate::domain::condition::{self, Facts};
 use crate::domain::engine::{
     Candidate, Candidates, Condition, Removal, RemovalReason, Resolution, Resolve, StagePlan,
 };
@@ -173,15 +174,48 @@ impl<'a> Directory<'a> {
                 }
             }
         }
+        let requester = self.ticket.requester_id.as_ref().and_then(|r| known.get(r));
         Ok(Resolution {
-            condition: self.condition(stage),
+            condition: def.when.as_deref().map_or(Condition::Holds, |when| {
+                stage_condition(when, self.ticket, requester)
+            }),
             groups,
         })
     }
+}
 
-    /// What the stage's condition says. Stages have no condition yet: they always run.
-    fn condition(&mut self, _stage: usize) -> Condition {
-        Condition::Holds
+/// What a stage's `when` says about this ticket and requester.
+fn stage_condition(when: &str, ticket: &Ticket, requester: Option<&PrincipalRow>) -> Condition {
+    match condition::evaluate(when, &facts(ticket, requester)) {
+        Ok(true) => Condition::Holds,
+        Ok(false) => Condition::False,
+        Err(why) => Condition::Failed(why),
+    }
+}
+
+/// The variables a condition reads: `ticket` and `requester` (null when unknown).
+pub fn facts(ticket: &Ticket, requester: Option<&PrincipalRow>) -> Facts {
+    Facts {
+        ticket: serde_json::json!({
+            "id": ticket.id,
+            "title": ticket.title,
+            "status": ticket.status,
+            "requester_id": ticket.requester_id,
+            "attributes": ticket.attributes,
+        }),
+        requester: requester.map_or(Value::Null, |p| {
+            serde_json::json!({
+                "id": p.id,
+                "kind": p.kind,
+                "display_name": p.display_name,
+                "email": p.email,
+                "locale": p.locale,
+                "time_zone": p.time_zone,
+                "manager_id": p.manager_id,
+                "roles": p.roles.iter().flatten().collect::<Vec<_>>(),
+                "active": p.active,
+            })
+        }),
     }
 }
 

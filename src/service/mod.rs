@@ -1,6 +1,7 @@
 //! Flows that combine the engine with the database.
 
 pub mod approvals;
+pub mod automation;
 pub mod directory;
 pub mod idempotency;
 pub mod links;

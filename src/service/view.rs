@@ -42,6 +42,13 @@ pub struct ProcessRef {
     pub version: i32,
 }
 
+/// The rule that started an approval.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct RuleRef {
+    pub id: String,
+    pub name: String,
+}
+
 /// A group's tally.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct GroupView {
@@ -141,6 +148,8 @@ pub struct ApprovalView {
     pub outcome: Option<OutcomeView>,
     /// Set when an administrator cancelled or bypassed the approval.
     pub closed_by: Option<AdminAction>,
+    /// The rule that started the approval (`requested_by` is then `rule:<id>`); null otherwise.
+    pub rule: Option<RuleRef>,
 }
 
 /// What the approvals row stores in `engine`: the engine's state without its tasks (they live
@@ -164,6 +173,9 @@ pub struct StoredEngine {
     /// The request's `selected_approvers`, for `requester_selected` groups of later stages.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub selected: Vec<String>,
+    /// The rule that started the approval, as it was named then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<RuleRef>,
 }
 
 impl StoredEngine {
@@ -334,5 +346,6 @@ pub fn approval_view(row: &ApprovalRow, stored: &StoredEngine) -> ApprovalView {
             decided_at: o.decided_at,
         }),
         closed_by: stored.closed_by.clone(),
+        rule: stored.rule.clone(),
     }
 }

@@ -2,6 +2,7 @@
 
 mod approvals;
 mod auth;
+mod automation;
 mod browser;
 mod concurrency;
 mod config;

@@ -41,6 +41,8 @@ pub enum ApprovalStatus {
     Rejected,
     /// An administrator withdrew the request; it has no outcome.
     Cancelled,
+    /// Only in a preview (`POST /v1/approvals/preview`): what a request would start.
+    Preview,
 }
 
 /// Where a stage stands.

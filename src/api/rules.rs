@@ -1,0 +1,265 @@
+//! Rules: which process starts when a ticket enters a status, under which condition.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::pagination::{PageParams, page};
+use super::processes::{etag, expected_version};
+use crate::api::body::JsonBody;
+use crate::auth::{Caller, Scope};
+use crate::db::Db;
+use crate::db::automation as q;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::service::automation::{
+    self as svc, RuleInput, RuleView, RulesTest, RulesTestInput, rule_row,
+};
+use crate::service::idempotency::{self, Answer};
+
+/// A page of rules.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleList {
+    pub items: Vec<RuleView>,
+    /// Pass as `cursor` to read the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Filters of the rule list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RuleFilter {
+    /// Rules of this ticket status only.
+    pub on_status: Option<String>,
+}
+
+fn parse_id(id: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(id).map_err(|_| ApiError::not_found("rule"))
+}
+
+fn with_etag(mut res: actix_web::HttpResponseBuilder, v: &RuleView) -> HttpResponse {
+    res.insert_header(header::ETag(etag(v.version))).json(v)
+}
+
+fn to_json<T: Serialize>(v: &T) -> ApiResult<Value> {
+    serde_json::to_value(v).map_err(|e| ApiError::Internal(anyhow::anyhow!("serialize: {e}")))
+}
+
+/// Create a rule.
+///
+/// The condition is compiled now: a syntax error is a 422 naming `condition` with its line and
+/// column. Answers the rule with its version in `ETag`. Honours `Idempotency-Key`.
+#[utoipa::path(
+    tag = "rules",
+    request_body = RuleInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body answer the first result")),
+    responses(
+        (status = 201, description = "Created", body = RuleView, headers(("ETag" = String, description = "The version"), ("Location" = String, description = "The rule's URL"))),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `processes:write` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The key is in use", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid rule (unknown process, bad condition…), every fault listed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["processes:write"]))
+)]
+#[post("/rules")]
+pub async fn create_rule(
+    caller: Caller,
+    db: web::Data<Db>,
+    req: HttpRequest,
+    body: JsonBody<Value>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::ProcessesWrite)?;
+    let input = RuleInput::parse(&body).map_err(ApiError::invalid)?;
+    let tenant = caller.tenant.clone();
+    idempotency::run(&db, &caller, &req, &body, move |c| {
+        let row = rule_row(c, &tenant, Uuid::now_v7(), &input, crate::service::now())?;
+        let v = RuleView::from(q::insert_rule(c, &row)?);
+        Ok(Answer::new(StatusCode::CREATED, to_json(&v)?)
+            .header("etag", etag(v.version).to_string())
+            .header("location", format!("/v1/rules/{}", v.id)))
+    })
+    .await
+}
+
+/// List rules, oldest first.
+#[utoipa::path(
+    tag = "rules",
+    params(PageParams, RuleFilter),
+    responses(
+        (status = 200, description = "A page of rules", body = RuleList),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `processes:read` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid cursor (`invalid_cursor`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid limit", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["processes:read"]))
+)]
+#[get("/rules")]
+pub async fn list_rules(
+    caller: Caller,
+    db: web::Data<Db>,
+    paging: web::Query<PageParams>,
+    filter: web::Query<RuleFilter>,
+) -> ApiResult<web::Json<RuleList>> {
+    caller.require(Scope::ProcessesRead)?;
+    let limit = paging.limit()?;
+    let after = paging.after_uuid()?;
+    let tenant = caller.tenant.clone();
+    let status = filter.into_inner().on_status;
+    let (items, next_cursor) = db
+        .read(move |c| {
+            let rows = q::list_rules(c, &tenant, status.as_deref(), after, limit + 1)?;
+            Ok(page(rows, limit, |r| r.id.to_string()))
+        })
+        .await?;
+    Ok(web::Json(RuleList {
+        items: items.into_iter().map(RuleView::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// Which rule a ticket would run.
+///
+/// Tries the enabled rules of the ticket's status in order, as a report entering that status
+/// would, and says which would start an approval. Writes nothing.
+#[utoipa::path(
+    tag = "rules",
+    request_body = RulesTestInput,
+    responses(
+        (status = 200, description = "Each rule's verdict and the one chosen", body = RulesTest),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `processes:read` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid ticket", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["processes:read"]))
+)]
+#[post("/rules/test")]
+pub async fn test_rules(
+    caller: Caller,
+    db: web::Data<Db>,
+    body: JsonBody<Value>,
+) -> ApiResult<web::Json<RulesTest>> {
+    caller.require(Scope::ProcessesRead)?;
+    let input = RulesTestInput::parse(&body).map_err(ApiError::invalid)?;
+    let tenant = caller.tenant.clone();
+    let answer = db
+        .read(move |c| svc::test(c, &tenant, &input.ticket))
+        .await?;
+    Ok(web::Json(answer))
+}
+
+/// Read a rule, with its version in `ETag`.
+#[utoipa::path(
+    tag = "rules",
+    params(("id" = String, Path, description = "Rule id")),
+    responses(
+        (status = 200, description = "The rule", body = RuleView, headers(("ETag" = String, description = "The version"))),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `processes:read` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such rule", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["processes:read"]))
+)]
+#[get("/rules/{id}")]
+pub async fn get_rule(
+    caller: Caller,
+    db: web::Data<Db>,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::ProcessesRead)?;
+    let id = parse_id(&id)?;
+    let tenant = caller.tenant.clone();
+    let row = db
+        .read(move |c| q::find_rule(c, &tenant, id).map_err(ApiError::missing("rule")))
+        .await?;
+    Ok(with_etag(HttpResponse::Ok(), &RuleView::from(row)))
+}
+
+/// Replace a rule.
+///
+/// Needs `If-Match` with the current `ETag`: 428 without it, 412 when it is stale. Approvals
+/// the rule already started go on.
+#[utoipa::path(
+    tag = "rules",
+    params(
+        ("id" = String, Path, description = "Rule id"),
+        ("If-Match" = String, Header, description = "The ETag read last"),
+    ),
+    request_body = RuleInput,
+    responses(
+        (status = 200, description = "The new version", body = RuleView, headers(("ETag" = String, description = "The new version"))),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `processes:write` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such rule", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Stale If-Match (`version_mismatch`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid rule", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "If-Match missing (`if_match_required`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["processes:write"]))
+)]
+#[put("/rules/{id}")]
+pub async fn update_rule(
+    caller: Caller,
+    db: web::Data<Db>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: JsonBody<Value>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::ProcessesWrite)?;
+    let id = parse_id(&id)?;
+    let expected = expected_version(&req, "rule")?;
+    let input = RuleInput::parse(&body).map_err(ApiError::invalid)?;
+    let tenant = caller.tenant.clone();
+    let row = db
+        .tx(move |c| {
+            let old = q::find_rule_for_update(c, &tenant, id).map_err(ApiError::missing("rule"))?;
+            if expected.is_some_and(|v| v != old.version) {
+                return Err(ApiError::new(
+                    StatusCode::PRECONDITION_FAILED,
+                    "version_mismatch",
+                    format!(
+                        "the rule is at version {}; read it again before updating",
+                        old.version
+                    ),
+                )
+                .with("current_version", old.version));
+            }
+            let row = rule_row(c, &tenant, id, &input, Utc::now())?;
+            Ok(q::update_rule(c, &row)?)
+        })
+        .await?;
+    Ok(with_etag(HttpResponse::Ok(), &RuleView::from(row)))
+}
+
+/// Delete a rule. Approvals it started go on.
+#[utoipa::path(
+    tag = "rules",
+    params(("id" = String, Path, description = "Rule id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `processes:write` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such rule", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["processes:write"]))
+)]
+#[delete("/rules/{id}")]
+pub async fn delete_rule(
+    caller: Caller,
+    db: web::Data<Db>,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Scope::ProcessesWrite)?;
+    let id = parse_id(&id)?;
+    let tenant = caller.tenant.clone();
+    let n = db.tx(move |c| Ok(q::delete_rule(c, &tenant, id)?)).await?;
+    if n == 0 {
+        return Err(ApiError::not_found("rule"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,702 @@
+//! Tickets and rules: the host reports its tickets, and when one enters a status the tenant's
+//! rules for it are tried in order; the first whose condition holds starts an approval. All of
+//! it runs in the report's transaction under the ticket's lock, so racing reports of one
+//! ticket give one outcome.
+
+use chrono::{DateTime, Utc};
+use diesel::{Connection, PgConnection};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::approvals::{self as svc, Ctx, Loaded, RequestApproval};
+use super::directory::facts;
+use super::view::{RuleRef, Ticket};
+use crate::db::automation::{self as q, RuleRow, TicketRow};
+use crate::db::{principals, processes};
+use crate::domain::condition;
+use crate::domain::engine::{ApprovalStatus, OutcomeReason, TaskState, Verdict};
+use crate::domain::messages::{self, Badge};
+use crate::domain::process::read_enum;
+use crate::domain::validate::{Faults, FieldError, is_external_id};
+use crate::error::{ApiError, ApiResult};
+
+/// The body of `PUT /v1/tickets/{id}`: the ticket as the host has it now.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct TicketReport {
+    #[schema(example = "New laptop")]
+    pub title: Option<String>,
+    /// The principal who asked for the ticket.
+    #[schema(example = "u-7")]
+    pub requester_id: Option<String>,
+    /// The ticket's status now; entering a status runs its rules.
+    #[schema(example = "new")]
+    pub status: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Object, example = json!({"service_subcategory": "laptops", "amount": 1800}))]
+    pub attributes: Map<String, Value>,
+}
+
+impl TicketReport {
+    pub fn parse(body: &Value) -> Result<Self, Vec<FieldError>> {
+        let mut f = Faults::default();
+        let read = (|| {
+            let m = f.object(body, "")?;
+            f.no_unknown(m, "", &["title", "requester_id", "status", "attributes"]);
+            let title = f.opt_text(m, "", "title", 500);
+            let requester_id: Option<String> = f.opt(m, "", "requester_id");
+            if let Some(r) = &requester_id
+                && !is_external_id(r)
+            {
+                f.push("requester_id", "is not a valid principal id");
+            }
+            let status = f.opt_text(m, "", "status", 100);
+            let attributes: Option<Map<String, Value>> = f.opt(m, "", "attributes");
+            Some(TicketReport {
+                title,
+                requester_id,
+                status,
+                attributes: attributes.unwrap_or_default(),
+            })
+        })();
+        f.finish(read)
+    }
+}
+
+/// A ticket as signoff holds it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct TicketState {
+    #[schema(example = "T-1001")]
+    pub id: String,
+    pub title: Option<String>,
+    pub requester_id: Option<String>,
+    pub status: Option<String>,
+    #[schema(value_type = Object)]
+    pub attributes: Value,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&TicketRow> for TicketState {
+    fn from(r: &TicketRow) -> Self {
+        Self {
+            id: r.id.clone(),
+            title: r.title.clone(),
+            requester_id: r.requester_id.clone(),
+            status: r.status.clone(),
+            attributes: r.attributes.clone(),
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// The ticket's latest approval, as a badge shows it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct TicketApproval {
+    pub id: String,
+    pub state: ApprovalStatus,
+    /// One line for a badge, in the requester's language: "Awaiting approval from Grace
+    /// Hopper", "Approved by Grace Hopper", "Rejected by …", "Cancelled".
+    #[schema(example = "Awaiting approval from Grace Hopper")]
+    pub summary: String,
+    /// The rule that started it, if one did.
+    pub rule: Option<RuleRef>,
+}
+
+/// `GET /v1/tickets/{id}`: the ticket and its latest approval.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct TicketView {
+    pub ticket: TicketState,
+    /// The latest approval on the ticket; null when it has none.
+    pub approval: Option<TicketApproval>,
+}
+
+/// What a rule did to the ticket's approvals.
+#[derive(Clone, Copy, Debug, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EffectAction {
+    /// The rule started this approval.
+    Started,
+    /// This rule-started approval was cancelled because the ticket re-entered a rule's status.
+    Superseded,
+    /// This rule-started approval was cancelled because the ticket left its status
+    /// (`on_leave: cancel`).
+    Cancelled,
+    /// The rule matched but no approval could start; `problem` says why.
+    NotStarted,
+}
+
+/// Why a matching rule could not start an approval.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct EffectProblem {
+    /// The code a `POST /v1/approvals` would have answered (`approval_pending`,
+    /// `process_disabled`, `no_approvers`, `not_enough_approvers`…).
+    pub code: String,
+    pub detail: String,
+}
+
+/// One thing a report did.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct TicketEffect {
+    pub rule_id: String,
+    pub approval_id: Option<String>,
+    pub action: EffectAction,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<EffectProblem>,
+}
+
+/// `PUT /v1/tickets/{id}`: the ticket, its latest approval, and what the report did.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct TicketAnswer {
+    pub ticket: TicketState,
+    pub approval: Option<TicketApproval>,
+    pub effects: Vec<TicketEffect>,
+}
+
+/// Keeps the ticket store current from a request's ticket: the fields it carries replace the
+/// stored ones (attributes when it has some). Rules do not run: only reports run them.
+pub fn remember(
+    conn: &mut PgConnection,
+    tenant: &str,
+    ticket: &Ticket,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    Ok(q::merge(conn, tenant, ticket, now)?)
+}
+
+fn as_ticket(row: &TicketRow) -> Ticket {
+    Ticket {
+        id: row.id.clone(),
+        title: row.title.clone(),
+        requester_id: row.requester_id.clone(),
+        status: row.status.clone(),
+        attributes: row.attributes.as_object().cloned().unwrap_or_default(),
+    }
+}
+
+/// The rule id in a rule-started approval's `requested_by`.
+fn rule_of(requested_by: Option<&str>) -> Option<Uuid> {
+    requested_by
+        .and_then(|r| r.strip_prefix("rule:"))
+        .and_then(|id| Uuid::parse_str(id).ok())
+}
+
+/// `PUT /v1/tickets/{id}`: stores the ticket and runs what entering or leaving a status does.
+pub fn report(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: &str,
+    input: &TicketReport,
+    ctx: &Ctx,
+) -> ApiResult<TicketAnswer> {
+    let now = ctx.now;
+    let old = q::lock(conn, tenant, id)?;
+    let row = q::upsert(
+        conn,
+        &TicketRow {
+            tenant_id: tenant.to_string(),
+            id: id.to_string(),
+            title: input.title.clone(),
+            requester_id: input.requester_id.clone(),
+            status: input.status.clone(),
+            attributes: Value::Object(input.attributes.clone()),
+            created_at: old.as_ref().map_or(now, |o| o.created_at),
+            updated_at: now,
+        },
+    )?;
+    let before = old.as_ref().and_then(|o| o.status.clone());
+    let mut effects = Vec::new();
+    if before != row.status {
+        if let Some(left) = &before {
+            leave(conn, tenant, &row, left, ctx, &mut effects)?;
+        }
+        if let Some(entered) = &row.status {
+            enter(conn, tenant, &row, entered, ctx, &mut effects)?;
+        }
+    }
+    let view = ticket_view(conn, tenant, row)?;
+    Ok(TicketAnswer {
+        ticket: view.ticket,
+        approval: view.approval,
+        effects,
+    })
+}
+
+/// Cancels the pending approvals started by `on_leave: cancel` rules of the status left.
+fn leave(
+    conn: &mut PgConnection,
+    tenant: &str,
+    ticket: &TicketRow,
+    left: &str,
+    ctx: &Ctx,
+    effects: &mut Vec<TicketEffect>,
+) -> ApiResult<()> {
+    let pending = q::pending_rule_approvals(conn, tenant, &ticket.id)?;
+    let ids: Vec<Uuid> = pending
+        .iter()
+        .filter_map(|a| rule_of(a.requested_by.as_deref()))
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let rules = q::rules_by_id(conn, tenant, &ids)?;
+    for approval in pending {
+        let Some(rule) = rule_of(approval.requested_by.as_deref())
+            .and_then(|r| rules.iter().find(|x| x.id == r))
+        else {
+            continue;
+        };
+        if rule.on_leave != "cancel" || rule.on_status != left {
+            continue;
+        }
+        let reason = format!(
+            "ticket {} left status {left:?} (rule {:?}, on_leave: cancel)",
+            ticket.id, rule.name
+        );
+        let by = format!("rule:{}", rule.id);
+        svc::cancel(conn, tenant, approval.id, &reason, Some(&by), ctx)?;
+        effects.push(TicketEffect {
+            rule_id: rule.id.to_string(),
+            approval_id: Some(approval.id.to_string()),
+            action: EffectAction::Cancelled,
+            problem: None,
+        });
+    }
+    Ok(())
+}
+
+/// Tries the status's rules in order; the first that holds supersedes the ticket's pending
+/// rule-started approvals and starts its own.
+fn enter(
+    conn: &mut PgConnection,
+    tenant: &str,
+    row: &TicketRow,
+    entered: &str,
+    ctx: &Ctx,
+    effects: &mut Vec<TicketEffect>,
+) -> ApiResult<()> {
+    let rules = q::rules_for_status(conn, tenant, entered)?;
+    if rules.is_empty() {
+        return Ok(());
+    }
+    let ticket = as_ticket(row);
+    let requester = requester_of(conn, tenant, &ticket)?;
+    let facts = facts(&ticket, requester.as_ref());
+    let Some(rule) = rules.into_iter().find(|r| {
+        r.condition
+            .as_deref()
+            .is_none_or(|c| condition::evaluate(c, &facts) == Ok(true))
+    }) else {
+        return Ok(());
+    };
+    let request = RequestApproval {
+        ticket,
+        process_id: Some(rule.process_id.to_string()),
+        approvers: None,
+        require: None,
+        request_from: None,
+        selected_approvers: Vec::new(),
+        description: None,
+        requested_by: Some(format!("rule:{}", rule.id)),
+        supersede: false,
+        on_approved_status: None,
+        on_rejected_status: None,
+        rule: Some(RuleRef {
+            id: rule.id.to_string(),
+            name: rule.name.clone(),
+        }),
+    };
+    // A savepoint: when the new approval cannot start, the old ones stay as they were.
+    let started = conn.transaction::<_, SavepointError, _>(|c| {
+        let mut superseded = Vec::new();
+        for old in q::pending_rule_approvals(c, tenant, &row.id)? {
+            let reason = format!(
+                "superseded: ticket {} entered status {entered:?} again (rule {:?})",
+                row.id, rule.name
+            );
+            svc::cancel(
+                c,
+                tenant,
+                old.id,
+                &reason,
+                request.requested_by.as_deref(),
+                ctx,
+            )?;
+            superseded.push(old);
+        }
+        match svc::request(c, tenant, &request, ctx) {
+            Ok(loaded) => Ok((superseded, loaded)),
+            Err(e) if is_refusal(&e) => Err(SavepointError::Refused(e)),
+            Err(e) => Err(SavepointError::Failed(e)),
+        }
+    });
+    match started {
+        Ok((superseded, loaded)) => {
+            for old in superseded {
+                effects.push(TicketEffect {
+                    rule_id: rule_of(old.requested_by.as_deref())
+                        .map_or_else(String::new, |r| r.to_string()),
+                    approval_id: Some(old.id.to_string()),
+                    action: EffectAction::Superseded,
+                    problem: None,
+                });
+            }
+            effects.push(TicketEffect {
+                rule_id: rule.id.to_string(),
+                approval_id: Some(loaded.row.id.to_string()),
+                action: EffectAction::Started,
+                problem: None,
+            });
+        }
+        Err(SavepointError::Refused(e)) => {
+            let p = e.problem();
+            tracing::warn!(rule = %rule.id, ticket = %row.id, code = %p.code, "rule matched but no approval started");
+            effects.push(TicketEffect {
+                rule_id: rule.id.to_string(),
+                approval_id: None,
+                action: EffectAction::NotStarted,
+                problem: Some(EffectProblem {
+                    code: p.code,
+                    detail: p.detail,
+                }),
+            });
+        }
+        Err(SavepointError::Failed(e)) => return Err(e),
+    }
+    Ok(())
+}
+
+/// A refusal of the request (the host's configuration), not a failure of ours.
+fn is_refusal(e: &ApiError) -> bool {
+    matches!(e, ApiError::Problem(p) if (400..500).contains(&p.status))
+}
+
+/// What rolls the savepoint back: a refusal to report, or a failure to pass on.
+enum SavepointError {
+    Refused(ApiError),
+    Failed(ApiError),
+}
+
+impl From<diesel::result::Error> for SavepointError {
+    fn from(e: diesel::result::Error) -> Self {
+        SavepointError::Failed(e.into())
+    }
+}
+
+impl From<ApiError> for SavepointError {
+    fn from(e: ApiError) -> Self {
+        SavepointError::Failed(e)
+    }
+}
+
+fn requester_of(
+    conn: &mut PgConnection,
+    tenant: &str,
+    ticket: &Ticket,
+) -> ApiResult<Option<crate::db::models::PrincipalRow>> {
+    Ok(match &ticket.requester_id {
+        Some(r) => principals::find_many(conn, tenant, std::slice::from_ref(r))?
+            .into_iter()
+            .next(),
+        None => None,
+    })
+}
+
+/// `GET /v1/tickets/{id}`.
+pub fn find(conn: &mut PgConnection, tenant: &str, id: &str) -> ApiResult<TicketView> {
+    let row = q::find(conn, tenant, id)?.ok_or_else(|| ApiError::not_found("ticket"))?;
+    ticket_view(conn, tenant, row)
+}
+
+fn ticket_view(conn: &mut PgConnection, tenant: &str, row: TicketRow) -> ApiResult<TicketView> {
+    let approval = match q::latest_approval(conn, tenant, &row.id)? {
+        Some(a) => {
+            let loaded = svc::load(conn, tenant, a.id, false)?;
+            let locale = requester_of(conn, tenant, &as_ticket(&row))?
+                .map_or_else(|| "en".to_string(), |p| p.locale);
+            Some(TicketApproval {
+                id: loaded.row.id.to_string(),
+                state: loaded.stored.approval.status,
+                summary: messages::summary(&locale, &badge(&loaded)),
+                rule: loaded.stored.rule.clone(),
+            })
+        }
+        None => None,
+    };
+    Ok(TicketView {
+        ticket: TicketState::from(&row),
+        approval,
+    })
+}
+
+/// Where an approval stands, with the names a badge shows.
+pub fn badge(loaded: &Loaded) -> Badge {
+    let engine = &loaded.stored.approval;
+    let name = |id: &str| loaded.stored.name_of(id);
+    let decider = |verdict: Verdict| {
+        let admin = loaded.stored.closed_by.as_ref();
+        if engine.outcome.as_ref().map(|o| o.reason) == Some(OutcomeReason::Bypass) {
+            return admin.and_then(|a| a.actor_id.as_deref()).map(name);
+        }
+        engine
+            .tasks
+            .iter()
+            .filter(|t| t.verdict == Some(verdict) && t.state != TaskState::Reused)
+            .filter(|t| t.decided_at.is_some())
+            .max_by_key(|t| t.decided_at)
+            .map(|t| name(t.actor_id.as_deref().unwrap_or(&t.approver_id)))
+    };
+    match engine.status {
+        ApprovalStatus::Pending | ApprovalStatus::Preview => {
+            let mut waiting: Vec<String> = Vec::new();
+            for t in &engine.tasks {
+                if Some(t.stage) == engine.current_stage && t.state == TaskState::Pending {
+                    let n = name(&t.approver_id);
+                    if !waiting.contains(&n) {
+                        waiting.push(n);
+                    }
+                }
+            }
+            Badge::Awaiting(waiting)
+        }
+        ApprovalStatus::Approved => Badge::Approved(decider(Verdict::Approve)),
+        ApprovalStatus::Rejected => Badge::Rejected(decider(Verdict::Reject)),
+        ApprovalStatus::Cancelled => Badge::Cancelled,
+    }
+}
+
+/// `on_leave` of a rule.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnLeave {
+    /// A pending approval the rule started goes on when the ticket leaves the status.
+    #[default]
+    Keep,
+    /// It is cancelled.
+    Cancel,
+}
+
+impl OnLeave {
+    fn as_str(self) -> &'static str {
+        match self {
+            OnLeave::Keep => "keep",
+            OnLeave::Cancel => "cancel",
+        }
+    }
+}
+
+/// The body of `POST /v1/rules` and `PUT /v1/rules/{id}`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct RuleInput {
+    #[schema(example = "Laptops over 100")]
+    pub name: String,
+    /// The process the rule starts.
+    pub process_id: String,
+    /// The ticket status that runs the rule when a ticket enters it.
+    #[schema(example = "new")]
+    pub on_status: String,
+    /// A CEL expression over `ticket` and `requester`; absent is always true.
+    #[schema(
+        example = "ticket.attributes.service_subcategory == 'laptops' && ticket.attributes.amount > 100"
+    )]
+    pub condition: Option<String>,
+    /// Rules of a status are tried lowest first, then by name. Default 0.
+    #[serde(default)]
+    pub priority: i32,
+    /// Default true.
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub on_leave: OnLeave,
+}
+
+impl RuleInput {
+    pub fn parse(body: &Value) -> Result<Self, Vec<FieldError>> {
+        let mut f = Faults::default();
+        let read = (|| {
+            let m = f.object(body, "")?;
+            f.no_unknown(
+                m,
+                "",
+                &[
+                    "name",
+                    "process_id",
+                    "on_status",
+                    "condition",
+                    "priority",
+                    "enabled",
+                    "on_leave",
+                ],
+            );
+            let name = f.text(m, "", "name", 200);
+            let process_id: Option<String> = f.req(m, "", "process_id");
+            if let Some(p) = &process_id
+                && Uuid::parse_str(p).is_err()
+            {
+                f.push("process_id", "must be a process id (a UUID)");
+            }
+            let on_status = f.text(m, "", "on_status", 100);
+            let condition = condition::read(&mut f, m, "", "condition");
+            let priority: i32 = f.opt(m, "", "priority").unwrap_or(0);
+            let enabled: Option<bool> = f.opt(m, "", "enabled");
+            let on_leave: OnLeave =
+                read_enum(&mut f, m, "", "on_leave", &["keep", "cancel"]).unwrap_or_default();
+            Some(RuleInput {
+                name: name?,
+                process_id: process_id?,
+                on_status: on_status?,
+                condition,
+                priority,
+                enabled,
+                on_leave,
+            })
+        })();
+        f.finish(read)
+    }
+}
+
+/// A rule as integrators read it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct RuleView {
+    pub id: String,
+    pub name: String,
+    pub process_id: String,
+    pub on_status: String,
+    pub condition: Option<String>,
+    pub priority: i32,
+    pub enabled: bool,
+    pub on_leave: OnLeave,
+    /// Increases with every update; the `ETag`.
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<RuleRow> for RuleView {
+    fn from(r: RuleRow) -> Self {
+        Self {
+            id: r.id.to_string(),
+            name: r.name,
+            process_id: r.process_id.to_string(),
+            on_status: r.on_status,
+            condition: r.condition,
+            priority: r.priority,
+            enabled: r.enabled,
+            on_leave: if r.on_leave == "cancel" {
+                OnLeave::Cancel
+            } else {
+                OnLeave::Keep
+            },
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// The rule row an input describes; its process must be a live process of the tenant.
+pub fn rule_row(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+    input: &RuleInput,
+    now: DateTime<Utc>,
+) -> ApiResult<RuleRow> {
+    let process_id = Uuid::parse_str(&input.process_id)
+        .map_err(|_| ApiError::invalid_field("process_id", "must be a process id (a UUID)"))?;
+    processes::find(conn, tenant, process_id).map_err(|e| match e {
+        diesel::result::Error::NotFound => ApiError::invalid_field("process_id", "no such process"),
+        other => other.into(),
+    })?;
+    Ok(RuleRow {
+        tenant_id: tenant.to_string(),
+        id,
+        name: input.name.clone(),
+        process_id,
+        on_status: input.on_status.clone(),
+        condition: input.condition.clone(),
+        priority: input.priority,
+        enabled: input.enabled.unwrap_or(true),
+        on_leave: input.on_leave.as_str().to_string(),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+/// One rule's verdict in a test.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct RuleTrial {
+    pub id: String,
+    pub name: String,
+    pub matched: bool,
+    /// Why the condition could not be evaluated (the rule then does not match).
+    pub error: Option<String>,
+}
+
+/// `POST /v1/rules/test`: which rule a ticket entering its status would run.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct RulesTest {
+    /// The rule that would start an approval; null when none matches.
+    pub chosen: Option<String>,
+    /// The enabled rules of the ticket's status, in the order they are tried.
+    pub rules: Vec<RuleTrial>,
+}
+
+/// The body of `POST /v1/rules/test`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct RulesTestInput {
+    /// The ticket as a request carries it; its `status` picks the rules.
+    pub ticket: Ticket,
+}
+
+impl RulesTestInput {
+    pub fn parse(body: &Value) -> Result<Self, Vec<FieldError>> {
+        let mut f = Faults::default();
+        let read = (|| {
+            let m = f.object(body, "")?;
+            f.no_unknown(m, "", &["ticket"]);
+            let ticket = match m.get("ticket") {
+                None | Some(Value::Null) => {
+                    f.push("ticket", "is required");
+                    None
+                }
+                Some(t) => svc::read_ticket(&mut f, t),
+            };
+            if let Some(t) = &ticket
+                && t.status.is_none()
+            {
+                f.push("ticket.status", "is required: it picks the rules to try");
+            }
+            Some(RulesTestInput { ticket: ticket? })
+        })();
+        f.finish(read)
+    }
+}
+
+/// Tries every enabled rule of the ticket's status, in order, writing nothing.
+pub fn test(conn: &mut PgConnection, tenant: &str, ticket: &Ticket) -> ApiResult<RulesTest> {
+    let status = ticket.status.as_deref().unwrap_or_default();
+    let requester = requester_of(conn, tenant, ticket)?;
+    let facts = facts(ticket, requester.as_ref());
+    let mut chosen = None;
+    let rules = q::rules_for_status(conn, tenant, status)?
+        .into_iter()
+        .map(|r| {
+            let result = r
+                .condition
+                .as_deref()
+                .map_or(Ok(true), |c| condition::evaluate(c, &facts));
+            let matched = result == Ok(true);
+            if matched && chosen.is_none() {
+                chosen = Some(r.id.to_string());
+            }
+            RuleTrial {
+                id: r.id.to_string(),
+                name: r.name,
+                matched,
+                error: result.err(),
+            }
+        })
+        .collect();
+    Ok(RulesTest { chosen, rules })
+}
