@@ -147,7 +147,7 @@ fn to_json<T: Serialize>(v: &T) -> ApiResult<Value> {
 /// Request approval on a ticket.
 ///
 /// From a process (pinned to its current version) or ad-hoc (`approvers`, optional `require`).
-/// Approvers are resolved now; the first stage starts and `approval.requested` is emitted with
+/// Each stage's approvers are read from the directory when the stage starts; the first starts now and `approval.requested` is emitted with
 /// the recipients to notify. A second request on a ticket with a pending approval is refused
 /// with 409 `approval_pending` (naming it) unless `supersede` is true. Honours `Idempotency-Key`.
 #[utoipa::path(
@@ -378,7 +378,7 @@ pub async fn list_events(
     responses(
         (status = 200, description = "Recorded; the approval as it now stands", body = ApprovalView),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `approvals:decide` scope, not an approver (`not_an_approver`), or not a substitute (`not_a_substitute`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `approvals:decide` scope, not an approver (`not_an_approver`), not a substitute (`not_a_substitute`), already answered in this stage (`double_answer`), the requester or requested_by (`self_approval_not_allowed`), or inactive (`inactive_principal`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such approval", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already decided (`already_decided`) or closed (`approval_closed`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid body, or a comment is required to reject", body = Problem, content_type = "application/problem+json"),

@@ -28,6 +28,7 @@ pub const PROBLEM_CODES: &[&str] = &[
     "idempotency_key_in_use",
     "idempotency_key_reused",
     "if_match_required",
+    "inactive_principal",
     "insufficient_scope",
     "internal_error",
     "invalid_body",
@@ -44,6 +45,7 @@ pub const PROBLEM_CODES: &[&str] = &[
     "no_approvers",
     "not_a_substitute",
     "not_an_approver",
+    "not_enough_approvers",
     "not_found",
     "process_disabled",
     "process_name_taken",
@@ -57,6 +59,7 @@ pub const PROBLEM_CODES: &[&str] = &[
     "unsupported_media_type",
     "validation_failed",
     "version_mismatch",
+    "worker_not_running",
 ];
 
 /// Every event type, in webhooks and in `GET /v1/approvals/{id}/events`. New types may be
@@ -70,6 +73,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "approval.approved",
     "approval.rejected",
     "approval.cancelled",
+    "process.expired",
 ];
 
 /// Response fields that are left out, not sent as null, when they have no value.
@@ -78,6 +82,7 @@ const SOMETIMES_ABSENT: &[(&str, &str)] = &[
     ("EndpointView", "secret"),
     ("TaskView", "decision"),
     ("TaskView", "delegated_from"),
+    ("TicketEffect", "problem"),
 ];
 
 /// Request objects whose reader refuses fields it does not know (the roots of process,
@@ -93,6 +98,10 @@ const CLOSED_REQUEST_OBJECTS: &[&str] = &[
     "MessageTemplate",
     "RequestApproval",
     "DecisionInput",
+    "TicketReport",
+    "RuleInput",
+    "RulesTestInput",
+    "DisableProcess",
 ];
 
 const UNKNOWN_VALUES: &str = "New values may be added: treat one you do not know as you would \

@@ -132,9 +132,18 @@ async fn the_tutorial_runs_as_written() {
 async fn the_readme_example_runs_as_written() {
     let app = spawn_app().await;
     let readme = read("README.md");
-    let blocks = sh_blocks(section(&readme, "A worked example"));
+    let mut blocks = sh_blocks(section(&readme, "A worked example"));
+    blocks.extend(sh_blocks(section(&readme, "Automation")));
     run_doc(&app, "README.md", blocks).await;
     assert_eq!(state_on_ticket(&app, "T-1001").await, "approved");
+    // The rule started the iTop approval, and its manager level is done.
+    assert_eq!(state_on_ticket(&app, "T-2001").await, "pending");
+    let ticket = app.get("/v1/tickets/T-2001").await;
+    assert_eq!(
+        ticket.body["approval"]["summary"], "Awaiting approval from Katherine Johnson",
+        "{}",
+        ticket.text
+    );
 }
 
 /// The names `src/config.rs` accepts: its `KNOWN` list, plus the two variables it reads
