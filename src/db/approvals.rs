@@ -103,19 +103,21 @@ pub fn upsert_tasks(conn: &mut PgConnection, rows: &[TaskRow]) -> QueryResult<()
     if rows.is_empty() {
         return Ok(());
     }
-    diesel::insert_into(t::approval_tasks)
-        .values(rows)
-        .on_conflict((t::tenant_id, t::approval_id, t::stage, t::approver_id))
-        .do_update()
-        .set((
-            t::state.eq(excluded(t::state)),
-            t::verdict.eq(excluded(t::verdict)),
-            t::decided_at.eq(excluded(t::decided_at)),
-            t::comment.eq(excluded(t::comment)),
-            t::actor_id.eq(excluded(t::actor_id)),
-            t::on_behalf_of.eq(excluded(t::on_behalf_of)),
-        ))
-        .execute(conn)?;
+    for chunk in rows.chunks(super::ROWS_PER_INSERT) {
+        diesel::insert_into(t::approval_tasks)
+            .values(chunk)
+            .on_conflict((t::tenant_id, t::approval_id, t::stage, t::approver_id))
+            .do_update()
+            .set((
+                t::state.eq(excluded(t::state)),
+                t::verdict.eq(excluded(t::verdict)),
+                t::decided_at.eq(excluded(t::decided_at)),
+                t::comment.eq(excluded(t::comment)),
+                t::actor_id.eq(excluded(t::actor_id)),
+                t::on_behalf_of.eq(excluded(t::on_behalf_of)),
+            ))
+            .execute(conn)?;
+    }
     Ok(())
 }
 
@@ -148,7 +150,9 @@ pub fn insert_events(conn: &mut PgConnection, rows: &[NewEvent]) -> QueryResult<
     if rows.is_empty() {
         return Ok(());
     }
-    diesel::insert_into(e::events).values(rows).execute(conn)?;
+    for chunk in rows.chunks(super::ROWS_PER_INSERT) {
+        diesel::insert_into(e::events).values(chunk).execute(conn)?;
+    }
     Ok(())
 }
 

@@ -10,9 +10,11 @@ pub fn insert(conn: &mut PgConnection, rows: &[LinkRow]) -> QueryResult<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    diesel::insert_into(l::approval_links)
-        .values(rows)
-        .execute(conn)?;
+    for chunk in rows.chunks(super::ROWS_PER_INSERT) {
+        diesel::insert_into(l::approval_links)
+            .values(chunk)
+            .execute(conn)?;
+    }
     Ok(())
 }
 

@@ -23,6 +23,10 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::{ApiError, ApiResult};
 
+/// Rows per multi-row INSERT: Postgres takes at most 65,535 bound parameters per statement, so
+/// a fan-out of thousands (a role with 20,000 members) is written in several statements.
+pub const ROWS_PER_INSERT: usize = 2_000;
+
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// Key of the advisory lock that serialises migrations across replicas starting together.

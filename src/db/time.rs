@@ -109,7 +109,9 @@ pub fn insert_timers(conn: &mut PgConnection, rows: &[TimerRow]) -> QueryResult<
     if rows.is_empty() {
         return Ok(());
     }
-    diesel::insert_into(t::timers).values(rows).execute(conn)?;
+    for chunk in rows.chunks(super::ROWS_PER_INSERT) {
+        diesel::insert_into(t::timers).values(chunk).execute(conn)?;
+    }
     Ok(())
 }
 

@@ -388,3 +388,45 @@ async fn link_tokens_are_not_written_to_the_logs() {
         leaked.join("\n")
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Fan-out: a role of more than 8,191 members was a 500 on every request (a multi-row insert
+// over Postgres's 65,535 bound parameters).
+
+#[tokio::test]
+async fn a_role_with_ten_thousand_members_can_be_asked() {
+    use diesel::connection::SimpleConnection;
+    let app = spawn_app().await;
+    app.db()
+        .batch_execute(
+            "INSERT INTO principals (tenant_id, id, kind, display_name, locale, time_zone, roles)
+             SELECT 'acme', 'm-' || n, 'user', 'Member ' || n, 'en', 'UTC', ARRAY['crowd']
+             FROM generate_series(1, 10000) AS n",
+        )
+        .unwrap();
+    let pid = new_process(
+        &app,
+        json!({"name": "Crowd", "stages": [{"name": "All", "groups": [
+            {"name": "crowd", "source": {"type": "role", "role": "crowd"},
+             "require": {"type": "count", "count": 1}}]}]}),
+    )
+    .await;
+    let id = created(&app, json!({"ticket": {"id": "T-1"}, "process_id": pid})).await;
+    let view = app.get(&format!("/v1/approvals/{id}")).await;
+    assert_eq!(
+        view.body["stages"][0]["tasks"].as_array().unwrap().len(),
+        10_000
+    );
+    let d = app
+        .post(
+            &format!("/v1/approvals/{id}/decisions"),
+            json!({"approver_id": "m-9999", "decision": "approve"}),
+        )
+        .await;
+    assert_eq!(
+        d.body["state"],
+        "approved",
+        "{}",
+        &d.text[..d.text.len().min(500)]
+    );
+}
