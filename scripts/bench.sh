@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make bench`: latency and throughput of the release build against its targets, on a real,
+# `make bench`: latency, throughput and CPU of the release build against its targets and
+# beside its yardstick (pgbench running bench/decision.sql in the same run), on a real,
 # throwaway Postgres (unless DATABASE_URL is set, in which case it must point at a server where
 # we may create databases). Exits non-zero when a target is missed.
 set -euo pipefail
@@ -17,5 +18,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
   export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
 fi
 trap cleanup EXIT
+# The yardstick: pgbench of the same Postgres installation.
+export PGBENCH=${PGBENCH:-$(scripts/pg.sh bindir)/pgbench}
 
 cargo test --release --test bench

@@ -430,7 +430,6 @@ pub fn save(
         .filter(|t| !loaded.original.contains(t))
         .map(|t| task_row(&tenant, id, t))
         .collect();
-    q::upsert_tasks(conn, &changed)?;
 
     let engine = &loaded.stored.approval;
     loaded.row.state = status_str(engine.status);
@@ -448,10 +447,7 @@ pub fn save(
     super::time::schedule_started(conn, loaded, effects, ctx)?;
     let events = build_events(conn, loaded, effects, extra, ctx)?;
     loaded.row.engine = engine_json(&loaded.stored)?;
-    q::update(conn, &loaded.row)?;
-    q::insert_events(conn, &events)?;
-    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-    crate::db::webhooks::fan_out(conn, &tenant, &ids)?;
+    q::save(conn, &loaded.row, &changed, &events)?;
     loaded.original = loaded.stored.approval.tasks.clone();
     Ok(())
 }

@@ -1,6 +1,9 @@
-//! Benchmarks (`make bench`): the real application, built in release mode, over loopback HTTP
-//! against its own fresh Postgres database, as the integration tests run it. Prints a table of
-//! latencies and throughputs beside the targets and exits non-zero when a target is missed.
+//! Benchmarks (`make bench`): the release binary, run as its own process, over loopback HTTP
+//! against a fresh Postgres database. Prints a table of latencies and throughputs, then our
+//! figures side by side with their yardstick (pgbench running `bench/decision.sql`, the SQL one
+//! decision executed when the yardstick was frozen, on the same database in the same run), with
+//! the CPU each decision and request costs signoff and Postgres. Exits non-zero when a target
+//! is missed.
 //!
 //! Only loopback traffic; every phase is bounded in count, every wait in time. The database is
 //! dropped afterwards unless `BENCH_KEEP_DATABASE` is set, for looking at plans and tables.
@@ -17,12 +20,12 @@ use anyhow::{Context, bail, ensure};
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use signoff::config::Settings;
-use signoff::startup::Application;
 use tokio::sync::mpsc;
 
 /// Concurrent clients in the load phases.
 const CLIENTS: usize = 16;
+/// Concurrent clients deciding, for signoff and for pgbench alike.
+const DECIDERS: usize = 32;
 /// Approval requests in phase (a).
 const REQUESTS: usize = 2000;
 /// Approvals decided in phase (b): each by all three of its approvers, so 2001 decisions.
@@ -36,6 +39,14 @@ const HOOKED: usize = 200;
 const WARM_UP: usize = 64;
 
 const DECISION_P99_TARGET: Duration = Duration::from_millis(50);
+/// Our decisions/s over pgbench's, at least.
+const DECISION_RATE_TARGET: f64 = 0.9;
+/// Our decision p99 over pgbench's, at most.
+const DECISION_P99_RATIO_TARGET: f64 = 1.5;
+/// signoff's own CPU per decision, at most.
+const DECISION_CPU_TARGET: Duration = Duration::from_micros(300);
+/// CPU per approval request, signoff and Postgres together, at most.
+const REQUEST_CPU_TARGET: Duration = Duration::from_micros(2500);
 const WEBHOOK_P95_TARGET: Duration = Duration::from_millis(250);
 
 /// No single request or webhook may take longer than this.
@@ -92,21 +103,187 @@ fn drop_database(admin: &str, name: &str) -> anyhow::Result<()> {
 
 /// Production defaults except for what a bench must set: where to listen, the database, the
 /// JWT verification, and permission to deliver webhooks to a loopback receiver.
-fn settings(db_url: &str) -> anyhow::Result<Settings> {
-    let env: std::collections::HashMap<String, String> = [
-        ("DATABASE_URL", db_url),
-        ("SIGNOFF_BIND", "127.0.0.1:0"),
-        ("SIGNOFF_PUBLIC_URL", "http://signoff.bench"),
-        ("SIGNOFF_JWT_HS256_SECRET", SECRET),
-        ("SIGNOFF_JWT_ISSUER", ISSUER),
-        ("SIGNOFF_JWT_AUDIENCE", AUDIENCE),
-        ("SIGNOFF_MIGRATE_ON_START", "false"),
-        ("SIGNOFF_WEBHOOK_ALLOW_PRIVATE", "true"),
+fn environment(db_url: &str, bind: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("DATABASE_URL", db_url.to_string()),
+        ("SIGNOFF_BIND", bind.to_string()),
+        ("SIGNOFF_PUBLIC_URL", "http://signoff.bench".into()),
+        ("SIGNOFF_JWT_HS256_SECRET", SECRET.into()),
+        ("SIGNOFF_JWT_ISSUER", ISSUER.into()),
+        ("SIGNOFF_JWT_AUDIENCE", AUDIENCE.into()),
+        ("SIGNOFF_WEBHOOK_ALLOW_PRIVATE", "true".into()),
+        ("RUST_LOG", "warn".into()),
     ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    Ok(Settings::from_env(&env)?)
+}
+
+/// Starts the release binary (built by cargo beside this bench) and waits until it is live.
+async fn spawn_signoff(db_url: &str) -> anyhow::Result<(std::process::Child, String)> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let address = format!("127.0.0.1:{port}");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_signoff"))
+        .args(["serve", "--no-migrate"])
+        .envs(environment(db_url, &address))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("start target/release/signoff")?;
+    let base = format!("http://{address}");
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        if let Ok(r) = client.get(format!("{base}/livez")).send().await
+            && r.status().is_success()
+        {
+            return Ok((child, base));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("signoff did not become live within 30 s")
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU, read from /proc
+
+/// Fields 3.. of /proc/<pid>/stat (after the command name), and the command name.
+fn proc_stat(pid: &str) -> Option<(String, Vec<u64>)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text[open + 1..close].to_string();
+    let fields = text[close + 2..]
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    Some((comm, fields))
+}
+
+fn ticks(t: u64) -> Duration {
+    // USER_HZ is 100 on Linux.
+    Duration::from_millis(t * 10)
+}
+
+/// User and system CPU of one process so far.
+fn cpu_of(pid: u32) -> Duration {
+    proc_stat(&pid.to_string())
+        .map(|(_, f)| ticks(f[11] + f[12]))
+        .unwrap_or_default()
+}
+
+/// CPU of the whole Postgres server so far: every live `postgres` process, plus what the
+/// postmaster reaped from backends that have exited (pgbench's, once it is done).
+fn postgres_cpu() -> Duration {
+    let mut total = Duration::ZERO;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return total;
+    };
+    let stats: Vec<(String, String, Vec<u64>)> = dir
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.chars().all(|c| c.is_ascii_digit()))
+        .filter_map(|pid| proc_stat(&pid).map(|(c, f)| (pid, c, f)))
+        .collect();
+    let postgres: std::collections::HashSet<&str> = stats
+        .iter()
+        .filter(|(_, c, _)| c == "postgres")
+        .map(|(p, _, _)| p.as_str())
+        .collect();
+    for (_, comm, f) in &stats {
+        if comm != "postgres" {
+            continue;
+        }
+        total += ticks(f[11] + f[12]);
+        let parent = f[1].to_string();
+        if !postgres.contains(parent.as_str()) {
+            total += ticks(f[13] + f[14]);
+        }
+    }
+    total
+}
+
+/// CPU that signoff and Postgres spend while `f` runs.
+struct Cpu {
+    signoff: Duration,
+    postgres: Duration,
+}
+
+async fn measure_cpu<T>(pid: u32, f: impl Future<Output = T>) -> (T, Cpu) {
+    let (s0, p0) = (cpu_of(pid), postgres_cpu());
+    let out = f.await;
+    let cpu = Cpu {
+        signoff: cpu_of(pid).saturating_sub(s0),
+        postgres: postgres_cpu().saturating_sub(p0),
+    };
+    (out, cpu)
+}
+
+fn per(d: Duration, n: usize) -> Duration {
+    d.checked_div(n.max(1) as u32).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The yardstick: pgbench with bench/decision.sql
+
+struct Yardstick {
+    rate: f64,
+    stats: Stats,
+    cpu: Cpu,
+    transactions: usize,
+}
+
+/// Runs pgbench with the frozen decision SQL on `targets` pending tasks: `DECIDERS` clients,
+/// `per_client` transactions each, prepared statements as diesel uses them.
+fn pgbench(db_url: &str, targets: usize, per_client: usize) -> anyhow::Result<Yardstick> {
+    let pgbench = std::env::var("PGBENCH").unwrap_or_else(|_| "pgbench".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/decision.sql");
+    let logs =
+        std::env::temp_dir().join(format!("signoff-pgbench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&logs)?;
+    let prefix = logs.join("tx");
+    let (p0, started) = (postgres_cpu(), Instant::now());
+    let out = std::process::Command::new(&pgbench)
+        .args(["-n", "-M", "prepared", "-j", "2"])
+        .args(["-c", &DECIDERS.to_string(), "-t", &per_client.to_string()])
+        .args(["-D", &format!("targets={targets}")])
+        .args(["-f", script, "-l", "--log-prefix"])
+        .arg(&prefix)
+        .arg(db_url)
+        .output()
+        .with_context(|| format!("run {pgbench} (set PGBENCH)"))?;
+    let wall = started.elapsed();
+    let postgres = postgres_cpu().saturating_sub(p0);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    ensure!(
+        out.status.success(),
+        "pgbench failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut took = Vec::new();
+    for entry in std::fs::read_dir(&logs)? {
+        for line in std::fs::read_to_string(entry?.path())?.lines() {
+            if let Some(us) = line
+                .split_whitespace()
+                .nth(2)
+                .and_then(|f| f.parse::<u64>().ok())
+            {
+                took.push(Duration::from_micros(us));
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&logs);
+    let rate = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("tps = "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|t| t.parse::<f64>().ok())
+        .unwrap_or(took.len() as f64 / wall.as_secs_f64());
+    ensure!(!took.is_empty(), "pgbench logged no transactions: {stdout}");
+    Ok(Yardstick {
+        rate,
+        transactions: took.len(),
+        stats: Stats::of(&took),
+        cpu: Cpu {
+            signoff: Duration::ZERO,
+            postgres,
+        },
+    })
 }
 
 fn token() -> anyhow::Result<String> {
@@ -194,9 +371,22 @@ where
     F: Fn(usize) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send,
 {
+    load_on(CLIENTS, count, job).await
+}
+
+/// The same on `clients` concurrent clients.
+async fn load_on<F, Fut>(
+    clients: usize,
+    count: usize,
+    job: F,
+) -> anyhow::Result<(Vec<Duration>, Duration)>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
-    let clients: Vec<_> = (0..CLIENTS)
+    let clients: Vec<_> = (0..clients)
         .map(|_| {
             let (next, job) = (next.clone(), job.clone());
             tokio::spawn(async move {
@@ -252,14 +442,103 @@ fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
 
+fn ms3(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1000.0)
+}
+
 /// The result table.
 #[derive(Default)]
 struct Table {
     rows: Vec<[String; 9]>,
+    /// Our figure beside its yardstick: what, ours, theirs, ratio, target, verdict.
+    compared: Vec<[String; 6]>,
     missed: Vec<String>,
 }
 
 impl Table {
+    /// A figure beside its yardstick; `limit` bounds the ratio ours / theirs from below
+    /// (`at_least`) or above.
+    fn compare(&mut self, what: &str, ours: f64, theirs: f64, limit: Option<(bool, f64)>) {
+        let ratio = if theirs > 0.0 { ours / theirs } else { 0.0 };
+        let (goal, verdict) = match limit {
+            None => (String::new(), String::new()),
+            Some((at_least, bound)) => {
+                let ok = if at_least {
+                    ratio >= bound
+                } else {
+                    ratio <= bound
+                };
+                if !ok {
+                    self.missed
+                        .push(format!("{what}: ratio {ratio:.2}, target {bound}"));
+                }
+                (
+                    format!("{} {bound}", if at_least { "≥" } else { "≤" }),
+                    if ok { "ok" } else { "MISSED" }.to_string(),
+                )
+            }
+        };
+        self.compared.push([
+            what.to_string(),
+            format!("{ours:.2}"),
+            if theirs > 0.0 {
+                format!("{theirs:.2}")
+            } else {
+                "-".into()
+            },
+            if theirs > 0.0 {
+                format!("{ratio:.2}")
+            } else {
+                "-".into()
+            },
+            goal,
+            verdict,
+        ]);
+    }
+
+    /// An absolute bound on our figure (CPU budgets), with no yardstick.
+    fn bound(&mut self, what: &str, ours: Duration, limit: Duration) {
+        let ok = ours <= limit;
+        if !ok {
+            self.missed
+                .push(format!("{what}: {} ms > {} ms", ms3(ours), ms3(limit)));
+        }
+        self.compared.push([
+            what.to_string(),
+            ms3(ours),
+            "-".into(),
+            "-".into(),
+            format!("≤ {} ms", ms3(limit)),
+            if ok { "ok" } else { "MISSED" }.to_string(),
+        ]);
+    }
+
+    fn print_compared(&self) {
+        let head = ["figure", "signoff", "yardstick", "ratio", "target", ""];
+        let mut width = head.map(|h| h.chars().count());
+        for row in &self.compared {
+            for (w, cell) in width.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let line = |cells: &[String]| {
+            let mut out = String::new();
+            for (i, (cell, w)) in cells.iter().zip(width).enumerate() {
+                let pad = " ".repeat(w - cell.chars().count());
+                if i == 0 || i >= 4 {
+                    out.push_str(&format!("{cell}{pad}  "));
+                } else {
+                    out.push_str(&format!("{pad}{cell}  "));
+                }
+            }
+            println!("{}", out.trim_end());
+        };
+        line(&head.map(String::from));
+        for row in &self.compared {
+            line(row);
+        }
+    }
+
     /// A row; `target` is (what is checked, its value, the limit).
     fn row(
         &mut self,
@@ -364,7 +643,7 @@ fn start_receiver(arrivals: Arrivals) -> anyhow::Result<String> {
 // ---------------------------------------------------------------------------------------------
 // The phases
 
-async fn run(api: Arc<Api>, db_url: &str, table: &mut Table) -> anyhow::Result<()> {
+async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow::Result<()> {
     for who in ["u-1", "u-2", "u-3", "s-1", "s-2", "s-3"] {
         api.send(
             reqwest::Method::PUT,
@@ -389,15 +668,24 @@ async fn run(api: Arc<Api>, db_url: &str, table: &mut Table) -> anyhow::Result<(
     let ids: Arc<Vec<std::sync::Mutex<String>>> =
         Arc::new((0..REQUESTS).map(|_| std::sync::Mutex::default()).collect());
     let (a, slots) = (api.clone(), ids.clone());
-    let (took, wall) = load(REQUESTS, move |i| {
-        let (a, slots) = (a.clone(), slots.clone());
-        async move {
-            let id = a.request_ad_hoc(&format!("T-{i}")).await?;
-            *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = id;
-            Ok(())
-        }
-    })
-    .await?;
+    let (requested, request_cpu) = measure_cpu(
+        pid,
+        load(REQUESTS, move |i| {
+            let (a, slots) = (a.clone(), slots.clone());
+            async move {
+                let id = a.request_ad_hoc(&format!("T-{i}")).await?;
+                *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = id;
+                Ok(())
+            }
+        }),
+    )
+    .await;
+    let (took, wall) = requested?;
+    table.bound(
+        "CPU per request, signoff + Postgres (ms)",
+        per(request_cpu.signoff + request_cpu.postgres, REQUESTS),
+        REQUEST_CPU_TARGET,
+    );
     table.row(
         "POST /v1/approvals (ad-hoc, 3 approvers)",
         &Stats::of(&took),
@@ -414,24 +702,84 @@ async fn run(api: Arc<Api>, db_url: &str, table: &mut Table) -> anyhow::Result<(
             .collect(),
     );
     let a = api.clone();
-    let (took, wall) = load(3 * DECIDED, move |i| {
-        let (a, ids) = (a.clone(), ids.clone());
-        async move {
-            let (who, id) = (i / DECIDED, &ids[i % DECIDED]);
-            let status = a.approve(id, ["u-1", "u-2", "u-3"][who]).await?;
-            let expected = if who == 2 { "approved" } else { "pending" };
-            ensure!(status == expected, "decision {i}: status {status}");
-            Ok(())
-        }
-    })
-    .await?;
+    let (decided, decision_cpu) = measure_cpu(
+        pid,
+        load_on(DECIDERS, 3 * DECIDED, move |i| {
+            let (a, ids) = (a.clone(), ids.clone());
+            async move {
+                let (who, id) = (i / DECIDED, &ids[i % DECIDED]);
+                let status = a.approve(id, ["u-1", "u-2", "u-3"][who]).await?;
+                let expected = if who == 2 { "approved" } else { "pending" };
+                ensure!(status == expected, "decision {i}: status {status}");
+                Ok(())
+            }
+        }),
+    )
+    .await;
+    let (took, wall) = decided?;
     let all = Stats::of(&took);
+    let our_rate = took.len() as f64 / wall.as_secs_f64();
     table.row(
         "POST decisions (all)",
         &all,
-        Some(took.len() as f64 / wall.as_secs_f64()),
+        Some(our_rate),
         Some(("p99", all.p99, DECISION_P99_TARGET)),
     );
+
+    // The yardstick decides the tasks of the approvals we left pending.
+    let mut conn = PgConnection::establish(db_url)?;
+    diesel::sql_query(
+        "CREATE TABLE bench_targets AS
+           SELECT row_number() OVER (ORDER BY approval_id, approver_id) AS n, approval_id, approver_id
+           FROM approval_tasks WHERE state = 'pending'",
+    )
+    .execute(&mut conn)?;
+    diesel::sql_query("CREATE UNIQUE INDEX ON bench_targets (n)").execute(&mut conn)?;
+    let targets = diesel::sql_query("ANALYZE bench_targets")
+        .execute(&mut conn)
+        .and_then(|_| {
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "(SELECT count(*) FROM bench_targets)",
+            ))
+            .get_result::<i64>(&mut conn)
+        })? as usize;
+    let yard = pgbench(db_url, targets, (3 * DECIDED).div_ceil(DECIDERS))?;
+    table.row(
+        "pgbench bench/decision.sql (yardstick)",
+        &yard.stats,
+        Some(yard.rate),
+        None,
+    );
+    table.compare(
+        "decisions/s",
+        our_rate,
+        yard.rate,
+        Some((true, DECISION_RATE_TARGET)),
+    );
+    table.compare(
+        "decision p50 (ms)",
+        all.p50.as_secs_f64() * 1000.0,
+        yard.stats.p50.as_secs_f64() * 1000.0,
+        None,
+    );
+    table.compare(
+        "decision p99 (ms)",
+        all.p99.as_secs_f64() * 1000.0,
+        yard.stats.p99.as_secs_f64() * 1000.0,
+        Some((false, DECISION_P99_RATIO_TARGET)),
+    );
+    table.compare(
+        "Postgres CPU per decision (ms)",
+        per(decision_cpu.postgres, took.len()).as_secs_f64() * 1000.0,
+        per(yard.cpu.postgres, yard.transactions).as_secs_f64() * 1000.0,
+        None,
+    );
+    table.bound(
+        "signoff CPU per decision (ms)",
+        per(decision_cpu.signoff, took.len()),
+        DECISION_CPU_TARGET,
+    );
+    let _ = yard.cpu.signoff;
     table.row(
         "  of which recorded, approval pending",
         &Stats::of(&took[..2 * DECIDED]),
@@ -545,13 +893,13 @@ async fn main() -> anyhow::Result<ExitCode> {
     let admin = admin_url()?;
     let db = fresh_database(&admin)?;
     let db_url = url_for(&admin, &db);
-    let app = Application::build(settings(&db_url)?).await?;
+    let (mut child, address) = spawn_signoff(&db_url).await?;
+    let pid = child.id();
     let api = Arc::new(Api {
-        address: format!("http://127.0.0.1:{}", app.port()),
+        address,
         client: reqwest::Client::builder().timeout(WAIT).build()?,
         token: token()?,
     });
-    tokio::spawn(app.run_until_stopped());
 
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
@@ -560,8 +908,12 @@ async fn main() -> anyhow::Result<ExitCode> {
     );
     let started = Instant::now();
     let mut table = Table::default();
-    let outcome = run(api, &db_url, &mut table).await;
+    let outcome = run(api, pid, &db_url, &mut table).await;
+    let _ = child.kill();
+    let _ = child.wait();
     table.print();
+    println!();
+    table.print_compared();
     println!("measured in {:.1} s", started.elapsed().as_secs_f64());
     if std::env::var_os("BENCH_KEEP_DATABASE").is_some() {
         println!("kept database {db} (BENCH_KEEP_DATABASE is set)");
