@@ -13,7 +13,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
   port=$(scripts/free-port.sh)
   dir=$(mktemp -d /tmp/signoff-bench-pg.XXXXXX)
   [ "$(id -u)" -eq 0 ] && chmod 755 "$dir"
-  scripts/pg.sh start "$dir/data" "$port"
+  PG_DURABLE=1 scripts/pg.sh start "$dir/data" "$port"
   cleanup() { scripts/pg.sh stop "$dir/data"; rm -rf "$dir"; }
   export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
 fi

@@ -30,8 +30,12 @@ case "${1:-}" in
         || { cat "$dir.initdb.log" >&2; exit 1; }
     fi
     if as_pg "$bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then exit 0; fi
+    # Throwaway servers skip durability, except for benchmarks (PG_DURABLE=1), which compare
+    # with a yardstick under production settings.
+    durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    [ "${PG_DURABLE:-0}" = 1 ] && durability=""
     as_pg "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
-      -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" \
+      -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' $durability -c max_connections=400" \
       start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
     ;;
   stop)

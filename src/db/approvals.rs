@@ -253,9 +253,10 @@ pub fn delete_ticket(conn: &mut PgConnection, tenant: &str, ticket_id: &str) -> 
         .execute(conn)
 }
 
-/// Everything a command writes, in one statement: the changed tasks (upserted), the approval
-/// row, its new events, and a delivery per event for every endpoint that listens (waking the
-/// workers when there is one). One round trip where there were four.
+/// Everything a command writes, in one call of `signoff_save_command` (migration 000060, whose
+/// plans each session caches): the changed tasks (upserted), the approval row, its new events,
+/// and a delivery per event for every endpoint that listens (waking the workers when there is
+/// one). One round trip where there were four, and no planning per command.
 pub fn save(
     conn: &mut PgConnection,
     row: &ApprovalRow,
@@ -263,7 +264,7 @@ pub fn save(
     events: &[NewEvent],
 ) -> QueryResult<()> {
     use diesel::sql_types::{Array, BigInt, Int4, Jsonb, Nullable, Timestamptz, Uuid as SqlUuid};
-    // A fan-out too large for one statement's parameters goes in chunks first.
+    // A fan-out too large for one call's arrays goes in chunks first.
     let tasks = if tasks.len() > super::ROWS_PER_INSERT {
         upsert_tasks(conn, tasks)?;
         &[][..]
@@ -271,38 +272,10 @@ pub fn save(
         tasks
     };
     let column = |f: fn(&TaskRow) -> Option<String>| tasks.iter().map(f).collect::<Vec<_>>();
-    diesel::sql_query(format!(
-        "WITH t AS (
-           INSERT INTO approval_tasks
-             (tenant_id, approval_id, stage, approver_id, state, verdict, decided_at, comment,
-              actor_id, on_behalf_of)
-           SELECT $1, $2, u.* FROM unnest($10::int4[], $11::text[], $12::text[], $13::text[],
-                                          $14::timestamptz[], $15::text[], $16::text[], $17::text[])
-             AS u(stage, approver_id, state, verdict, decided_at, comment, actor_id, on_behalf_of)
-           ON CONFLICT (tenant_id, approval_id, stage, approver_id) DO UPDATE SET
-             state = excluded.state, verdict = excluded.verdict, decided_at = excluded.decided_at,
-             comment = excluded.comment, actor_id = excluded.actor_id,
-             on_behalf_of = excluded.on_behalf_of),
-         a AS (
-           UPDATE approvals SET state = $3, engine = $4, current_stage = $5, status_to_set = $6,
-             decided_at = $7, last_sequence = $8, updated_at = $9
-           WHERE tenant_id = $1 AND id = $2),
-         e AS (
-           INSERT INTO events (tenant_id, id, approval_id, sequence, type, payload, created_at)
-           SELECT $1, u.id, $2, u.sequence, u.type, u.payload, u.created_at
-           FROM unnest($18::uuid[], $19::int8[], $20::text[], $21::jsonb[], $22::timestamptz[])
-             AS u(id, sequence, type, payload, created_at)
-           RETURNING tenant_id, id, position, approval_id, type),
-         d AS (
-           INSERT INTO webhook_deliveries
-             (id, tenant_id, endpoint_id, event_id, event_position, approval_id, event_type)
-           SELECT gen_random_uuid(), e.tenant_id, w.id, e.id, e.position, e.approval_id, e.type
-           FROM e JOIN webhook_endpoints w ON w.tenant_id = e.tenant_id
-           WHERE w.enabled AND ('*' = ANY(w.event_types) OR e.type = ANY(w.event_types))
-           RETURNING 1)
-         SELECT pg_notify('{}', 'deliveries') FROM (SELECT count(*) AS n FROM d) c WHERE c.n > 0",
-        super::webhooks::CHANNEL
-    ))
+    diesel::sql_query(
+        "SELECT signoff_save_command($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+         $14, $15, $16, $17, $18, $19, $20, $21, $22)",
+    )
     .bind::<Text, _>(&row.tenant_id)
     .bind::<SqlUuid, _>(row.id)
     .bind::<Text, _>(&row.state)
