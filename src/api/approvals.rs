@@ -176,9 +176,9 @@ pub async fn request_approval(
     let input = RequestApproval::parse(&body).map_err(ApiError::invalid)?;
     let tenant = caller.tenant.clone();
     idempotency::run(&db, &caller, &req, &body, move |c| {
-        let view = svc::request(c, &tenant, &input, &ctx)?.view();
-        let location = format!("/v1/approvals/{}", view.id);
-        Ok(Answer::new(StatusCode::CREATED, to_json(&view)?).header("location", location))
+        let loaded = svc::request(c, &tenant, &input, &ctx)?;
+        let location = format!("/v1/approvals/{}", loaded.row.id);
+        Ok(Answer::new(StatusCode::CREATED, loaded.view_json()?).header("location", location))
     })
     .await
 }
@@ -401,7 +401,7 @@ pub async fn decide(
     let tenant = caller.tenant.clone();
     idempotency::run(&db, &caller, &req, &body, move |c| {
         let loaded = svc::decide(c, &tenant, id, &input, &ctx)?;
-        Ok(Answer::new(StatusCode::OK, to_json(&loaded.view())?))
+        Ok(Answer::new(StatusCode::OK, loaded.view_json()?))
     })
     .await
 }

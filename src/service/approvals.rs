@@ -285,11 +285,22 @@ pub struct Loaded {
     pub stored: StoredEngine,
     pub definition: ProcessDefinition,
     original: Vec<crate::domain::engine::Task>,
+    /// The view as JSON, when [`save`] built it for the events and nothing changed since.
+    saved_view: Option<Value>,
 }
 
 impl Loaded {
     pub fn view(&self) -> ApprovalView {
         approval_view(&self.row, &self.stored)
+    }
+
+    /// The view as JSON: the one the events of the last [`save`] carry, without building it
+    /// again.
+    pub fn view_json(&self) -> ApiResult<Value> {
+        match &self.saved_view {
+            Some(v) => Ok(v.clone()),
+            None => serde_json::to_value(self.view()).map_err(|e| internal("view", e)),
+        }
     }
 }
 
@@ -327,8 +338,8 @@ pub fn load(conn: &mut PgConnection, tenant: &str, id: Uuid, lock: bool) -> ApiR
 
 fn assemble(row: ApprovalRow, tasks: Vec<crate::domain::engine::Task>) -> ApiResult<Loaded> {
     let mut stored: StoredEngine =
-        serde_json::from_value(row.engine.clone()).map_err(|e| internal("stored engine", e))?;
-    let definition: ProcessDefinition = serde_json::from_value(row.definition.clone())
+        StoredEngine::deserialize(&row.engine).map_err(|e| internal("stored engine", e))?;
+    let definition: ProcessDefinition = ProcessDefinition::deserialize(&row.definition)
         .map_err(|e| internal("stored definition", e))?;
     stored.approval.tasks = tasks.clone();
     Ok(Loaded {
@@ -336,6 +347,7 @@ fn assemble(row: ApprovalRow, tasks: Vec<crate::domain::engine::Task>) -> ApiRes
         stored,
         definition,
         original: tasks,
+        saved_view: None,
     })
 }
 
@@ -511,6 +523,7 @@ fn build_events(
 ) -> ApiResult<Vec<NewEvent>> {
     let now = ctx.now;
     let view = serde_json::to_value(loaded.view()).map_err(|e| internal("view", e))?;
+    loaded.saved_view = Some(view.clone());
     let plan_names: Vec<String> = loaded
         .stored
         .approval
@@ -830,7 +843,7 @@ fn definition_for(
                     "the process is disabled (expired or switched off); restore it first",
                 ));
             }
-            let def: ProcessDefinition = serde_json::from_value(version.definition.clone())
+            let def: ProcessDefinition = ProcessDefinition::deserialize(&version.definition)
                 .map_err(|e| internal("stored definition", e))?;
             (def, Some((row.id, row.name, version.version)))
         }
@@ -950,6 +963,7 @@ pub fn request(
         stored,
         definition,
         original: vec![],
+        saved_view: None,
     };
     loaded.row.engine = engine_json(&loaded.stored)?;
     q::insert(conn, &loaded.row)?;
@@ -1175,8 +1189,8 @@ pub fn run_engine<T>(
     now: DateTime<Utc>,
     op: impl FnOnce(&mut Approval, &mut Directory<'_>) -> Result<T, EngineError>,
 ) -> ApiResult<Result<T, EngineError>> {
-    let ticket: Ticket = serde_json::from_value(loaded.row.ticket.clone())
-        .map_err(|e| internal("stored ticket", e))?;
+    let ticket: Ticket =
+        Ticket::deserialize(&loaded.row.ticket).map_err(|e| internal("stored ticket", e))?;
     let mut directory = Directory::new(
         conn,
         &loaded.row.tenant_id,

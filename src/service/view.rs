@@ -244,7 +244,7 @@ pub fn task_from_row(r: &TaskRow) -> Task {
 /// Builds the view. `tasks` must be the engine's current tasks.
 pub fn approval_view(row: &ApprovalRow, stored: &StoredEngine) -> ApprovalView {
     let engine = &stored.approval;
-    let ticket: Ticket = serde_json::from_value(row.ticket.clone()).unwrap_or(Ticket {
+    let ticket: Ticket = Ticket::deserialize(&row.ticket).unwrap_or(Ticket {
         id: row.ticket_id.clone(),
         title: None,
         requester_id: None,

@@ -27,9 +27,10 @@ const CLIENTS: usize = 16;
 /// Concurrent clients deciding, for signoff and for pgbench alike.
 const DECIDERS: usize = 32;
 /// Approval requests in phase (a).
-const REQUESTS: usize = 2000;
-/// Approvals decided in phase (b): each by all three of its approvers, so 2001 decisions.
-const DECIDED: usize = 667;
+const REQUESTS: usize = 4000;
+/// Approvals decided in phase (b): each by all three of its approvers, so 6000 decisions. The
+/// yardstick decides the tasks of the other 2000.
+const DECIDED: usize = 2000;
 /// Three-stage flows in phase (c).
 const FLOWS: usize = 400;
 /// Approvals whose `approval.approved` webhook is timed in phase (d), one after another.
