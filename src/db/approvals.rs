@@ -4,6 +4,7 @@ use diesel::dsl::exists;
 use diesel::pg::upsert::excluded;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
+use serde::Deserialize;
 use uuid::Uuid;
 
 use super::models::{ApprovalRow, EventRow, NewEvent, TaskRow};
@@ -60,6 +61,78 @@ pub fn pending_on_ticket(
         .select(ApprovalRow::as_select())
         .for_update()
         .load(conn)
+}
+
+/// A decision's reads in one call of `signoff_load_command` (migration 000061): the approval,
+/// locked, its tasks read after the lock, and whether `actor` is an active principal (None
+/// when the directory does not know them). None when there is no such approval.
+pub fn load_for_decision(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+    actor: &str,
+) -> QueryResult<Option<(ApprovalRow, Vec<TaskRow>, Option<bool>)>> {
+    use diesel::sql_types::{Bool, Jsonb, Nullable, Uuid as SqlUuid};
+    #[derive(QueryableByName)]
+    #[diesel(table_name = super::schema::approvals)]
+    struct Read {
+        tenant_id: String,
+        id: Uuid,
+        ticket_id: String,
+        ticket: serde_json::Value,
+        process_id: Option<Uuid>,
+        process_version: Option<i32>,
+        process_name: Option<String>,
+        definition: serde_json::Value,
+        state: String,
+        engine: serde_json::Value,
+        current_stage: Option<i32>,
+        exclusive: bool,
+        description: Option<String>,
+        requested_by: Option<String>,
+        status_to_set: Option<String>,
+        decided_at: Option<chrono::DateTime<chrono::Utc>>,
+        last_sequence: i64,
+        created_at: chrono::DateTime<chrono::Utc>,
+        updated_at: chrono::DateTime<chrono::Utc>,
+        #[diesel(sql_type = Jsonb)]
+        tasks: serde_json::Value,
+        #[diesel(sql_type = Nullable<Bool>)]
+        actor_active: Option<bool>,
+    }
+    let read: Option<Read> = diesel::sql_query("SELECT * FROM signoff_load_command($1, $2, $3)")
+        .bind::<Text, _>(tenant)
+        .bind::<SqlUuid, _>(id)
+        .bind::<Text, _>(actor)
+        .get_result(conn)
+        .optional()?;
+    let Some(r) = read else {
+        return Ok(None);
+    };
+    let tasks = Vec::<TaskRow>::deserialize(&r.tasks)
+        .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
+    let row = ApprovalRow {
+        tenant_id: r.tenant_id,
+        id: r.id,
+        ticket_id: r.ticket_id,
+        ticket: r.ticket,
+        process_id: r.process_id,
+        process_version: r.process_version,
+        process_name: r.process_name,
+        definition: r.definition,
+        state: r.state,
+        engine: r.engine,
+        current_stage: r.current_stage,
+        exclusive: r.exclusive,
+        description: r.description,
+        requested_by: r.requested_by,
+        status_to_set: r.status_to_set,
+        decided_at: r.decided_at,
+        last_sequence: r.last_sequence,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    };
+    Ok(Some((row, tasks, r.actor_active)))
 }
 
 /// Stores the approval's new state.

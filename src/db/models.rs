@@ -105,7 +105,7 @@ pub struct ApprovalRow {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, serde::Deserialize)]
 #[diesel(table_name = super::schema::approval_tasks, check_for_backend(diesel::pg::Pg))]
 pub struct TaskRow {
     pub tenant_id: String,

@@ -1117,11 +1117,13 @@ pub fn decide(
     ctx: &Ctx,
 ) -> ApiResult<Loaded> {
     let now = ctx.now;
-    let mut loaded = load(conn, tenant, id, true)?;
+    let actor = input.approver_id.as_str();
+    let (row, tasks, actor_active) = q::load_for_decision(conn, tenant, id, actor)?
+        .ok_or_else(|| ApiError::not_found("approval"))?;
+    let mut loaded = assemble(row, tasks.iter().map(task_from_row).collect())?;
     if loaded.stored.approval.status != ApprovalStatus::Pending {
         return Err(engine_error(EngineError::Closed));
     }
-    let actor = input.approver_id.as_str();
     let owner_asked = {
         let engine = &loaded.stored.approval;
         let owner = input.on_behalf_of.as_deref().unwrap_or(actor);
@@ -1132,10 +1134,7 @@ pub fn decide(
     };
     // Someone not asked gets the engine's `not_an_approver`; whoever would decide must be
     // active now, not only when the stage started.
-    let active = !owner_asked
-        || principals::find_many(conn, tenant, &[actor.to_string()])?
-            .first()
-            .is_some_and(|p| p.active);
+    let active = !owner_asked || actor_active == Some(true);
     if !active {
         return Err(ApiError::forbidden(
             "inactive_principal",

@@ -1,0 +1,1 @@
+DROP FUNCTION IF EXISTS signoff_load_command(text, uuid, text);
