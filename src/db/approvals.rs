@@ -63,6 +63,9 @@ pub fn pending_on_ticket(
         .load(conn)
 }
 
+/// The approval, its tasks, and whether the actor is an active principal.
+pub type ForDecision = (ApprovalRow, Vec<TaskRow>, Option<bool>);
+
 /// A decision's reads in one call of `signoff_load_command` (migration 000061): the approval,
 /// locked, its tasks read after the lock, and whether `actor` is an active principal (None
 /// when the directory does not know them). None when there is no such approval.
@@ -71,7 +74,7 @@ pub fn load_for_decision(
     tenant: &str,
     id: Uuid,
     actor: &str,
-) -> QueryResult<Option<(ApprovalRow, Vec<TaskRow>, Option<bool>)>> {
+) -> QueryResult<Option<ForDecision>> {
     use diesel::sql_types::{Bool, Jsonb, Nullable, Uuid as SqlUuid};
     #[derive(QueryableByName)]
     #[diesel(table_name = super::schema::approvals)]
