@@ -514,6 +514,39 @@ fn event_type(effect: &Effect) -> Option<&'static str> {
     })
 }
 
+/// Recipients one event carries; more are paged over several events (`data.recipients_page`).
+pub const RECIPIENTS_PER_EVENT: usize = 100;
+/// Tasks one stage lists in an event's view; the rest are counted in `tasks_omitted` (the
+/// approval itself, `GET /v1/approvals/{id}`, lists them all).
+pub const TASKS_PER_STAGE_IN_EVENTS: usize = 100;
+
+/// The view as events carry it: a stage of thousands lists its first tasks and counts the rest.
+fn event_view(full: &Value) -> Value {
+    let big = full["stages"].as_array().is_some_and(|s| {
+        s.iter().any(|st| {
+            st["tasks"]
+                .as_array()
+                .is_some_and(|t| t.len() > TASKS_PER_STAGE_IN_EVENTS)
+        })
+    });
+    if !big {
+        return full.clone();
+    }
+    let mut v = full.clone();
+    if let Some(stages) = v["stages"].as_array_mut() {
+        for stage in stages {
+            if let Some(tasks) = stage["tasks"].as_array_mut()
+                && tasks.len() > TASKS_PER_STAGE_IN_EVENTS
+            {
+                let omitted = tasks.len() - TASKS_PER_STAGE_IN_EVENTS;
+                tasks.truncate(TASKS_PER_STAGE_IN_EVENTS);
+                stage["tasks_omitted"] = json!(omitted);
+            }
+        }
+    }
+    v
+}
+
 fn build_events(
     conn: &mut PgConnection,
     loaded: &mut Loaded,
@@ -522,8 +555,9 @@ fn build_events(
     ctx: &Ctx,
 ) -> ApiResult<Vec<NewEvent>> {
     let now = ctx.now;
-    let view = serde_json::to_value(loaded.view()).map_err(|e| internal("view", e))?;
-    loaded.saved_view = Some(view.clone());
+    let full = serde_json::to_value(loaded.view()).map_err(|e| internal("view", e))?;
+    let view = event_view(&full);
+    loaded.saved_view = Some(full);
     let plan_names: Vec<String> = loaded
         .stored
         .approval
@@ -532,8 +566,22 @@ fn build_events(
         .map(|s| s.name.clone())
         .collect();
     let mut out = Vec::new();
-    let mut push =
-        |loaded: &mut Loaded, kind: &str, detail: Value, recipients: Option<Vec<Value>>| {
+    let mut push = |loaded: &mut Loaded,
+                    kind: &str,
+                    detail: Value,
+                    recipients: Option<Vec<Value>>| {
+        // Thousands of recipients go out as several events of the same type, each with a
+        // page of them, so no event or webhook body grows with the size of a role.
+        let total = recipients.as_ref().map_or(0, Vec::len);
+        let pages: Vec<Option<Vec<Value>>> = match recipients {
+            Some(r) if r.len() > RECIPIENTS_PER_EVENT => r
+                .chunks(RECIPIENTS_PER_EVENT)
+                .map(|c| Some(c.to_vec()))
+                .collect(),
+            other => vec![other],
+        };
+        let of = pages.len();
+        for (page, recipients) in pages.into_iter().enumerate() {
             loaded.row.last_sequence += 1;
             let id = Uuid::now_v7();
             let mut data = json!({
@@ -544,6 +592,9 @@ fn build_events(
             });
             if let Some(r) = recipients {
                 data["recipients"] = Value::Array(r);
+            }
+            if of > 1 {
+                data["recipients_page"] = json!({"page": page + 1, "of": of, "total": total});
             }
             out.push(NewEvent {
                 tenant_id: loaded.row.tenant_id.clone(),
@@ -560,7 +611,8 @@ fn build_events(
                 }),
                 created_at: now,
             });
-        };
+        }
+    };
     for effect in effects {
         let Some(kind) = event_type(effect) else {
             continue;

@@ -417,6 +417,40 @@ async fn a_role_with_ten_thousand_members_can_be_asked() {
         view.body["stages"][0]["tasks"].as_array().unwrap().len(),
         10_000
     );
+    // waiting_for stays one readable line.
+    let waiting = view.body["waiting_for"][0].as_str().unwrap();
+    assert!(waiting.ends_with("and 9990 others"), "{waiting}");
+    // No event is over 1 MiB: the recipients come in pages of approval.requested, each event's
+    // view lists the first tasks of the big stage and counts the rest.
+    use diesel::RunQueryDsl;
+    let mut conn = app.db();
+    let largest: i32 = diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
+        "(SELECT max(octet_length(payload::text)) FROM events)",
+    ))
+    .get_result(&mut conn)
+    .unwrap();
+    assert!(largest < 1 << 20, "an event of {largest} bytes");
+    let events = app
+        .get(&format!("/v1/approvals/{id}/events?limit=200"))
+        .await;
+    let pages: Vec<&Value> = events.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "approval.requested")
+        .collect();
+    assert_eq!(pages.len(), 100);
+    let mut people = std::collections::BTreeSet::new();
+    for (i, e) in pages.iter().enumerate() {
+        assert_eq!(e["data"]["recipients_page"]["page"], i + 1);
+        assert_eq!(e["data"]["recipients_page"]["of"], 100);
+        assert_eq!(e["data"]["recipients_page"]["total"], 10_000);
+        assert_eq!(e["data"]["approval"]["stages"][0]["tasks_omitted"], 9_900);
+        for r in e["data"]["recipients"].as_array().unwrap() {
+            people.insert(r["principal"]["id"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(people.len(), 10_000, "every member is told exactly once");
     let d = app
         .post(
             &format!("/v1/approvals/{id}/decisions"),

@@ -40,6 +40,12 @@ const HOOKED: usize = 200;
 const WARM_UP: usize = 64;
 
 const DECISION_P99_TARGET: Duration = Duration::from_millis(50);
+/// Members of the role asked in the fan-out phase.
+const CROWD: usize = 20_000;
+/// A request asking the whole role, at most.
+const CROWD_REQUEST_TARGET: Duration = Duration::from_secs(2);
+/// The largest event (and so webhook body) it may write.
+const EVENT_BYTES_TARGET: usize = 1 << 20;
 /// Our decisions/s over pgbench's, at least.
 const DECISION_RATE_TARGET: f64 = 0.9;
 /// Our decision p99 over pgbench's, at most.
@@ -841,6 +847,55 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
 
     // (d) Webhooks: from the answer to the final decision to the receiver getting
     // `approval.approved`, one approval at a time, with an endpoint subscribed to everything.
+    // Fan-out: one request asking a role of CROWD members.
+    diesel::sql_query(format!(
+        "INSERT INTO principals (tenant_id, id, kind, display_name, email, locale, time_zone, roles)
+         SELECT '{TENANT}', 'crowd-' || n, 'user', 'Member ' || n, 'm' || n || '@example.com',
+                'en', 'UTC', ARRAY['crowd']
+         FROM generate_series(1, {CROWD}) AS n"
+    ))
+    .execute(&mut conn)?;
+    let crowd = api
+        .post(
+            "/v1/processes",
+            json!({"name": "bench-crowd", "stages": [{"name": "Everyone", "groups": [
+                {"name": "crowd", "source": {"type": "role", "role": "crowd"},
+                 "require": {"type": "count", "count": 1}}]}]}),
+        )
+        .await?;
+    let crowd = id_of(&crowd)?;
+    let started = Instant::now();
+    api.post(
+        "/v1/approvals",
+        json!({"ticket": {"id": "CROWD-1"}, "process_id": crowd}),
+    )
+    .await?;
+    let took = started.elapsed();
+    table.row(
+        &format!("POST /v1/approvals, role of {CROWD}"),
+        &Stats::of(&[took]),
+        None,
+        Some(("time", took, CROWD_REQUEST_TARGET)),
+    );
+    let largest = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT coalesce(max(octet_length(payload::text)), 0)::int8 FROM events)",
+    ))
+    .get_result::<i64>(&mut conn)? as usize;
+    let ok = largest <= EVENT_BYTES_TARGET;
+    if !ok {
+        table
+            .missed
+            .push(format!("largest event {largest} bytes > {EVENT_BYTES_TARGET}"));
+    }
+    table.compared.push([
+        "largest event payload (bytes)".into(),
+        largest.to_string(),
+        "-".into(),
+        "-".into(),
+        format!("≤ {EVENT_BYTES_TARGET}"),
+        if ok { "ok" } else { "MISSED" }.into(),
+    ]);
+
     let (tx, mut rx) = mpsc::unbounded_channel();
     let url = start_receiver(tx)?;
     api.post(

@@ -957,7 +957,7 @@ impl Approval {
                 let more = group.required().saturating_sub(approved);
                 format!("{more} more approval{}", if more == 1 { "" } else { "s" })
             };
-            lines.push(format!("{label}: {needed} from {}", waiting.join(", ")));
+            lines.push(format!("{label}: {needed} from {}", name_list(&waiting)));
         }
         lines
     }
@@ -1386,3 +1386,20 @@ impl Approval {
 mod four_eyes_tests;
 #[cfg(test)]
 mod tests;
+
+/// Names joined for a sentence, the first [`NAMES_IN_A_LINE`] of them and a count of the rest,
+/// so a group of thousands stays one readable line.
+pub fn name_list(names: &[String]) -> String {
+    if names.len() <= NAMES_IN_A_LINE {
+        return names.join(", ");
+    }
+    let rest = names.len() - NAMES_IN_A_LINE;
+    format!(
+        "{} and {rest} other{}",
+        names[..NAMES_IN_A_LINE].join(", "),
+        if rest == 1 { "" } else { "s" }
+    )
+}
+
+/// Names spelled out in a `waiting_for` line before the rest are counted.
+pub const NAMES_IN_A_LINE: usize = 10;

@@ -1786,3 +1786,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_waiting_for_line_names_ten_people_and_counts_the_rest() {
+    let names = |n: usize| (1..=n).map(|i| format!("P{i}")).collect::<Vec<_>>();
+    assert_eq!(super::name_list(&names(1)), "P1");
+    assert_eq!(super::name_list(&names(10)), names(10).join(", "));
+    assert_eq!(
+        super::name_list(&names(11)),
+        format!("{} and 1 other", names(10).join(", "))
+    );
+    assert_eq!(
+        super::name_list(&names(20_000)),
+        format!("{} and 19990 others", names(10).join(", "))
+    );
+}
