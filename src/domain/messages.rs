@@ -130,15 +130,6 @@ fn describe(e: minijinja::Error) -> String {
     }
 }
 
-fn render_one(
-    env: &Environment<'_>,
-    name: &str,
-    source: &str,
-    ctx: &serde_json::Value,
-) -> Result<String, String> {
-    env.render_named_str(name, source, ctx).map_err(describe)
-}
-
 /// Picks the template for `locale`: the process's in that locale or its language, the
 /// process's default locale, then ours in that language, then English.
 fn pick<'a>(
@@ -166,30 +157,83 @@ fn pick<'a>(
 /// Renders the message for one recipient. A template that fails at run time (for example out
 /// of fuel) falls back to our built-in text, so an approver is never left without a message.
 pub fn render(templates: Option<&Templates>, locale: &str, ctx: &serde_json::Value) -> Message {
-    let env = environment();
-    let (custom, ours) = pick(templates, locale);
-    let fallback = |name: &str, src: &str| render_one(&env, name, src, ctx).unwrap_or_default();
-    let part = |name: &str, custom: Option<&str>, ours: &str| match custom {
-        Some(src) => render_one(&env, name, src, ctx).unwrap_or_else(|e| {
-            tracing::warn!(template = name, error = %e, "template failed; using the built-in text");
-            fallback(name, ours)
-        }),
-        None => fallback(name, ours),
-    };
-    Message {
-        subject: part(
-            "subject.txt",
-            custom.map(|c| c.subject.as_str()),
-            ours.subject,
-        )
-        .trim()
-        .to_string(),
-        text: part("text.txt", custom.map(|c| c.text.as_str()), ours.text),
-        html: part(
-            "html.html",
-            custom.and_then(|c| c.html.as_deref()),
-            ours.html,
-        ),
+    Renderer::default().render(templates, locale, ctx)
+}
+
+/// Renders many recipients' messages, compiling each template once: a stage of thousands
+/// costs one compilation per template and language, not one per person.
+pub struct Renderer {
+    env: Environment<'static>,
+    /// Template source → the name it was compiled under, or why it did not compile.
+    compiled: std::collections::HashMap<(&'static str, String), Result<String, String>>,
+}
+
+impl Default for Renderer {
+    fn default() -> Self {
+        Self {
+            env: environment(),
+            compiled: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl Renderer {
+    /// `name` ends in `.html` for parts that are HTML-escaped.
+    fn part(
+        &mut self,
+        name: &'static str,
+        source: &str,
+        ctx: &serde_json::Value,
+    ) -> Result<String, String> {
+        let n = self.compiled.len();
+        let key = (name, source.to_string());
+        let compiled = self.compiled.entry(key).or_insert_with(|| {
+            let id = format!("t{n}-{name}");
+            self.env
+                .add_template_owned(id.clone(), source.to_string())
+                .map(|_| id)
+                .map_err(describe)
+        });
+        let id = compiled.clone()?;
+        self.env
+            .get_template(&id)
+            .and_then(|t| t.render(ctx))
+            .map_err(describe)
+    }
+
+    /// The message for one recipient, as [`render`].
+    pub fn render(
+        &mut self,
+        templates: Option<&Templates>,
+        locale: &str,
+        ctx: &serde_json::Value,
+    ) -> Message {
+        let (custom, ours) = pick(templates, locale);
+        let mut part = |name: &'static str, custom: Option<&str>, ours: &str| {
+            let fallback = |r: &mut Self| r.part(name, ours, ctx).unwrap_or_default();
+            match custom {
+                Some(src) => self.part(name, src, ctx).unwrap_or_else(|e| {
+                    tracing::warn!(template = name, error = %e, "template failed; using the built-in text");
+                    fallback(self)
+                }),
+                None => fallback(self),
+            }
+        };
+        Message {
+            subject: part(
+                "subject.txt",
+                custom.map(|c| c.subject.as_str()),
+                ours.subject,
+            )
+            .trim()
+            .to_string(),
+            text: part("text.txt", custom.map(|c| c.text.as_str()), ours.text),
+            html: part(
+                "html.html",
+                custom.and_then(|c| c.html.as_deref()),
+                ours.html,
+            ),
+        }
     }
 }
 

@@ -61,6 +61,7 @@ pub fn issue(
         .unwrap_or(ctx.now + Duration::days(DEFAULT_TTL_DAYS));
     let mut rows = Vec::with_capacity(recipients.len());
     let mut out = Vec::with_capacity(recipients.len());
+    let mut renderer = messages::Renderer::default();
     for r in recipients {
         let (token, token_hash) = new_token();
         let approver_id = r.on_behalf_of.unwrap_or(r.principal).id.clone();
@@ -84,7 +85,7 @@ pub fn issue(
         let principal = Principal::from(r.principal.clone());
         let on_behalf = r.on_behalf_of.map(|p| Principal::from(p.clone()));
         let context = message_context(loaded, stage, &principal, on_behalf.as_ref(), &links);
-        let message = messages::render(
+        let message = renderer.render(
             loaded.definition.templates.as_ref(),
             &principal.locale,
             &context,

@@ -883,9 +883,9 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
     .get_result::<i64>(&mut conn)? as usize;
     let ok = largest <= EVENT_BYTES_TARGET;
     if !ok {
-        table
-            .missed
-            .push(format!("largest event {largest} bytes > {EVENT_BYTES_TARGET}"));
+        table.missed.push(format!(
+            "largest event {largest} bytes > {EVENT_BYTES_TARGET}"
+        ));
     }
     table.compared.push([
         "largest event payload (bytes)".into(),
