@@ -201,7 +201,7 @@ pub fn escalation_recipients(
 
 /// Fires one due timer, if there is one; `Ok(false)` when none is due.
 pub fn fire_next(conn: &mut PgConnection, ctx: &Ctx) -> ApiResult<bool> {
-    let Some(t) = q::take_due_timer(conn)? else {
+    let Some(t) = q::take_due_timer(conn, ctx.now)? else {
         return Ok(false);
     };
     q::mark_fired(conn, &t, ctx.now)?;
