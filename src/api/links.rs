@@ -174,7 +174,7 @@ const PAGE: &str = include_str!("decision_page.html");
 fn words(lang: &str) -> Value {
     match language(lang).as_str() {
         "fr" => serde_json::json!({
-            "lang": "fr", "title": "Demande d’approbation", "ticket": "Ticket", "description": "Description",
+            "lang": "fr", "title": "Demande d’approbation", "hello": "Bonjour", "requester": "Demandeur", "ticket": "Ticket", "description": "Description",
             "requested_by": "Demandé par", "process": "Processus", "stage": "Étape",
             "for": "Vous répondez pour", "your_decision": "Votre décision", "approve": "Approuver",
             "reject": "Refuser", "comment": "Commentaire", "comment_optional": "(facultatif)",
@@ -192,7 +192,7 @@ fn words(lang: &str) -> Value {
             "close": "Vous pouvez fermer cette page."
         }),
         "de" => serde_json::json!({
-            "lang": "de", "title": "Genehmigungsanfrage", "ticket": "Ticket", "description": "Beschreibung",
+            "lang": "de", "title": "Genehmigungsanfrage", "hello": "Hallo", "requester": "Antragsteller", "ticket": "Ticket", "description": "Beschreibung",
             "requested_by": "Angefordert von", "process": "Prozess", "stage": "Stufe",
             "for": "Sie antworten für", "your_decision": "Ihre Entscheidung", "approve": "Genehmigen",
             "reject": "Ablehnen", "comment": "Kommentar", "comment_optional": "(optional)",
@@ -210,7 +210,7 @@ fn words(lang: &str) -> Value {
             "close": "Sie können diese Seite schließen."
         }),
         _ => serde_json::json!({
-            "lang": "en", "title": "Approval request", "ticket": "Ticket", "description": "Description",
+            "lang": "en", "title": "Approval request", "hello": "Hello", "requester": "Requester", "ticket": "Ticket", "description": "Description",
             "requested_by": "Requested by", "process": "Process", "stage": "Stage",
             "for": "You answer for", "your_decision": "Your decision", "approve": "Approve",
             "reject": "Reject", "comment": "Comment", "comment_optional": "(optional)",
@@ -273,14 +273,25 @@ fn page(status: StatusCode, view: Value) -> HttpResponse {
 fn open_view(open: &Open, chosen: Option<&str>, error: Option<&str>, comment: &str) -> Value {
     let v = links::view(open, true);
     let lang = v.approver.locale.clone();
+    let stored = &open.loaded.stored;
+    // People by name where the directory had one: who asked, for whom, and the requester
+    // when someone else asked.
+    let requested_by = open.asker.name.clone().or(v.approval.requested_by.clone());
+    let requester = open
+        .asker
+        .requester
+        .as_ref()
+        .and_then(|(_, name)| name.clone())
+        .filter(|name| Some(name) != requested_by.as_ref());
     serde_json::json!({
         "t": words(&lang),
         "state": "open",
         "approver": v.approver,
-        "on_behalf_of": v.on_behalf_of,
+        "on_behalf_of": v.on_behalf_of.as_deref().map(|id| stored.name_of(id)),
         "ticket": v.approval.ticket,
         "description": v.approval.description,
-        "requested_by": v.approval.requested_by,
+        "requested_by": requested_by,
+        "requester": requester,
         "process": v.approval.process.as_ref().map(|p| &p.name),
         "stage": v.stage,
         "chosen": chosen,

@@ -116,9 +116,17 @@ pub fn insert_timers(conn: &mut PgConnection, rows: &[TimerRow]) -> QueryResult<
 }
 
 /// Takes one due timer, locked for the rest of the transaction; other workers skip it.
-pub fn take_due_timer(conn: &mut PgConnection) -> QueryResult<Option<TimerRow>> {
+pub fn take_due_timer(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<TimerRow>> {
+    // The later of the caller's clock and the database's: a manual clock in tests moves
+    // timers on, and a replica whose clock lags never holds a due timer back.
+    let due_by = diesel::dsl::sql::<diesel::sql_types::Timestamptz>("GREATEST(now(), ")
+        .bind::<diesel::sql_types::Timestamptz, _>(now)
+        .sql(")");
     t::timers
-        .filter(t::fired_at.is_null().and(t::due_at.le(diesel::dsl::now)))
+        .filter(t::fired_at.is_null().and(t::due_at.le(due_by)))
         .order(t::due_at.asc())
         .limit(1)
         .for_update()

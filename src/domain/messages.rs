@@ -28,57 +28,57 @@ struct Builtin {
 const EN: Builtin = Builtin {
     subject: "Approval needed: {{ ticket.title or ticket.id }}",
     text: "Hello {{ approver.display_name }},\n\n\
-{% if on_behalf_of %}You are asked to decide on behalf of {{ on_behalf_of.display_name }}.\n\n{% endif %}\
-{{ approval.requested_by or 'Someone' }} asks for your approval on ticket {{ ticket.id }}{% if ticket.title %}: {{ ticket.title }}{% endif %}.\n\
+{% if answers_for and answers_for|length > 1 %}You are asked to decide on behalf of {% for a in answers_for %}{{ a.approver.display_name }}{% if loop.revindex0 > 1 %}, {% elif loop.revindex0 == 1 %} or {% endif %}{% endfor %}. You may answer for one of them only.\n\n{% elif on_behalf_of %}You are asked to decide on behalf of {{ on_behalf_of.display_name }}.\n\n{% endif %}\
+{{ approval.requested_by_name or approval.requested_by or 'Someone' }} asks for your approval on ticket {{ ticket.id }}{% if ticket.title %}: {{ ticket.title }}{% endif %}.\n\
 {% if approval.description %}\n{{ approval.description }}\n{% endif %}\
 {% if process %}\nProcess: {{ process.name }}, stage: {{ approval.stage }}\n{% endif %}\n\
-Approve: {{ links.approve_url }}\n\
-Reject: {{ links.reject_url }}\n\n\
+{% if answers_for and answers_for|length > 1 %}{% for a in answers_for %}For {{ a.approver.display_name }}:\nApprove: {{ a.links.approve_url }}\nReject: {{ a.links.reject_url }}\n\n{% endfor %}{% else %}Approve: {{ links.approve_url }}\n\
+Reject: {{ links.reject_url }}\n\n{% endif %}\
 Each link opens a page where you confirm your decision.\n",
     html: "<p>Hello {{ approver.display_name }},</p>\
-{% if on_behalf_of %}<p>You are asked to decide on behalf of {{ on_behalf_of.display_name }}.</p>{% endif %}\
-<p>{{ approval.requested_by or 'Someone' }} asks for your approval on ticket <strong>{{ ticket.id }}</strong>{% if ticket.title %}: {{ ticket.title }}{% endif %}.</p>\
+{% if answers_for and answers_for|length > 1 %}<p>You are asked to decide on behalf of {% for a in answers_for %}{{ a.approver.display_name }}{% if loop.revindex0 > 1 %}, {% elif loop.revindex0 == 1 %} or {% endif %}{% endfor %}. You may answer for one of them only.</p>{% elif on_behalf_of %}<p>You are asked to decide on behalf of {{ on_behalf_of.display_name }}.</p>{% endif %}\
+<p>{{ approval.requested_by_name or approval.requested_by or 'Someone' }} asks for your approval on ticket <strong>{{ ticket.id }}</strong>{% if ticket.title %}: {{ ticket.title }}{% endif %}.</p>\
 {% if approval.description %}<p>{{ approval.description }}</p>{% endif %}\
 {% if process %}<p>Process: {{ process.name }}, stage: {{ approval.stage }}</p>{% endif %}\
-<p><a href=\"{{ links.approve_url|safe }}\">Approve</a> &middot; <a href=\"{{ links.reject_url|safe }}\">Reject</a></p>\
+{% if answers_for and answers_for|length > 1 %}{% for a in answers_for %}<p>For {{ a.approver.display_name }}: <a href=\"{{ a.links.approve_url|safe }}\">Approve</a> &middot; <a href=\"{{ a.links.reject_url|safe }}\">Reject</a></p>{% endfor %}{% else %}<p><a href=\"{{ links.approve_url|safe }}\">Approve</a> &middot; <a href=\"{{ links.reject_url|safe }}\">Reject</a></p>{% endif %}\
 <p>Each link opens a page where you confirm your decision.</p>",
 };
 
 const FR: Builtin = Builtin {
     subject: "Approbation requise : {{ ticket.title or ticket.id }}",
     text: "Bonjour {{ approver.display_name }},\n\n\
-{% if on_behalf_of %}Vous êtes sollicité·e à la place de {{ on_behalf_of.display_name }}.\n\n{% endif %}\
-{{ approval.requested_by or 'Quelqu’un' }} demande votre approbation pour le ticket {{ ticket.id }}{% if ticket.title %} : {{ ticket.title }}{% endif %}.\n\
+{% if answers_for and answers_for|length > 1 %}Vous êtes sollicité·e à la place de {% for a in answers_for %}{{ a.approver.display_name }}{% if loop.revindex0 > 1 %}, {% elif loop.revindex0 == 1 %} ou {% endif %}{% endfor %}. Vous ne pouvez répondre que pour l’une de ces personnes.\n\n{% elif on_behalf_of %}Vous êtes sollicité·e à la place de {{ on_behalf_of.display_name }}.\n\n{% endif %}\
+{{ approval.requested_by_name or approval.requested_by or 'Quelqu’un' }} demande votre approbation pour le ticket {{ ticket.id }}{% if ticket.title %} : {{ ticket.title }}{% endif %}.\n\
 {% if approval.description %}\n{{ approval.description }}\n{% endif %}\
 {% if process %}\nProcessus : {{ process.name }}, étape : {{ approval.stage }}\n{% endif %}\n\
-Approuver : {{ links.approve_url }}\n\
-Refuser : {{ links.reject_url }}\n\n\
+{% if answers_for and answers_for|length > 1 %}{% for a in answers_for %}Pour {{ a.approver.display_name }} :\nApprouver : {{ a.links.approve_url }}\nRefuser : {{ a.links.reject_url }}\n\n{% endfor %}{% else %}Approuver : {{ links.approve_url }}\n\
+Refuser : {{ links.reject_url }}\n\n{% endif %}\
 Chaque lien ouvre une page où vous confirmez votre décision.\n",
     html: "<p>Bonjour {{ approver.display_name }},</p>\
-{% if on_behalf_of %}<p>Vous êtes sollicité·e à la place de {{ on_behalf_of.display_name }}.</p>{% endif %}\
-<p>{{ approval.requested_by or 'Quelqu’un' }} demande votre approbation pour le ticket <strong>{{ ticket.id }}</strong>{% if ticket.title %} : {{ ticket.title }}{% endif %}.</p>\
+{% if answers_for and answers_for|length > 1 %}<p>Vous êtes sollicité·e à la place de {% for a in answers_for %}{{ a.approver.display_name }}{% if loop.revindex0 > 1 %}, {% elif loop.revindex0 == 1 %} ou {% endif %}{% endfor %}. Vous ne pouvez répondre que pour l’une de ces personnes.</p>{% elif on_behalf_of %}<p>Vous êtes sollicité·e à la place de {{ on_behalf_of.display_name }}.</p>{% endif %}\
+<p>{{ approval.requested_by_name or approval.requested_by or 'Quelqu’un' }} demande votre approbation pour le ticket <strong>{{ ticket.id }}</strong>{% if ticket.title %} : {{ ticket.title }}{% endif %}.</p>\
 {% if approval.description %}<p>{{ approval.description }}</p>{% endif %}\
 {% if process %}<p>Processus : {{ process.name }}, étape : {{ approval.stage }}</p>{% endif %}\
-<p><a href=\"{{ links.approve_url|safe }}\">Approuver</a> &middot; <a href=\"{{ links.reject_url|safe }}\">Refuser</a></p>\
+{% if answers_for and answers_for|length > 1 %}{% for a in answers_for %}<p>Pour {{ a.approver.display_name }} : <a href=\"{{ a.links.approve_url|safe }}\">Approuver</a> &middot; <a href=\"{{ a.links.reject_url|safe }}\">Refuser</a></p>{% endfor %}{% else %}<p><a href=\"{{ links.approve_url|safe }}\">Approuver</a> &middot; <a href=\"{{ links.reject_url|safe }}\">Refuser</a></p>{% endif %}\
 <p>Chaque lien ouvre une page où vous confirmez votre décision.</p>",
 };
 
 const DE: Builtin = Builtin {
     subject: "Genehmigung erforderlich: {{ ticket.title or ticket.id }}",
     text: "Hallo {{ approver.display_name }},\n\n\
-{% if on_behalf_of %}Sie werden in Vertretung von {{ on_behalf_of.display_name }} um eine Entscheidung gebeten.\n\n{% endif %}\
-{{ approval.requested_by or 'Jemand' }} bittet um Ihre Genehmigung für Ticket {{ ticket.id }}{% if ticket.title %}: {{ ticket.title }}{% endif %}.\n\
+{% if answers_for and answers_for|length > 1 %}Sie werden in Vertretung von {% for a in answers_for %}{{ a.approver.display_name }}{% if loop.revindex0 > 1 %}, {% elif loop.revindex0 == 1 %} oder {% endif %}{% endfor %} um eine Entscheidung gebeten. Sie können nur für eine dieser Personen antworten.\n\n{% elif on_behalf_of %}Sie werden in Vertretung von {{ on_behalf_of.display_name }} um eine Entscheidung gebeten.\n\n{% endif %}\
+{{ approval.requested_by_name or approval.requested_by or 'Jemand' }} bittet um Ihre Genehmigung für Ticket {{ ticket.id }}{% if ticket.title %}: {{ ticket.title }}{% endif %}.\n\
 {% if approval.description %}\n{{ approval.description }}\n{% endif %}\
 {% if process %}\nProzess: {{ process.name }}, Stufe: {{ approval.stage }}\n{% endif %}\n\
-Genehmigen: {{ links.approve_url }}\n\
-Ablehnen: {{ links.reject_url }}\n\n\
+{% if answers_for and answers_for|length > 1 %}{% for a in answers_for %}Für {{ a.approver.display_name }}:\nGenehmigen: {{ a.links.approve_url }}\nAblehnen: {{ a.links.reject_url }}\n\n{% endfor %}{% else %}Genehmigen: {{ links.approve_url }}\n\
+Ablehnen: {{ links.reject_url }}\n\n{% endif %}\
 Jeder Link öffnet eine Seite, auf der Sie Ihre Entscheidung bestätigen.\n",
     html: "<p>Hallo {{ approver.display_name }},</p>\
-{% if on_behalf_of %}<p>Sie werden in Vertretung von {{ on_behalf_of.display_name }} um eine Entscheidung gebeten.</p>{% endif %}\
-<p>{{ approval.requested_by or 'Jemand' }} bittet um Ihre Genehmigung für Ticket <strong>{{ ticket.id }}</strong>{% if ticket.title %}: {{ ticket.title }}{% endif %}.</p>\
+{% if answers_for and answers_for|length > 1 %}<p>Sie werden in Vertretung von {% for a in answers_for %}{{ a.approver.display_name }}{% if loop.revindex0 > 1 %}, {% elif loop.revindex0 == 1 %} oder {% endif %}{% endfor %} um eine Entscheidung gebeten. Sie können nur für eine dieser Personen antworten.</p>{% elif on_behalf_of %}<p>Sie werden in Vertretung von {{ on_behalf_of.display_name }} um eine Entscheidung gebeten.</p>{% endif %}\
+<p>{{ approval.requested_by_name or approval.requested_by or 'Jemand' }} bittet um Ihre Genehmigung für Ticket <strong>{{ ticket.id }}</strong>{% if ticket.title %}: {{ ticket.title }}{% endif %}.</p>\
 {% if approval.description %}<p>{{ approval.description }}</p>{% endif %}\
 {% if process %}<p>Prozess: {{ process.name }}, Stufe: {{ approval.stage }}</p>{% endif %}\
-<p><a href=\"{{ links.approve_url|safe }}\">Genehmigen</a> &middot; <a href=\"{{ links.reject_url|safe }}\">Ablehnen</a></p>\
+{% if answers_for and answers_for|length > 1 %}{% for a in answers_for %}<p>Für {{ a.approver.display_name }}: <a href=\"{{ a.links.approve_url|safe }}\">Genehmigen</a> &middot; <a href=\"{{ a.links.reject_url|safe }}\">Ablehnen</a></p>{% endfor %}{% else %}<p><a href=\"{{ links.approve_url|safe }}\">Genehmigen</a> &middot; <a href=\"{{ links.reject_url|safe }}\">Ablehnen</a></p>{% endif %}\
 <p>Jeder Link öffnet eine Seite, auf der Sie Ihre Entscheidung bestätigen.</p>",
 };
 
@@ -265,6 +265,88 @@ mod tests {
         assert!(de.subject.starts_with("Genehmigung erforderlich"));
         let unknown = render(None, "ja", &ctx());
         assert!(unknown.subject.starts_with("Approval needed"));
+    }
+
+    #[test]
+    fn the_builtins_name_who_asks_by_their_display_name() {
+        let mut c = ctx();
+        c["approval"]["requested_by_name"] = json!("Ada Lovelace");
+        for (locale, words) in [
+            ("en", "Ada Lovelace asks for your approval on ticket T-1"),
+            (
+                "fr",
+                "Ada Lovelace demande votre approbation pour le ticket T-1",
+            ),
+            (
+                "de",
+                "Ada Lovelace bittet um Ihre Genehmigung für Ticket T-1",
+            ),
+        ] {
+            let m = render(None, locale, &c);
+            assert!(m.text.contains(words), "{locale}: {}", m.text);
+            let opening = words.rsplit_once(" T-1").unwrap().0;
+            assert!(m.html.contains(opening), "{locale}: {}", m.html);
+            assert!(!m.text.contains("u-3"), "{locale}: {}", m.text);
+        }
+        // Without a name, the label as sent, then a word for nobody in particular.
+        assert!(render(None, "en", &ctx()).text.contains("u-3 asks for"));
+        c["approval"]["requested_by_name"] = json!(null);
+        c["approval"]["requested_by"] = json!(null);
+        assert!(render(None, "fr", &c).text.contains("Quelqu’un demande"));
+    }
+
+    #[test]
+    fn a_substitute_for_several_approvers_gets_one_message_with_a_link_for_each() {
+        let mut c = ctx();
+        let link = |who: &str| {
+            json!({"approve_url": format!("https://s/a/{who}?decision=approve"),
+                   "reject_url": format!("https://s/a/{who}?decision=reject")})
+        };
+        c["on_behalf_of"] = json!({"id": "u-1", "display_name": "Grace Hopper"});
+        c["answers_for"] = json!([
+            {"approver": {"id": "u-1", "display_name": "Grace Hopper"}, "links": link("g")},
+            {"approver": {"id": "u-2", "display_name": "Alan Turing"}, "links": link("a")},
+            {"approver": {"id": "u-4", "display_name": "Edsger Dijkstra"}, "links": link("e")},
+        ]);
+        let m = render(None, "en", &c);
+        assert!(
+            m.text.contains(
+                "on behalf of Grace Hopper, Alan Turing or Edsger Dijkstra. You may answer for one of them only."
+            ),
+            "{}",
+            m.text
+        );
+        for who in ["g", "a", "e"] {
+            assert!(
+                m.text
+                    .contains(&format!("https://s/a/{who}?decision=reject"))
+            );
+            assert!(
+                m.html
+                    .contains(&format!("href=\"https://s/a/{who}?decision=approve\""))
+            );
+        }
+        assert!(
+            m.text
+                .contains("For Alan Turing:\nApprove: https://s/a/a?decision=approve")
+        );
+        let de = render(None, "de", &c);
+        assert!(
+            de.text
+                .contains("Grace Hopper, Alan Turing oder Edsger Dijkstra"),
+            "{}",
+            de.text
+        );
+        assert!(render(None, "fr", &c).text.contains("Pour Alan Turing :"));
+        // One approver only: the one-person wording and the top-level links.
+        c["answers_for"] = json!([c["answers_for"][0].clone()]);
+        let one = render(None, "en", &c);
+        assert!(
+            one.text.contains("on behalf of Grace Hopper.\n"),
+            "{}",
+            one.text
+        );
+        assert!(one.text.contains("Approve: https://s/a/x?decision=approve"));
     }
 
     #[test]

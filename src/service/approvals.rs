@@ -490,7 +490,7 @@ fn notify(
         .filter_map(|id| by_id.get(id.as_str()))
         .map(|p| Recipient {
             principal: p,
-            on_behalf_of: None,
+            on_behalf_of: Vec::new(),
         })
         .collect();
     links::issue(conn, loaded, stage, &recipients, ctx)

@@ -14,7 +14,7 @@ use super::links::{self, Recipient};
 use crate::db::models::{PrincipalRow, TimerRow};
 use crate::db::{principals, time as q};
 use crate::domain::calendar::{self, Calendar, CalendarDef};
-use crate::domain::engine::{ApprovalStatus, Effect, TaskState};
+use crate::domain::engine::{ApprovalStatus, Effect, Task, TaskState};
 use crate::domain::process::SubstituteSource;
 use crate::error::{ApiError, ApiResult};
 
@@ -134,7 +134,11 @@ pub fn schedule_started(
     Ok(())
 }
 
-/// Substitutes of the running stage's pending approvers, with links to answer for them.
+/// Substitutes of the running stage's pending approvers, with links to answer for them: one
+/// recipient per substitute, listing every approver they may answer for. Nobody is listed
+/// who may not answer for anyone in this stage: whoever sits in it or has already answered
+/// in it (one person, one answer), and the ticket's requester and the approval's
+/// `requested_by` unless the process allows self-approval.
 pub fn escalation_recipients(
     conn: &mut PgConnection,
     loaded: &Loaded,
@@ -149,50 +153,54 @@ pub fn escalation_recipients(
     else {
         return Ok(vec![]);
     };
-    let pending: Vec<String> = loaded
-        .stored
-        .approval
-        .tasks
+    let engine = &loaded.stored.approval;
+    let in_stage: Vec<&Task> = engine.tasks.iter().filter(|t| t.stage == stage).collect();
+    let pending: Vec<String> = in_stage
         .iter()
-        .filter(|t| t.stage == stage && t.state == TaskState::Pending)
+        .filter(|t| t.state == TaskState::Pending)
         .map(|t| t.approver_id.clone())
         .collect();
+    let may_not_stand_in = |s: &str| {
+        in_stage
+            .iter()
+            .any(|t| t.approver_id == s || t.actor_id.as_deref() == Some(s))
+            || engine.parties.excludes(s, engine.policy).is_some()
+    };
     let tenant = &loaded.row.tenant_id;
-    // The requester is never asked to stand in for anyone on their own ticket.
-    let requester = loaded
-        .row
-        .ticket
-        .get("requester_id")
-        .and_then(Value::as_str)
-        .filter(|_| !loaded.definition.settings.allow_self_approval)
-        .map(str::to_string);
     let approvers = principals::find_many(conn, tenant, &pending)?;
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    for a in &approvers {
+    let by_approver: HashMap<&str, &PrincipalRow> =
+        approvers.iter().map(|p| (p.id.as_str(), p)).collect();
+    // Substitutes in the order they are first met, each with the approvers they cover, in
+    // task order.
+    let mut covers: Vec<(String, Vec<&str>)> = Vec::new();
+    for a in pending.iter().filter_map(|id| by_approver.get(id.as_str())) {
         let subs_of_a: Vec<String> = match &subs.source {
             SubstituteSource::ApproverManager => a.manager_id.iter().cloned().collect(),
             SubstituteSource::Principals { ids } => ids.clone(),
         };
         for s in subs_of_a {
-            if s != a.id && Some(&s) != requester.as_ref() {
-                pairs.push((s, a.id.clone()));
+            if s == a.id || may_not_stand_in(&s) {
+                continue;
+            }
+            match covers.iter_mut().find(|(id, _)| *id == s) {
+                Some((_, list)) if !list.contains(&a.id.as_str()) => list.push(&a.id),
+                Some(_) => {}
+                None => covers.push((s, vec![a.id.as_str()])),
             }
         }
     }
-    let sub_ids: Vec<String> = pairs.iter().map(|(s, _)| s.clone()).collect();
+    let sub_ids: Vec<String> = covers.iter().map(|(s, _)| s.clone()).collect();
     let subs_rows = principals::find_many(conn, tenant, &sub_ids)?;
-    let by_id: HashMap<&str, &PrincipalRow> = subs_rows
+    let recipients: Vec<Recipient<'_>> = covers
         .iter()
-        .chain(approvers.iter())
-        .map(|p| (p.id.as_str(), p))
-        .collect();
-    let recipients: Vec<Recipient<'_>> = pairs
-        .iter()
-        .filter_map(|(s, a)| {
-            let sub = by_id.get(s.as_str()).filter(|p| p.active)?;
+        .filter_map(|(s, list)| {
+            let sub = subs_rows.iter().find(|p| p.id == *s && p.active)?;
             Some(Recipient {
                 principal: sub,
-                on_behalf_of: by_id.get(a.as_str()).copied(),
+                on_behalf_of: list
+                    .iter()
+                    .filter_map(|a| by_approver.get(a).copied())
+                    .collect(),
             })
         })
         .collect();
@@ -201,7 +209,7 @@ pub fn escalation_recipients(
 
 /// Fires one due timer, if there is one; `Ok(false)` when none is due.
 pub fn fire_next(conn: &mut PgConnection, ctx: &Ctx) -> ApiResult<bool> {
-    let Some(t) = q::take_due_timer(conn)? else {
+    let Some(t) = q::take_due_timer(conn, ctx.now)? else {
         return Ok(false);
     };
     q::mark_fired(conn, &t, ctx.now)?;

@@ -450,9 +450,10 @@ async fn the_requester_is_not_asked_to_approve_their_own_request() {
     .await;
     let v = from_process(&app, "T-1", &pid).await;
     assert_eq!(asked(&v, 0), strings(&["u-1"]));
+    // Refused for what they are, not as someone who was merely not asked.
     decide(&app, &id_of(&v), "req", "approve")
         .await
-        .assert_problem(403, "not_an_approver");
+        .assert_problem(403, "self_approval_not_allowed");
 }
 
 #[tokio::test]

@@ -491,3 +491,105 @@ async fn a_template_that_does_not_compile_is_refused_naming_locale_and_position(
     let msg = a.body["errors"][0]["message"].as_str().unwrap();
     assert!(msg.contains("line 2"), "{msg}");
 }
+
+#[tokio::test]
+async fn messages_and_the_page_name_who_asks_and_whom_they_greet() {
+    let app = spawn_app().await;
+    app.principal("u-1", json!({"display_name": "Grace Hopper"}))
+        .await;
+    app.principal(
+        "ada",
+        json!({"display_name": "Ada Lovelace", "locale": "de"}),
+    )
+    .await;
+    app.principal("desk", json!({"display_name": "Margaret Hamilton"}))
+        .await;
+    // The requester asks for themselves: they are named, not their id.
+    let own = app
+        .post(
+            "/v1/approvals",
+            json!({"ticket": {"id": "T-11", "title": "Laptop", "requester_id": "ada"},
+                   "approvers": ["u-1"], "requested_by": "ada"}),
+        )
+        .await;
+    assert_eq!(own.status, 201, "{}", own.text);
+    let own = own.body["id"].as_str().unwrap().to_string();
+    let r = recipients(&app, &own, "approval.requested").await;
+    let text = r[0]["message"]["text"].as_str().unwrap();
+    assert!(
+        text.contains("Ada Lovelace asks for your approval on ticket T-11: Laptop."),
+        "{text}"
+    );
+    assert!(!text.contains("ada asks"), "{text}");
+    let token = token_of(r[0]["page_url"].as_str().unwrap());
+    let page = anon(&app, Method::GET, &format!("/a/{token}"), None).await;
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains("Hello Grace Hopper,"), "{}", page.text);
+    assert!(
+        page.text
+            .contains("<dt>Requested by</dt><dd>Ada Lovelace</dd>"),
+        "{}",
+        page.text
+    );
+    assert!(!page.text.contains("<dt>Requester</dt>"), "{}", page.text);
+
+    // Someone else asks on the requester's behalf: both are named on the page.
+    let desk = app
+        .post(
+            "/v1/approvals",
+            json!({"ticket": {"id": "T-12", "requester_id": "ada"}, "approvers": ["u-1"],
+                   "requested_by": "desk"}),
+        )
+        .await;
+    assert_eq!(desk.status, 201, "{}", desk.text);
+    let desk = desk.body["id"].as_str().unwrap().to_string();
+    let r = recipients(&app, &desk, "approval.requested").await;
+    assert!(
+        r[0]["message"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Margaret Hamilton asks for your approval"),
+        "{}",
+        r[0]["message"]["text"]
+    );
+    let token = token_of(r[0]["page_url"].as_str().unwrap());
+    let page = anon(&app, Method::GET, &format!("/a/{token}"), None).await;
+    assert!(
+        page.text
+            .contains("<dt>Requested by</dt><dd>Margaret Hamilton</dd>"),
+        "{}",
+        page.text
+    );
+    assert!(
+        page.text
+            .contains("<dt>Requester</dt><dd>Ada Lovelace</dd>"),
+        "{}",
+        page.text
+    );
+
+    // A label that names nobody is shown as sent; nobody named at all reads as the requester.
+    let label = ad_hoc(&app, &["u-1"], json!({"type": "count", "count": 1})).await;
+    let r = recipients(&app, &label, "approval.requested").await;
+    assert!(
+        r[0]["message"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("tech-9 asks for your approval")
+    );
+    let anonymous = app
+        .post(
+            "/v1/approvals",
+            json!({"ticket": {"id": "T-13", "requester_id": "ada"}, "approvers": ["u-1"]}),
+        )
+        .await;
+    let anonymous = anonymous.body["id"].as_str().unwrap().to_string();
+    let r = recipients(&app, &anonymous, "approval.requested").await;
+    assert!(
+        r[0]["message"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Ada Lovelace asks for your approval"),
+        "{}",
+        r[0]["message"]["text"]
+    );
+}

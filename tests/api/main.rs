@@ -7,6 +7,7 @@ mod browser;
 mod concurrency;
 mod config;
 mod contract;
+mod four_eyes;
 mod helpers;
 mod idempotency;
 mod integrity;

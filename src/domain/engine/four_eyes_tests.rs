@@ -311,6 +311,11 @@ fn the_requester_and_requested_by_are_removed_and_may_not_decide() {
             a.decide("A", actor, Approve, None, t0(), &mut dir),
             Err(EngineError::SelfApproval)
         );
+        // Deciding as themselves is refused for the same reason, not as "not asked".
+        assert_eq!(
+            a.decide(actor, actor, Approve, None, t0(), &mut dir),
+            Err(EngineError::SelfApproval)
+        );
     }
     // With self-approval allowed they sit and answer like anyone.
     let allow = Policy {

@@ -395,7 +395,7 @@ pub enum EngineError {
     /// The actor already answers in this stage, for themselves or someone else (403).
     DoubleAnswer,
     /// The actor is the requester or `requested_by` and the process does not allow
-    /// self-approval (403).
+    /// self-approval: they may not decide, for themselves or anyone else (403).
     SelfApproval,
     /// The process requires a comment to reject (422).
     CommentRequired,
@@ -770,14 +770,16 @@ impl Approval {
         directory: &mut dyn Resolve,
     ) -> Result<Vec<Effect>, EngineError> {
         let stage = self.running_stage().ok_or(EngineError::Closed)?;
+        // Before "not asked": the requester and `requested_by` are not asked *because* they
+        // may not decide, and that is the answer they should get.
+        if self.parties.excludes(actor_id, self.policy).is_some() {
+            return Err(EngineError::SelfApproval);
+        }
         let index = self
             .tasks
             .iter()
             .position(|t| t.stage == stage && t.approver_id == approver_id)
             .ok_or(EngineError::NotAnApprover)?;
-        if self.parties.excludes(actor_id, self.policy).is_some() {
-            return Err(EngineError::SelfApproval);
-        }
         if self.tasks[index].state != TaskState::Pending {
             return Err(EngineError::AlreadyDecided);
         }
