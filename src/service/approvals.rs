@@ -419,29 +419,35 @@ pub fn save(
         .approval
         .tasks
         .sort_by(|a, b| (a.stage, &a.approver_id).cmp(&(b.stage, &b.approver_id)));
-    // Tasks handed to a delegate leave their old key behind.
+    // Tasks handed to a delegate leave their old key behind. Keyed lookups: a stage of
+    // thousands must not compare every task with every other.
+    let now_keys: HashMap<(usize, &str), &crate::domain::engine::Task> = loaded
+        .stored
+        .approval
+        .tasks
+        .iter()
+        .map(|t| ((t.stage, t.approver_id.as_str()), t))
+        .collect();
+    let before: HashMap<(usize, &str), &crate::domain::engine::Task> = loaded
+        .original
+        .iter()
+        .map(|t| ((t.stage, t.approver_id.as_str()), t))
+        .collect();
     let gone: Vec<(i32, String)> = loaded
         .original
         .iter()
-        .filter(|o| {
-            !loaded
-                .stored
-                .approval
-                .tasks
-                .iter()
-                .any(|t| t.stage == o.stage && t.approver_id == o.approver_id)
-        })
+        .filter(|o| !now_keys.contains_key(&(o.stage, o.approver_id.as_str())))
         .map(|o| (o.stage as i32, o.approver_id.clone()))
         .collect();
-    q::delete_tasks(conn, &tenant, id, &gone)?;
     let changed: Vec<_> = loaded
         .stored
         .approval
         .tasks
         .iter()
-        .filter(|t| !loaded.original.contains(t))
+        .filter(|t| before.get(&(t.stage, t.approver_id.as_str())) != Some(t))
         .map(|t| task_row(&tenant, id, t))
         .collect();
+    q::delete_tasks(conn, &tenant, id, &gone)?;
 
     let engine = &loaded.stored.approval;
     loaded.row.state = status_str(engine.status);

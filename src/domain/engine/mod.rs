@@ -939,11 +939,13 @@ impl Approval {
             if state.groups.get(g) != Some(&GroupStatus::Pending) {
                 continue;
             }
+            let members: std::collections::HashSet<&str> =
+                group.members.iter().map(String::as_str).collect();
             let waiting: Vec<String> = self
                 .tasks
                 .iter()
                 .filter(|t| t.stage == stage && t.state == TaskState::Pending)
-                .filter(|t| group.members.contains(&t.approver_id))
+                .filter(|t| members.contains(t.approver_id.as_str()))
                 .map(|t| name(&t.approver_id))
                 .collect();
             // With several groups the stage name alone would not say which one is meant.
@@ -1090,10 +1092,10 @@ impl Approval {
 
     /// One pending task per seated person of the stage's asked groups.
     fn create_tasks(&mut self, stage: usize) {
-        let first = self.tasks.len();
+        let mut added: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for group in self.plan[stage].groups.iter().filter(|g| g.asked) {
             for member in &group.members {
-                if !self.tasks[first..].iter().any(|t| &t.approver_id == member) {
+                if added.insert(member) {
                     self.tasks.push(Task::pending(stage, member));
                 }
             }
@@ -1103,13 +1105,15 @@ impl Approval {
     /// Distinct people who approved and rejected among a group's members in a stage, and
     /// unanswered tasks. People, not seats: one actor counts once whatever seats they filled.
     fn count(&self, stage: usize, group: &GroupPlan) -> (usize, usize, usize) {
-        let mut approved: Vec<&str> = Vec::new();
-        let mut rejected: Vec<&str> = Vec::new();
+        let mut approved: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        let mut rejected: std::collections::HashSet<&str> = std::collections::HashSet::new();
         let mut pending = 0;
+        let members: std::collections::HashSet<&str> =
+            group.members.iter().map(String::as_str).collect();
         for task in self
             .tasks
             .iter()
-            .filter(|t| t.stage == stage && group.members.contains(&t.approver_id))
+            .filter(|t| t.stage == stage && members.contains(t.approver_id.as_str()))
         {
             let into = match (task.state, task.verdict) {
                 (TaskState::Pending, _) => {
@@ -1120,9 +1124,7 @@ impl Approval {
                 (_, Some(Verdict::Approve)) => &mut approved,
                 (_, Some(Verdict::Reject)) => &mut rejected,
             };
-            if !into.contains(&task.actor()) {
-                into.push(task.actor());
-            }
+            into.insert(task.actor());
         }
         (approved.len(), rejected.len(), pending)
     }

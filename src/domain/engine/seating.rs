@@ -160,8 +160,10 @@ pub(super) fn seat(
         let c = resolved.next().unwrap_or_default();
         group.removed = c.removed;
         let mut kept: Vec<Candidate> = Vec::with_capacity(c.members.len());
+        let mut seen: std::collections::HashSet<String> =
+            std::collections::HashSet::with_capacity(c.members.len());
         for m in c.members {
-            if kept.iter().any(|k| k.id == m.id) {
+            if !seen.insert(m.id.clone()) {
                 continue;
             }
             if let Some(reason) = parties.excludes(&m.id, policy) {
@@ -189,15 +191,14 @@ pub(super) fn seat(
         .iter()
         .map(|g| g.iter().map(|c| c.id.clone()).collect())
         .collect();
-    let mut considered: Vec<&str> = Vec::new();
+    let mut considered: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for candidate in named.iter().flatten() {
         let Some(delegate) = candidate.delegate.as_deref() else {
             continue;
         };
-        if delegate == candidate.id || considered.contains(&candidate.id.as_str()) {
+        if delegate == candidate.id || !considered.insert(&candidate.id) {
             continue;
         }
-        considered.push(&candidate.id);
         if parties.excludes(delegate, policy).is_some() {
             plan.notes.push(format!(
                 "delegation of {} to {delegate} not applied: {delegate} may not approve this ticket",
