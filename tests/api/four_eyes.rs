@@ -644,3 +644,97 @@ async fn a_person_in_two_stages_answers_in_each_unless_their_answer_is_reused() 
     assert_eq!(v["state"], "pending");
     assert_eq!(approve(&app, &id, "u-2").await["state"], "approved");
 }
+
+// ---------------------------------------------------------------------------------------
+// The remaining scenarios of the issue: deciders must be active now, ticket_field reads
+// numeric ids and records unknown ones, an empty group is skipped with its reason, and a
+// requester alone in their group never approves their own request.
+
+#[tokio::test]
+async fn a_principal_deactivated_after_being_asked_may_not_decide() {
+    let app = spawn_app().await;
+    people(&app, &["u-1", "u-2"]).await;
+    let pid = process(
+        &app,
+        json!({"name": "P", "stages": [{"name": "S", "groups": [listed("g", &["u-1", "u-2"], count(1))]}]}),
+    )
+    .await;
+    let a = request(&app, json!({"ticket": {"id": "T-1"}, "process_id": pid})).await;
+    app.principal("u-1", json!({"active": false})).await;
+    decide(
+        &app,
+        &id_of(&a),
+        json!({"approver_id": "u-1", "decision": "approve"}),
+    )
+    .await
+    .assert_problem(403, "inactive_principal");
+    let done = approve(&app, &id_of(&a), "u-2").await;
+    assert_eq!(done["state"], "approved");
+}
+
+#[tokio::test]
+async fn a_ticket_field_reads_numeric_ids_and_records_unknown_ones() {
+    let app = spawn_app().await;
+    people(&app, &["42", "u-2"]).await;
+    let pid = process(
+        &app,
+        json!({"name": "P", "stages": [{"name": "S", "groups": [
+            {"name": "owners", "source": {"type": "ticket_field", "field": "owners"},
+             "require": count(1)}]}]}),
+    )
+    .await;
+    let a = request(
+        &app,
+        json!({"ticket": {"id": "T-1", "attributes": {"owners": [42, "u-404", "u-2"]}},
+               "process_id": pid}),
+    )
+    .await;
+    let mut seated = asked(&a, 0);
+    seated.sort();
+    assert_eq!(seated, ["42", "u-2"]);
+    let removed = &a["stages"][0]["groups"][0]["removed"];
+    assert_eq!(removed[0]["principal_id"], "u-404", "{a}");
+    assert_eq!(removed[0]["reason"], "unknown");
+    assert!(a["stages"][0]["notes"].to_string().contains("u-404"));
+}
+
+#[tokio::test]
+async fn an_empty_group_of_an_all_stage_is_skipped_and_says_so() {
+    let app = spawn_app().await;
+    people(&app, &["u-1"]).await;
+    let pid = process(
+        &app,
+        json!({"name": "P", "stages": [{"name": "S", "combine": "all", "groups": [
+            {"name": "nobody", "source": {"type": "role", "role": "no-such-role"}, "require": count(1)},
+            listed("someone", &["u-1"], count(1))]}]}),
+    )
+    .await;
+    let a = request(&app, json!({"ticket": {"id": "T-1"}, "process_id": pid})).await;
+    let groups = &a["stages"][0]["groups"];
+    assert_eq!(groups[0]["state"], "skipped", "{a}");
+    assert_eq!(groups[0]["skip_reason"], "no_approvers");
+    assert_eq!(groups[1]["state"], "pending");
+    let done = approve(&app, &id_of(&a), "u-1").await;
+    assert_eq!(done["state"], "approved");
+}
+
+#[tokio::test]
+async fn a_requester_alone_in_their_group_never_approves_their_own_request() {
+    let app = spawn_app().await;
+    people(&app, &["u-7"]).await;
+    let pid = process(
+        &app,
+        json!({"name": "P", "settings": {"when_no_approvers": "approve"},
+               "stages": [{"name": "S", "groups": [listed("me", &["u-7"], count(1))]}]}),
+    )
+    .await;
+    let r = app
+        .post(
+            "/v1/approvals",
+            json!({"ticket": {"id": "T-1", "requester_id": "u-7"}, "process_id": pid}),
+        )
+        .await;
+    r.assert_problem(422, "no_approvers");
+    let list = app.get("/v1/approvals?ticket_id=T-1").await;
+    assert_eq!(list.body["items"], json!([]), "nothing was approved");
+}
