@@ -1,0 +1,223 @@
+//! Commands on a running approval: decisions (with substitutes and delegates), cancel, bypass,
+//! remind.
+
+#[allow(unused_imports)]
+use super::*;
+
+/// Is `actor` allowed to answer for `approver` in the running stage? Substitutes of the stage
+/// (listed, or the approver's manager) may, at any time.
+pub(super) fn may_act_for(
+    conn: &mut PgConnection,
+    loaded: &Loaded,
+    actor: &str,
+    approver: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<bool> {
+    let Some(stage) = loaded.stored.approval.current_stage else {
+        return Ok(false);
+    };
+    // A delegate in force may act on the delegator's open tasks.
+    let delegations = crate::db::time::active_delegations(
+        conn,
+        &loaded.row.tenant_id,
+        &[approver.to_string()],
+        now,
+    )?;
+    if delegations.iter().any(|d| d.delegate_id == actor) {
+        return Ok(true);
+    }
+    let Some(subs) = loaded
+        .definition
+        .stages
+        .get(stage)
+        .and_then(|s| s.substitutes.as_ref())
+    else {
+        return Ok(false);
+    };
+    Ok(match &subs.source {
+        SubstituteSource::Principals { ids } => ids.iter().any(|i| i == actor),
+        SubstituteSource::ApproverManager => {
+            principals::find(conn, &loaded.row.tenant_id, approver)
+                .map(|p| p.manager_id.as_deref() == Some(actor))
+                .or_else(|e| match e {
+                    diesel::result::Error::NotFound => Ok(false),
+                    other => Err(other),
+                })?
+        }
+    })
+}
+
+/// `POST /v1/approvals/{id}/decisions`. The engine owns who may give which answer (four
+/// eyes, self-approval); this checks what only the directory knows: that the actor is active,
+/// and that someone answering for another is that approver's substitute or delegate.
+pub fn decide(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+    input: &DecisionInput,
+    ctx: &Ctx,
+) -> ApiResult<Loaded> {
+    let now = ctx.now;
+    let actor = input.approver_id.as_str();
+    let (row, tasks, actor_active) = q::load_for_decision(conn, tenant, id, actor)?
+        .ok_or_else(|| ApiError::not_found("approval"))?;
+    let mut loaded = assemble(row, tasks.iter().map(task_from_row).collect())?;
+    if loaded.stored.approval.status != ApprovalStatus::Pending {
+        return Err(engine_error(EngineError::Closed));
+    }
+    let owner_asked = {
+        let engine = &loaded.stored.approval;
+        let owner = input.on_behalf_of.as_deref().unwrap_or(actor);
+        engine
+            .tasks
+            .iter()
+            .any(|t| Some(t.stage) == engine.current_stage && t.approver_id == owner)
+    };
+    // Someone not asked gets the engine's `not_an_approver`; whoever would decide must be
+    // active now, not only when the stage started.
+    let active = !owner_asked || actor_active == Some(true);
+    if !active {
+        return Err(ApiError::forbidden(
+            "inactive_principal",
+            format!("{actor} is not an active principal of the directory and may not decide"),
+        ));
+    }
+    let owner = match &input.on_behalf_of {
+        Some(other) if other != actor => {
+            if (loaded.stored.approval.parties)
+                .excludes(actor, loaded.stored.approval.policy)
+                .is_some()
+            {
+                return Err(engine_error(EngineError::SelfApproval));
+            }
+            if !may_act_for(conn, &loaded, actor, other, now)? {
+                return Err(ApiError::forbidden(
+                    "not_a_substitute",
+                    format!("{actor} may not answer on behalf of {other}"),
+                ));
+            }
+            other.clone()
+        }
+        _ => input.approver_id.clone(),
+    };
+    let effects = run_engine(conn, &mut loaded, now, |approval, directory| {
+        approval.decide(
+            &owner,
+            actor,
+            input.decision,
+            input.comment.clone(),
+            now,
+            directory,
+        )
+    })?
+    .map_err(|e| match e {
+        EngineError::CommentRequired => {
+            ApiError::invalid_field("comment", "this process requires a comment to reject")
+                .with("code_detail", "comment_required")
+        }
+        other => engine_error(other),
+    })?;
+    save(conn, &mut loaded, &effects, &EventContext::default(), ctx)?;
+    Ok(loaded)
+}
+
+/// Runs an engine operation that may start stages, with the directory it seats them from.
+/// The outer error is the directory's (roll back); the inner one is the engine's refusal.
+pub fn run_engine<T>(
+    conn: &mut PgConnection,
+    loaded: &mut Loaded,
+    now: DateTime<Utc>,
+    op: impl FnOnce(&mut Approval, &mut Directory<'_>) -> Result<T, EngineError>,
+) -> ApiResult<Result<T, EngineError>> {
+    let ticket: Ticket =
+        Ticket::deserialize(&loaded.row.ticket).map_err(|e| internal("stored ticket", e))?;
+    let mut directory = Directory::new(
+        conn,
+        &loaded.row.tenant_id,
+        &loaded.definition,
+        &ticket,
+        &loaded.stored.selected,
+        now,
+    );
+    let result = op(&mut loaded.stored.approval, &mut directory);
+    let names = directory.finish()?;
+    loaded.stored.names.extend(names);
+    Ok(result)
+}
+
+/// `POST /v1/approvals/{id}/cancel`.
+pub fn cancel(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+    reason: &str,
+    actor: Option<&str>,
+    ctx: &Ctx,
+) -> ApiResult<Loaded> {
+    let now = ctx.now;
+    let mut loaded = load(conn, tenant, id, true)?;
+    let effects = loaded
+        .stored
+        .approval
+        .cancel(reason, actor, now)
+        .map_err(engine_error)?;
+    loaded.stored.closed_by = Some(AdminAction {
+        action: "cancel".into(),
+        reason: reason.to_string(),
+        actor_id: actor.map(str::to_string),
+        at: now,
+    });
+    save(conn, &mut loaded, &effects, &EventContext::default(), ctx)?;
+    Ok(loaded)
+}
+
+/// `POST /v1/approvals/{id}/bypass`.
+pub fn bypass(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+    verdict: Verdict,
+    reason: &str,
+    actor: Option<&str>,
+    ctx: &Ctx,
+) -> ApiResult<Loaded> {
+    let now = ctx.now;
+    let mut loaded = load(conn, tenant, id, true)?;
+    let effects = loaded
+        .stored
+        .approval
+        .bypass(verdict, now)
+        .map_err(engine_error)?;
+    let action = AdminAction {
+        action: "bypass".into(),
+        reason: reason.to_string(),
+        actor_id: actor.map(str::to_string),
+        at: now,
+    };
+    loaded.stored.closed_by = Some(action.clone());
+    let extra = EventContext {
+        admin: Some(action),
+        ..Default::default()
+    };
+    save(conn, &mut loaded, &effects, &extra, ctx)?;
+    Ok(loaded)
+}
+
+/// `POST /v1/approvals/{id}/remind`: one `approval.reminder` for the pending approvers.
+pub fn remind(conn: &mut PgConnection, tenant: &str, id: Uuid, ctx: &Ctx) -> ApiResult<Loaded> {
+    let mut loaded = load(conn, tenant, id, true)?;
+    if loaded.stored.approval.status != ApprovalStatus::Pending {
+        return Err(engine_error(EngineError::Closed));
+    }
+    let extra = EventContext {
+        remind: true,
+        ..Default::default()
+    };
+    save(conn, &mut loaded, &[], &extra, ctx)?;
+    Ok(loaded)
+}
+
+/// Path of a field inside a bulk item, for error messages.
+pub fn bulk_path(i: usize, field: &str) -> String {
+    join(&index("items", i), field)
+}

@@ -1,0 +1,243 @@
+//! The events a command emits: one per effect, with the approval's view, the recipients to
+//! notify (and their links and messages), paged so no event grows with a group.
+
+#[allow(unused_imports)]
+use super::*;
+
+/// The principals to notify for a stage, with their details, in one query.
+/// Issues links to the approvers of `stage` and builds the event's `recipients`, in two
+/// queries whatever their number.
+pub(super) fn notify(
+    conn: &mut PgConnection,
+    loaded: &Loaded,
+    stage: usize,
+    ids: &[String],
+    ctx: &Ctx,
+) -> ApiResult<Vec<Value>> {
+    let rows = principals::find_many(conn, &loaded.row.tenant_id, ids)?;
+    let by_id: HashMap<&str, &PrincipalRow> = rows.iter().map(|r| (r.id.as_str(), r)).collect();
+    let recipients: Vec<Recipient<'_>> = ids
+        .iter()
+        .filter_map(|id| by_id.get(id.as_str()))
+        .map(|p| Recipient {
+            principal: p,
+            on_behalf_of: Vec::new(),
+        })
+        .collect();
+    links::issue(conn, loaded, stage, &recipients, ctx)
+}
+
+pub(super) fn event_type(effect: &Effect) -> Option<&'static str> {
+    Some(match effect {
+        Effect::StageStarted { .. } => "approval.requested",
+        Effect::DecisionRecorded { .. } | Effect::AnswerReused { .. } => {
+            "approval.decision_recorded"
+        }
+        Effect::StageAdvanced { .. } => "approval.stage_advanced",
+        Effect::Finished { outcome } => match outcome.decision {
+            ApprovalStatus::Approved => "approval.approved",
+            _ => "approval.rejected",
+        },
+        Effect::Cancelled { .. } => "approval.cancelled",
+        Effect::StageEnded { .. }
+        | Effect::StageSkipped { .. }
+        | Effect::TasksSuperseded { .. } => return None,
+    })
+}
+
+/// Recipients one event carries; more are paged over several events (`data.recipients_page`).
+pub const RECIPIENTS_PER_EVENT: usize = 100;
+/// Tasks one stage lists in an event's view; the rest are counted in `tasks_omitted` (the
+/// approval itself, `GET /v1/approvals/{id}`, lists them all).
+pub const TASKS_PER_STAGE_IN_EVENTS: usize = 100;
+
+/// The view as events carry it: a stage of thousands lists its first tasks and counts the rest.
+pub(super) fn event_view(full: &Value) -> Value {
+    let big = full["stages"].as_array().is_some_and(|s| {
+        s.iter().any(|st| {
+            st["tasks"]
+                .as_array()
+                .is_some_and(|t| t.len() > TASKS_PER_STAGE_IN_EVENTS)
+        })
+    });
+    if !big {
+        return full.clone();
+    }
+    let mut v = full.clone();
+    if let Some(stages) = v["stages"].as_array_mut() {
+        for stage in stages {
+            if let Some(tasks) = stage["tasks"].as_array_mut()
+                && tasks.len() > TASKS_PER_STAGE_IN_EVENTS
+            {
+                let omitted = tasks.len() - TASKS_PER_STAGE_IN_EVENTS;
+                tasks.truncate(TASKS_PER_STAGE_IN_EVENTS);
+                stage["tasks_omitted"] = json!(omitted);
+            }
+        }
+    }
+    v
+}
+
+pub(super) fn build_events(
+    conn: &mut PgConnection,
+    loaded: &mut Loaded,
+    effects: &[Effect],
+    extra: &EventContext,
+    ctx: &Ctx,
+) -> ApiResult<Vec<NewEvent>> {
+    let now = ctx.now;
+    let full = serde_json::to_value(loaded.view()).map_err(|e| internal("view", e))?;
+    let view = event_view(&full);
+    loaded.saved_view = Some(full);
+    let plan_names: Vec<String> = loaded
+        .stored
+        .approval
+        .plan
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    let mut out = Vec::new();
+    let mut push = |loaded: &mut Loaded,
+                    kind: &str,
+                    detail: Value,
+                    recipients: Option<Vec<Value>>| {
+        // Thousands of recipients go out as several events of the same type, each with a
+        // page of them, so no event or webhook body grows with the size of a role.
+        let total = recipients.as_ref().map_or(0, Vec::len);
+        let pages: Vec<Option<Vec<Value>>> = match recipients {
+            Some(r) if r.len() > RECIPIENTS_PER_EVENT => r
+                .chunks(RECIPIENTS_PER_EVENT)
+                .map(|c| Some(c.to_vec()))
+                .collect(),
+            other => vec![other],
+        };
+        let of = pages.len();
+        for (page, recipients) in pages.into_iter().enumerate() {
+            loaded.row.last_sequence += 1;
+            let id = Uuid::now_v7();
+            let mut data = json!({
+                "approval": view,
+                "ticket": {"id": loaded.row.ticket_id, "status_to_set": loaded.row.status_to_set},
+                "sequence": loaded.row.last_sequence,
+                "detail": detail,
+            });
+            if let Some(r) = recipients {
+                data["recipients"] = Value::Array(r);
+            }
+            if of > 1 {
+                data["recipients_page"] = json!({"page": page + 1, "of": of, "total": total});
+            }
+            out.push(NewEvent {
+                tenant_id: loaded.row.tenant_id.clone(),
+                id,
+                approval_id: Some(loaded.row.id),
+                sequence: loaded.row.last_sequence,
+                kind: kind.to_string(),
+                payload: json!({
+                    "id": format!("evt_{}", id.simple()),
+                    "type": kind,
+                    "created_at": now,
+                    "tenant": loaded.row.tenant_id,
+                    "data": data,
+                }),
+                created_at: now,
+            });
+        }
+    };
+    for effect in effects {
+        let Some(kind) = event_type(effect) else {
+            continue;
+        };
+        let (detail, recips) = match effect {
+            Effect::StageStarted { stage } => {
+                let ids: Vec<String> = loaded
+                    .stored
+                    .approval
+                    .tasks
+                    .iter()
+                    .filter(|t| {
+                        t.stage == *stage && t.state == crate::domain::engine::TaskState::Pending
+                    })
+                    .map(|t| t.approver_id.clone())
+                    .collect();
+                if ids.is_empty() {
+                    // Earlier answers decided this stage as it started: nobody to ask.
+                    continue;
+                }
+                let r = notify(conn, loaded, *stage, &ids, ctx)?;
+                let notes = loaded
+                    .stored
+                    .approval
+                    .plan
+                    .get(*stage)
+                    .map(|p| p.notes.clone());
+                (
+                    json!({"stage": stage, "stage_name": plan_names.get(*stage), "notes": notes}),
+                    Some(r),
+                )
+            }
+            Effect::DecisionRecorded {
+                stage,
+                approver_id,
+                actor_id,
+                verdict,
+                comment,
+            } => (
+                json!({"stage": stage, "approver_id": approver_id, "decided_by": actor_id,
+                       "decision": verdict, "comment": comment,
+                       "on_behalf_of": (actor_id != approver_id).then_some(approver_id)}),
+                None,
+            ),
+            Effect::AnswerReused {
+                stage,
+                approver_id,
+                verdict,
+            } => (
+                json!({"stage": stage, "approver_id": approver_id, "decision": verdict, "reused": true}),
+                None,
+            ),
+            Effect::StageAdvanced { from, to } => (
+                json!({"from": from, "to": to, "from_name": plan_names.get(*from), "to_name": plan_names.get(*to)}),
+                None,
+            ),
+            Effect::Finished { outcome } => (
+                json!({"decision": outcome.decision, "reason": outcome.reason,
+                       "status_to_set": loaded.row.status_to_set, "admin": extra.admin}),
+                None,
+            ),
+            Effect::Cancelled { reason, actor_id } => {
+                (json!({"reason": reason, "actor_id": actor_id}), None)
+            }
+            _ => continue,
+        };
+        push(loaded, kind, detail, recips);
+    }
+    if extra.remind {
+        let ids = loaded.stored.approval.pending_approvers();
+        let stage = loaded.stored.approval.current_stage;
+        let r = match stage {
+            Some(stage) => notify(conn, loaded, stage, &ids, ctx)?,
+            None => vec![],
+        };
+        push(
+            loaded,
+            "approval.reminder",
+            json!({"stage": stage}),
+            Some(r),
+        );
+    }
+    if extra.escalate
+        && let Some(stage) = loaded.stored.approval.current_stage
+    {
+        let r = crate::service::time::escalation_recipients(conn, loaded, stage, ctx)?;
+        if !r.is_empty() {
+            push(
+                loaded,
+                "approval.escalated",
+                json!({"stage": stage}),
+                Some(r),
+            );
+        }
+    }
+    Ok(out)
+}

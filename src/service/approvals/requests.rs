@@ -1,0 +1,412 @@
+//! Requesting approval: the definition to run, the checks only the directory can make, the
+//! stages seated as they start, supersede, and the preview of all of it.
+
+#[allow(unused_imports)]
+use super::*;
+
+/// The definition an ad-hoc request runs: one stage, one group.
+pub(super) fn ad_hoc_definition(
+    input: &RequestApproval,
+    approvers: &[String],
+) -> ProcessDefinition {
+    ProcessDefinition {
+        name: "Ad-hoc approval".into(),
+        description: None,
+        expires_at: None,
+        on_approved_status: input.on_approved_status.clone(),
+        on_rejected_status: input.on_rejected_status.clone(),
+        settings: ProcessSettings::default(),
+        stages: vec![StageDef {
+            name: "Approval".into(),
+            combine: Combine::All,
+            groups: vec![GroupDef {
+                name: "approvers".into(),
+                source: Source::Principals {
+                    ids: approvers.to_vec(),
+                },
+                require: input.require.clone().unwrap_or(Requirement {
+                    rule: Rule::Count { count: 1 },
+                    reject_at: None,
+                }),
+            }],
+            timeout: None,
+            reminders: None,
+            substitutes: None,
+            when: None,
+        }],
+        templates: None,
+    }
+}
+
+/// Refuses a request whose own words are wrong: principals it names that do not exist or are
+/// inactive, a selection the process does not ask for (or a missing one), a `request_from`
+/// that names no group of an `any` stage.
+pub(super) fn check_request(
+    conn: &mut PgConnection,
+    tenant: &str,
+    def: &ProcessDefinition,
+    input: &RequestApproval,
+    ad_hoc: bool,
+) -> ApiResult<()> {
+    let uses_selection = def
+        .stages
+        .iter()
+        .flat_map(|s| &s.groups)
+        .any(|g| matches!(g.source, Source::RequesterSelected));
+    let (path, ids) = if ad_hoc {
+        (
+            "approvers",
+            input
+                .approvers
+                .as_ref()
+                .unwrap_or(&input.selected_approvers),
+        )
+    } else {
+        ("selected_approvers", &input.selected_approvers)
+    };
+    let known: HashMap<String, PrincipalRow> = principals::find_many(conn, tenant, ids)?
+        .into_iter()
+        .map(|r| (r.id.clone(), r))
+        .collect();
+    let mut faults = Faults::default();
+    for (i, id) in ids.iter().enumerate() {
+        match known.get(id) {
+            None => faults.push(
+                index(path, i),
+                format!("no principal {id:?} in the directory"),
+            ),
+            Some(p) if !p.active => {
+                faults.push(index(path, i), format!("principal {id:?} is inactive"))
+            }
+            _ => {}
+        }
+    }
+    if uses_selection && input.selected_approvers.is_empty() {
+        faults.push(
+            "selected_approvers",
+            "the process asks the requester to select approvers",
+        );
+    }
+    if !uses_selection && !input.selected_approvers.is_empty() && !ad_hoc {
+        faults.push(
+            "selected_approvers",
+            "the process has no group chosen at request time",
+        );
+    }
+    if let Some(from) = &input.request_from {
+        let ok = def
+            .stages
+            .iter()
+            .any(|s| s.combine == Combine::Any && s.groups.iter().any(|g| &g.name == from));
+        if !ok {
+            faults.push(
+                "request_from",
+                "must name a group of a stage approved by `any` group",
+            );
+        }
+    }
+    if faults.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(faults.errors))
+    }
+}
+
+/// The stages of a new approval, not seated yet: the engine seats each when it starts.
+/// `request_from` narrows the `any` stages that hold the named group to that group.
+pub fn unseated_plan(def: &ProcessDefinition, request_from: Option<&str>) -> Vec<StagePlan> {
+    def.stages
+        .iter()
+        .map(|stage| {
+            let narrowed = request_from.filter(|from| {
+                stage.combine == Combine::Any && stage.groups.iter().any(|g| g.name == *from)
+            });
+            StagePlan::unseated(
+                stage.name.clone(),
+                stage.combine,
+                stage
+                    .groups
+                    .iter()
+                    .map(|g| {
+                        GroupPlan::unseated(
+                            g.name.clone(),
+                            g.require.clone(),
+                            narrowed.is_none_or(|from| from == g.name),
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// Maps what the engine refused at request time to the caller's fault.
+pub(super) fn refused_request(e: EngineError, def: &ProcessDefinition) -> ApiError {
+    match e {
+        EngineError::NoApprovers => ApiError::unprocessable(
+            "no_approvers",
+            "nobody can be asked: every stage resolved to no approver (the requester and \
+             requested_by are removed unless the process allows self-approval)",
+        ),
+        EngineError::NotEnoughApprovers { stage, group } => {
+            let s = def.stages.get(stage);
+            let g = s.and_then(|s| s.groups.get(group));
+            let message = format!(
+                "stage {:?}, group {:?} has fewer members than its count requires \
+                 (settings.when_short is refuse)",
+                s.map_or("", |s| s.name.as_str()),
+                g.map_or("", |g| g.name.as_str()),
+            );
+            ApiError::unprocessable("not_enough_approvers", message.clone()).with(
+                "errors",
+                json!([{"field": format!("stages[{stage}].groups[{group}]"), "message": message}]),
+            )
+        }
+        other => engine_error(other),
+    }
+}
+
+/// The process a request runs: id, name and the version it is pinned to.
+pub(super) type Pinned = (Uuid, String, i32);
+
+/// The definition a request runs (its process's current version, or the ad-hoc one) and the
+/// process it came from.
+pub(super) fn definition_for(
+    conn: &mut PgConnection,
+    tenant: &str,
+    input: &RequestApproval,
+    now: DateTime<Utc>,
+) -> ApiResult<(ProcessDefinition, Option<Pinned>)> {
+    Ok(match &input.process_id {
+        Some(pid) => {
+            let unknown = || ApiError::invalid_field("process_id", "no such process");
+            let id = Uuid::parse_str(pid).map_err(|_| unknown())?;
+            let (row, version) = processes::find(conn, tenant, id).map_err(|e| match e {
+                diesel::result::Error::NotFound => unknown(),
+                other => other.into(),
+            })?;
+            if !row.is_enabled(now) {
+                return Err(ApiError::conflict(
+                    "process_disabled",
+                    "the process is disabled (expired or switched off); restore it first",
+                ));
+            }
+            let def: ProcessDefinition = ProcessDefinition::deserialize(&version.definition)
+                .map_err(|e| internal("stored definition", e))?;
+            (def, Some((row.id, row.name, version.version)))
+        }
+        None => {
+            let approvers = input.approvers.clone().unwrap_or_default();
+            (ad_hoc_definition(input, &approvers), None)
+        }
+    })
+}
+
+/// `POST /v1/approvals`: resolves approvers, enforces one pending approval per ticket, starts
+/// the engine and stores everything in the caller's transaction.
+pub fn request(
+    conn: &mut PgConnection,
+    tenant: &str,
+    input: &RequestApproval,
+    ctx: &Ctx,
+) -> ApiResult<Loaded> {
+    let now = ctx.now;
+    let (definition, process) = definition_for(conn, tenant, input, now)?;
+
+    q::lock_ticket(conn, tenant, &input.ticket.id)?;
+    crate::service::automation::remember(conn, tenant, &input.ticket, now)?;
+    check_request(conn, tenant, &definition, input, process.is_none())?;
+    let exclusive = definition.settings.one_active_per_ticket;
+
+    let pending = q::pending_on_ticket(conn, tenant, &input.ticket.id)?;
+    let blocking: Vec<ApprovalRow> = pending
+        .into_iter()
+        .filter(|p| exclusive || p.exclusive)
+        .collect();
+    let id = Uuid::now_v7();
+    if let Some(first) = blocking.first() {
+        if !input.supersede {
+            return Err(ApiError::conflict(
+                "approval_pending",
+                format!(
+                    "ticket {} already has a pending approval ({}); decide or cancel it, or request with \"supersede\": true",
+                    input.ticket.id, first.id
+                ),
+            )
+            .with("pending_approval_id", first.id.to_string()));
+        }
+        for row in blocking {
+            let tasks = q::tasks_of_one(conn, tenant, row.id)?;
+            let mut old = assemble(row, tasks.iter().map(task_from_row).collect())?;
+            let reason = format!("superseded by approval {id}");
+            let effects = old
+                .stored
+                .approval
+                .cancel(&reason, input.requested_by.as_deref(), now)
+                .map_err(engine_error)?;
+            old.stored.closed_by = Some(AdminAction {
+                action: "supersede".into(),
+                reason,
+                actor_id: input.requested_by.clone(),
+                at: now,
+            });
+            save(conn, &mut old, &effects, &EventContext::default(), ctx)?;
+        }
+    }
+
+    let parties = Parties {
+        requester: input.ticket.requester_id.clone(),
+        requested_by: input.requested_by.clone(),
+    };
+    let plan = unseated_plan(&definition, input.request_from.as_deref());
+    let mut directory = Directory::new(
+        conn,
+        tenant,
+        &definition,
+        &input.ticket,
+        &input.selected_approvers,
+        now,
+    );
+    let started = Approval::start(
+        plan,
+        Policy::from(&definition.settings),
+        parties,
+        now,
+        &mut directory,
+    );
+    let names = directory.finish()?;
+    let (approval, effects) = started.map_err(|e| refused_request(e, &definition))?;
+    let stored = StoredEngine {
+        approval,
+        closed_by: None,
+        deadlines: vec![],
+        delegated: vec![],
+        names,
+        selected: input.selected_approvers.clone(),
+        rule: input.rule.clone(),
+    };
+    let row = ApprovalRow {
+        tenant_id: tenant.to_string(),
+        id,
+        ticket_id: input.ticket.id.clone(),
+        ticket: serde_json::to_value(&input.ticket).map_err(|e| internal("ticket", e))?,
+        process_id: process.as_ref().map(|p| p.0),
+        process_version: process.as_ref().map(|p| p.2),
+        process_name: process.as_ref().map(|p| p.1.clone()),
+        definition: serde_json::to_value(&definition).map_err(|e| internal("definition", e))?,
+        state: "pending".into(),
+        engine: json!({}),
+        current_stage: None,
+        exclusive,
+        description: input.description.clone(),
+        requested_by: input.requested_by.clone(),
+        status_to_set: None,
+        decided_at: None,
+        last_sequence: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    let mut loaded = Loaded {
+        row,
+        stored,
+        definition,
+        original: vec![],
+        saved_view: None,
+    };
+    loaded.row.engine = engine_json(&loaded.stored)?;
+    q::insert(conn, &loaded.row)?;
+    save(conn, &mut loaded, &effects, &EventContext::default(), ctx)?;
+    Ok(loaded)
+}
+
+/// `POST /v1/approvals/preview`: the view a request would start with, every stage resolved as
+/// if it started now, and notes on what would be skipped, removed or refused. Reads only.
+pub fn preview(
+    conn: &mut PgConnection,
+    tenant: &str,
+    input: &RequestApproval,
+    ctx: &Ctx,
+) -> ApiResult<(ApprovalView, Vec<String>)> {
+    let now = ctx.now;
+    let (definition, process) = definition_for(conn, tenant, input, now)?;
+    check_request(conn, tenant, &definition, input, process.is_none())?;
+    let exclusive = definition.settings.one_active_per_ticket;
+    let parties = Parties {
+        requester: input.ticket.requester_id.clone(),
+        requested_by: input.requested_by.clone(),
+    };
+    let plan = unseated_plan(&definition, input.request_from.as_deref());
+    let mut directory = Directory::new(
+        conn,
+        tenant,
+        &definition,
+        &input.ticket,
+        &input.selected_approvers,
+        now,
+    );
+    let (approval, mut notes) = Approval::preview(
+        plan,
+        Policy::from(&definition.settings),
+        parties,
+        &mut directory,
+    );
+    let names = directory.finish()?;
+    if !approval.tasks.iter().any(|t| t.state == TaskState::Pending) {
+        notes.push(
+            "nobody would be asked: the request would be refused (no_approvers) unless the \
+             process approves when there are no approvers"
+                .into(),
+        );
+    }
+    let blocking = crate::db::automation::pending_on_ticket(conn, tenant, &input.ticket.id)?
+        .into_iter()
+        .find(|p| exclusive || p.exclusive);
+    if let Some(p) = blocking {
+        notes.push(if input.supersede {
+            format!(
+                "pending approval {} on the ticket would be superseded",
+                p.id
+            )
+        } else {
+            format!(
+                "ticket {} has a pending approval ({}): the request would be refused \
+                 (approval_pending) without \"supersede\": true",
+                input.ticket.id, p.id
+            )
+        });
+    }
+    let stored = StoredEngine {
+        approval,
+        closed_by: None,
+        deadlines: vec![],
+        delegated: vec![],
+        names,
+        selected: input.selected_approvers.clone(),
+        rule: input.rule.clone(),
+    };
+    let row = ApprovalRow {
+        tenant_id: tenant.to_string(),
+        id: Uuid::nil(),
+        ticket_id: input.ticket.id.clone(),
+        ticket: serde_json::to_value(&input.ticket).map_err(|e| internal("ticket", e))?,
+        process_id: process.as_ref().map(|p| p.0),
+        process_version: process.as_ref().map(|p| p.2),
+        process_name: process.as_ref().map(|p| p.1.clone()),
+        definition: json!({}),
+        state: "preview".into(),
+        engine: json!({}),
+        current_stage: None,
+        exclusive,
+        description: input.description.clone(),
+        requested_by: input.requested_by.clone(),
+        status_to_set: None,
+        decided_at: None,
+        last_sequence: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    let mut view = approval_view(&row, &stored);
+    view.state = ApprovalStatus::Preview;
+    view.current_stage = stored.approval.current_stage;
+    Ok((view, notes))
+}
