@@ -127,12 +127,17 @@ pub fn pending_on_ticket(
     tenant: &str,
     ticket: &str,
 ) -> QueryResult<Vec<ApprovalRow>> {
-    a::approvals
+    // As `approvals::pending_on_ticket`: a literal state and no ORDER BY keep the partial
+    // index in every plan.
+    let mut rows: Vec<ApprovalRow> = a::approvals
         .filter(a::tenant_id.eq(tenant).and(a::ticket_id.eq(ticket)))
-        .filter(a::state.eq("pending"))
-        .order(a::id.asc())
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "state = 'pending'",
+        ))
         .select(ApprovalRow::as_select())
-        .load(conn)
+        .load(conn)?;
+    rows.sort_by_key(|r| r.id);
+    Ok(rows)
 }
 
 /// The pending approvals rules started on a ticket, locked.
@@ -141,14 +146,16 @@ pub fn pending_rule_approvals(
     tenant: &str,
     ticket: &str,
 ) -> QueryResult<Vec<ApprovalRow>> {
-    a::approvals
+    let mut rows: Vec<ApprovalRow> = a::approvals
         .filter(a::tenant_id.eq(tenant).and(a::ticket_id.eq(ticket)))
-        .filter(a::state.eq("pending"))
-        .filter(a::requested_by.like("rule:%"))
-        .order(a::id.asc())
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "state = 'pending' AND requested_by LIKE 'rule:%'",
+        ))
         .select(ApprovalRow::as_select())
         .for_update()
-        .load(conn)
+        .load(conn)?;
+    rows.sort_by_key(|r| r.id);
+    Ok(rows)
 }
 
 pub fn insert_rule(conn: &mut PgConnection, row: &RuleRow) -> QueryResult<RuleRow> {

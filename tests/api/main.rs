@@ -13,6 +13,7 @@ mod idempotency;
 mod integrity;
 mod links;
 mod ops;
+mod plans;
 mod principals;
 mod processes;
 mod regressions;
