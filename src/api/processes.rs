@@ -305,6 +305,19 @@ pub async fn get_process(
     Ok(with_etag(HttpResponse::Ok(), &v))
 }
 
+/// 412 `version_mismatch` when the version read last (`If-Match`) is not the current one.
+pub(crate) fn check_version(expected: Option<i32>, current: i32, what: &str) -> ApiResult<()> {
+    if expected.is_some_and(|v| v != current) {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::PRECONDITION_FAILED,
+            "version_mismatch",
+            format!("the {what} is at version {current}; read it again before updating"),
+        )
+        .with("current_version", current));
+    }
+    Ok(())
+}
+
 /// Read the If-Match precondition: 428 when absent, `None` for `*`.
 pub(crate) fn expected_version(req: &HttpRequest, what: &str) -> ApiResult<Option<i32>> {
     let raw = req
@@ -375,17 +388,7 @@ pub async fn update_process(
             let row =
                 processes::find_for_update(c, &tenant, id).map_err(ApiError::missing("process"))?;
             check_calendars(c, &tenant, &def)?;
-            if expected.is_some_and(|v| v != row.current_version) {
-                return Err(ApiError::new(
-                    actix_web::http::StatusCode::PRECONDITION_FAILED,
-                    "version_mismatch",
-                    format!(
-                        "the process is at version {}; read it again before updating",
-                        row.current_version
-                    ),
-                )
-                .with("current_version", row.current_version));
-            }
+            check_version(expected, row.current_version, "process")?;
             processes::update(c, &row, &def.name, def.expires_at, &stored)
                 .map_err(|e| name_taken(e, &def.name))
         })

@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::pagination::{PageParams, page};
-use super::processes::{etag, expected_version};
+use super::processes::{check_version, etag, expected_version};
 use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
 use crate::db::Db;
@@ -218,17 +218,7 @@ pub async fn update_rule(
     let row = db
         .tx(move |c| {
             let old = q::find_rule_for_update(c, &tenant, id).map_err(ApiError::missing("rule"))?;
-            if expected.is_some_and(|v| v != old.version) {
-                return Err(ApiError::new(
-                    StatusCode::PRECONDITION_FAILED,
-                    "version_mismatch",
-                    format!(
-                        "the rule is at version {}; read it again before updating",
-                        old.version
-                    ),
-                )
-                .with("current_version", old.version));
-            }
+            check_version(expected, old.version, "rule")?;
             let row = rule_row(c, &tenant, id, &input, Utc::now())?;
             Ok(q::update_rule(c, &row)?)
         })

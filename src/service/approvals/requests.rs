@@ -254,58 +254,26 @@ pub fn request(
         }
     }
 
-    let parties = Parties {
-        requester: input.ticket.requester_id.clone(),
-        requested_by: input.requested_by.clone(),
-    };
-    let plan = unseated_plan(&definition, input.request_from.as_deref());
-    let mut directory = Directory::new(
+    let (started, names) = with_directory(
         conn,
         tenant,
         &definition,
-        &input.ticket,
-        &input.selected_approvers,
+        input,
         now,
-    );
-    let started = Approval::start(
-        plan,
-        Policy::from(&definition.settings),
-        parties,
-        now,
-        &mut directory,
-    );
-    let names = directory.finish()?;
+        |plan, policy, parties, directory| Approval::start(plan, policy, parties, now, directory),
+    )?;
     let (approval, effects) = started.map_err(|e| refused_request(e, &definition))?;
-    let stored = StoredEngine {
-        approval,
-        closed_by: None,
-        deadlines: vec![],
-        delegated: vec![],
-        names,
-        selected: input.selected_approvers.clone(),
-        rule: input.rule.clone(),
-    };
-    let row = ApprovalRow {
-        tenant_id: tenant.to_string(),
+    let stored = new_stored(approval, names, input);
+    let mut row = new_row(
+        tenant,
         id,
-        ticket_id: input.ticket.id.clone(),
-        ticket: serde_json::to_value(&input.ticket).map_err(|e| internal("ticket", e))?,
-        process_id: process.as_ref().map(|p| p.0),
-        process_version: process.as_ref().map(|p| p.2),
-        process_name: process.as_ref().map(|p| p.1.clone()),
-        definition: serde_json::to_value(&definition).map_err(|e| internal("definition", e))?,
-        state: "pending".into(),
-        engine: json!({}),
-        current_stage: None,
+        input,
+        process.as_ref(),
         exclusive,
-        description: input.description.clone(),
-        requested_by: input.requested_by.clone(),
-        status_to_set: None,
-        decided_at: None,
-        last_sequence: 0,
-        created_at: now,
-        updated_at: now,
-    };
+        "pending",
+        now,
+    )?;
+    row.definition = serde_json::to_value(&definition).map_err(|e| internal("definition", e))?;
     let mut loaded = Loaded {
         row,
         stored,
@@ -331,26 +299,14 @@ pub fn preview(
     let (definition, process) = definition_for(conn, tenant, input, now)?;
     check_request(conn, tenant, &definition, input, process.is_none())?;
     let exclusive = definition.settings.one_active_per_ticket;
-    let parties = Parties {
-        requester: input.ticket.requester_id.clone(),
-        requested_by: input.requested_by.clone(),
-    };
-    let plan = unseated_plan(&definition, input.request_from.as_deref());
-    let mut directory = Directory::new(
+    let ((approval, mut notes), names) = with_directory(
         conn,
         tenant,
         &definition,
-        &input.ticket,
-        &input.selected_approvers,
+        input,
         now,
-    );
-    let (approval, mut notes) = Approval::preview(
-        plan,
-        Policy::from(&definition.settings),
-        parties,
-        &mut directory,
-    );
-    let names = directory.finish()?;
+        |plan, policy, parties, d| Approval::preview(plan, policy, parties, d),
+    )?;
     if !approval.tasks.iter().any(|t| t.state == TaskState::Pending) {
         notes.push(
             "nobody would be asked: the request would be refused (no_approvers) unless the \
@@ -375,7 +331,60 @@ pub fn preview(
             )
         });
     }
-    let stored = StoredEngine {
+    let stored = new_stored(approval, names, input);
+    let row = new_row(
+        tenant,
+        Uuid::nil(),
+        input,
+        process.as_ref(),
+        exclusive,
+        "preview",
+        now,
+    )?;
+    let mut view = approval_view(&row, &stored);
+    view.state = ApprovalStatus::Preview;
+    view.current_stage = stored.approval.current_stage;
+    Ok((view, notes))
+}
+
+/// Seats the stages of a new approval with `op` (start or preview), reading the directory in
+/// the caller's transaction; answers what `op` did and the names read.
+fn with_directory<T>(
+    conn: &mut PgConnection,
+    tenant: &str,
+    definition: &ProcessDefinition,
+    input: &RequestApproval,
+    now: DateTime<Utc>,
+    op: impl FnOnce(Vec<StagePlan>, Policy, Parties, &mut Directory<'_>) -> T,
+) -> ApiResult<(T, std::collections::BTreeMap<String, String>)> {
+    let parties = Parties {
+        requester: input.ticket.requester_id.clone(),
+        requested_by: input.requested_by.clone(),
+    };
+    let plan = unseated_plan(definition, input.request_from.as_deref());
+    let mut directory = Directory::new(
+        conn,
+        tenant,
+        definition,
+        &input.ticket,
+        &input.selected_approvers,
+        now,
+    );
+    let out = op(
+        plan,
+        Policy::from(&definition.settings),
+        parties,
+        &mut directory,
+    );
+    Ok((out, directory.finish()?))
+}
+
+fn new_stored(
+    approval: Approval,
+    names: std::collections::BTreeMap<String, String>,
+    input: &RequestApproval,
+) -> StoredEngine {
+    StoredEngine {
         approval,
         closed_by: None,
         deadlines: vec![],
@@ -383,17 +392,29 @@ pub fn preview(
         names,
         selected: input.selected_approvers.clone(),
         rule: input.rule.clone(),
-    };
-    let row = ApprovalRow {
+    }
+}
+
+/// The row of a new approval (its definition and engine state are filled in by the caller).
+fn new_row(
+    tenant: &str,
+    id: Uuid,
+    input: &RequestApproval,
+    process: Option<&Pinned>,
+    exclusive: bool,
+    state: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<ApprovalRow> {
+    Ok(ApprovalRow {
         tenant_id: tenant.to_string(),
-        id: Uuid::nil(),
+        id,
         ticket_id: input.ticket.id.clone(),
         ticket: serde_json::to_value(&input.ticket).map_err(|e| internal("ticket", e))?,
-        process_id: process.as_ref().map(|p| p.0),
-        process_version: process.as_ref().map(|p| p.2),
-        process_name: process.as_ref().map(|p| p.1.clone()),
+        process_id: process.map(|p| p.0),
+        process_version: process.map(|p| p.2),
+        process_name: process.map(|p| p.1.clone()),
         definition: json!({}),
-        state: "preview".into(),
+        state: state.into(),
         engine: json!({}),
         current_stage: None,
         exclusive,
@@ -404,9 +425,5 @@ pub fn preview(
         last_sequence: 0,
         created_at: now,
         updated_at: now,
-    };
-    let mut view = approval_view(&row, &stored);
-    view.state = ApprovalStatus::Preview;
-    view.current_stage = stored.approval.current_stage;
-    Ok((view, notes))
+    })
 }
