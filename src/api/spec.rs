@@ -120,8 +120,9 @@ const NULL_IS_ABSENT: &[&str] = &[
     "RuleInput",
 ];
 
-/// What `Idempotency-Key` may be: 1 to 255 visible ASCII characters (spaces inside only).
-const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]([ -~]*[!-~])?$";
+/// What `Idempotency-Key` may be (with `maxLength` 255): tabs, spaces and visible ASCII, at
+/// least one visible (`crate::service::idempotency`).
+const IDEMPOTENCY_KEY_PATTERN: &str = "^[\\t -~]*[!-~][\\t -~]*$";
 
 const UNKNOWN_VALUES: &str = "New values may be added: treat one you do not know as you would \
 an unexpected value, not as an error.";
@@ -340,7 +341,9 @@ fn null_is_absent(spec: &mut Value) {
 
 /// Makes a property schema admit `null`: a `null` in its `type`, or beside its `$ref`.
 fn nullable(prop: &mut Value) {
-    let Some(m) = prop.as_object_mut() else { return };
+    let Some(m) = prop.as_object_mut() else {
+        return;
+    };
     let admits_null = |v: &Value| v["type"] == "null";
     if let Some(t) = m.get_mut("type") {
         match t {
@@ -483,6 +486,12 @@ fn operation(path: &str, method: &str, op: &mut Value) {
                 json!({"type": "string"})
             };
         }
+    }
+    // rotate-secret reads an optional body: none is `{}`.
+    if path.ends_with("/rotate-secret")
+        && let Some(body) = op.get_mut("requestBody")
+    {
+        body["required"] = json!(false);
     }
     let params = op["parameters"].as_array().cloned().unwrap_or_default();
     let has = |place: &str| params.iter().any(|p| p["in"] == place);
