@@ -10,7 +10,8 @@
 #      README flow through the generated Python client, and schemathesis (--checks all, bounded
 #      in examples and time) finds 0 failures.
 # The tools are installed into .tools/ (gitignored) from the pinned lists in contract/.
-# CONTRACT_STEPS=lint skips the live part; SCHEMATHESIS_MAX_TIME bounds the fuzzing (seconds).
+# CONTRACT_STEPS=lint skips the live part; SCHEMATHESIS_MAX_TIME bounds the fuzzing (seconds);
+# SCHEMATHESIS_PHASES picks schemathesis phases (CI: examples,coverage).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -131,6 +132,8 @@ st_args=(run "$spec" --url "$base" --checks all -H "Authorization: Bearer $token
   --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-25}" --max-time "${SCHEMATHESIS_MAX_TIME:-240}"
   --seed "${SCHEMATHESIS_SEED:-1}" --workers 2 --request-timeout 10
   --report junit --report-dir "$out/schemathesis")
+# SCHEMATHESIS_PHASES=examples,coverage runs the deterministic phases only (what CI runs).
+[ -n "${SCHEMATHESIS_PHASES:-}" ] && st_args+=(--phases "$SCHEMATHESIS_PHASES")
 if SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$root/contract" schemathesis --no-color --config-file contract/schemathesis.toml "${st_args[@]}" >"$out/schemathesis.log" 2>&1; then
   echo "contract: schemathesis: 0 failures"
 else

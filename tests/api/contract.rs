@@ -368,3 +368,14 @@ async fn rules_test_refuses_an_empty_status() {
     a.assert_problem(422, "validation_failed");
     assert_eq!(a.error_fields(), ["ticket.status"]);
 }
+
+/// A rules filter with a NUL was a 500 (Postgres refuses NUL in text).
+#[tokio::test]
+async fn a_rules_filter_with_a_control_character_is_422_not_500() {
+    let app = spawn_app().await;
+    app.get("/v1/rules?on_status=a%00b")
+        .await
+        .assert_problem(422, "validation_failed");
+    let ok = app.get("/v1/rules?on_status=new").await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+}
