@@ -18,7 +18,7 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::db::approvals::{self as q, ListFilter};
 use crate::domain::engine::Verdict;
-use crate::domain::validate::{Faults, is_external_id};
+use crate::domain::validate::{Faults, FieldError, is_external_id};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::service::approvals::{self as svc, DecisionInput, RequestApproval};
 use crate::service::idempotency::{self, Answer};
@@ -606,6 +606,12 @@ fn bulk(
     ctx: &svc::Ctx,
     body: &Value,
 ) -> ApiResult<BulkResults> {
+    if let Some(unknown) = body
+        .as_object()
+        .and_then(|m| m.keys().find(|k| k.as_str() != "items"))
+    {
+        return Err(ApiError::invalid_field(unknown, "is not a known field"));
+    }
     let items = match body.get("items").and_then(Value::as_array) {
         Some(items) if items.len() <= MAX_BULK => items.clone(),
         Some(_) => {
@@ -621,6 +627,19 @@ fn bulk(
             ));
         }
     };
+    // Each item is read on its own, but one that is not an object is a malformed request.
+    let not_objects: Vec<FieldError> = items
+        .iter()
+        .enumerate()
+        .filter(|(_, item)| !item.is_object())
+        .map(|(i, _)| FieldError {
+            field: format!("items[{i}]"),
+            message: "must be an object".into(),
+        })
+        .collect();
+    if !not_objects.is_empty() {
+        return Err(ApiError::invalid(not_objects));
+    }
     let mut results = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let approval_id = item

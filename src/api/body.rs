@@ -143,8 +143,23 @@ pub fn parse(bytes: &[u8]) -> Result<Value, ApiError> {
     }
 }
 
-/// Converts checked JSON into the typed request; a mismatch is a 422 naming the field.
+/// Converts checked JSON into the typed request; a mismatch is a 422 naming the field. Every
+/// request body is an object: serde would read a struct from an array too (`[null, null]` as
+/// its fields in order), so anything else is refused here first.
 pub fn typed<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        let kind = match value {
+            Value::Array(_) => "an array",
+            Value::String(_) => "a string",
+            Value::Number(_) => "a number",
+            Value::Bool(_) => "a boolean",
+            _ => "null",
+        };
+        return Err(ApiError::invalid(vec![FieldError {
+            field: "body".into(),
+            message: format!("must be an object, not {kind}"),
+        }]));
+    }
     serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
         let path = e.path().to_string();
         let message = e.inner().to_string();

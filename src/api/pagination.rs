@@ -16,7 +16,7 @@ pub const MAX_LIMIT: u32 = 200;
 pub struct PageParams {
     /// How many items to return: 1 to 200, default 50.
     pub limit: Option<u32>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page; empty or left out for the first page.
     pub cursor: Option<String>,
 }
 
@@ -33,9 +33,10 @@ impl PageParams {
         }
     }
 
-    /// The position encoded in the cursor, or 400 when it is not one of ours.
+    /// The position encoded in the cursor, or 400 when it is not one of ours. An empty
+    /// `cursor=` (what a form or a client filling every parameter sends) is the first page.
     pub fn after(&self) -> ApiResult<Option<String>> {
-        let Some(c) = &self.cursor else {
+        let Some(c) = self.cursor.as_deref().filter(|c| !c.is_empty()) else {
             return Ok(None);
         };
         URL_SAFE_NO_PAD

@@ -111,6 +111,15 @@ pub async fn list_rules(
     let after = paging.after_uuid()?;
     let tenant = caller.tenant.clone();
     let status = filter.into_inner().on_status;
+    // Postgres cannot hold a NUL, and no stored status has a control character: refused, not a 500.
+    if let Some(s) = &status
+        && !crate::domain::validate::is_storable_text(s, 100)
+    {
+        return Err(ApiError::invalid_field(
+            "on_status",
+            "must be at most 100 characters without control characters",
+        ));
+    }
     let (items, next_cursor) = db
         .read(move |c| {
             let rows = q::list_rules(c, &tenant, status.as_deref(), after, limit + 1)?;

@@ -104,6 +104,26 @@ const CLOSED_REQUEST_OBJECTS: &[&str] = &[
     "DisableProcess",
 ];
 
+/// Request objects read field by field (`crate::domain::validate::Faults`), where an optional
+/// field sent as `null` means the same as the field left out: their optional properties accept
+/// `null` too.
+const NULL_IS_ABSENT: &[&str] = &[
+    "CalendarDef",
+    "PrincipalInput",
+    "ProcessDefinition",
+    "ProcessSettings",
+    "StageDef",
+    "Templates",
+    "RequestApproval",
+    "Ticket",
+    "TicketReport",
+    "RuleInput",
+];
+
+/// What `Idempotency-Key` may be (with `maxLength` 255): tabs, spaces and visible ASCII, at
+/// least one visible (`crate::service::idempotency`).
+const IDEMPOTENCY_KEY_PATTERN: &str = "^[\\t -~]*[!-~][\\t -~]*$";
+
 const UNKNOWN_VALUES: &str = "New values may be added: treat one you do not know as you would \
 an unexpected value, not as an error.";
 
@@ -114,6 +134,7 @@ pub fn finish(spec: &mut Value) {
     discriminate_unions(spec);
     closed_sets(spec);
     closed_request_objects(spec);
+    null_is_absent(spec);
     required_response_fields(spec);
     operations(spec);
 }
@@ -300,6 +321,50 @@ fn closed_request_objects(spec: &mut Value) {
     }
 }
 
+/// The optional properties of [`NULL_IS_ABSENT`] objects admit `null`.
+fn null_is_absent(spec: &mut Value) {
+    let s = schemas(spec);
+    for name in NULL_IS_ABSENT {
+        let Some(o) = s.get_mut(*name) else { continue };
+        let required: Vec<Value> = o["required"].as_array().cloned().unwrap_or_default();
+        let Some(props) = o.get_mut("properties").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for (key, prop) in props.iter_mut() {
+            if required.contains(&json!(key)) {
+                continue;
+            }
+            nullable(prop);
+        }
+    }
+}
+
+/// Makes a property schema admit `null`: a `null` in its `type`, or beside its `$ref`.
+fn nullable(prop: &mut Value) {
+    let Some(m) = prop.as_object_mut() else {
+        return;
+    };
+    let admits_null = |v: &Value| v["type"] == "null";
+    if let Some(t) = m.get_mut("type") {
+        match t {
+            Value::String(one) if one != "null" => *t = json!([one.clone(), "null"]),
+            Value::Array(many) if !many.contains(&json!("null")) => many.push(json!("null")),
+            _ => {}
+        }
+        if let Some(e) = m.get_mut("enum").and_then(Value::as_array_mut)
+            && !e.contains(&Value::Null)
+        {
+            e.push(Value::Null);
+        }
+    } else if let Some(r) = m.remove("$ref") {
+        m.insert("oneOf".into(), json!([{"type": "null"}, {"$ref": r}]));
+    } else if let Some(one_of) = m.get_mut("oneOf").and_then(Value::as_array_mut)
+        && !one_of.iter().any(admits_null)
+    {
+        one_of.insert(0, json!({"type": "null"}));
+    }
+}
+
 /// Every `$ref` name reachable from `roots` through `schemas`.
 fn reachable(schemas: &Map<String, Value>, roots: &[Value]) -> std::collections::BTreeSet<String> {
     fn refs(v: &Value, out: &mut Vec<String>) {
@@ -411,6 +476,23 @@ fn operation(path: &str, method: &str, op: &mut Value) {
     {
         op["description"] = op.get("summary").cloned().unwrap_or_else(|| json!(path));
     }
+    if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+        for p in params.iter_mut().filter(|p| p["in"] == "header") {
+            // A header is a string, never null.
+            p["schema"] = if p["name"] == "Idempotency-Key" {
+                json!({"type": "string", "minLength": 1, "maxLength": 255,
+                       "pattern": IDEMPOTENCY_KEY_PATTERN})
+            } else {
+                json!({"type": "string"})
+            };
+        }
+    }
+    // rotate-secret reads an optional body: none is `{}`.
+    if path.ends_with("/rotate-secret")
+        && let Some(body) = op.get_mut("requestBody")
+    {
+        body["required"] = json!(false);
+    }
     let params = op["parameters"].as_array().cloned().unwrap_or_default();
     let has = |place: &str| params.iter().any(|p| p["in"] == place);
     let idempotent = params.iter().any(|p| p["name"] == "Idempotency-Key");
@@ -474,6 +556,15 @@ fn operation(path: &str, method: &str, op: &mut Value) {
             "422",
             problem(
                 "Fields at fault, every one listed in `errors` with its path (`validation_failed`)"
+            ),
+        );
+    }
+    if has("path") {
+        add!(
+            "422",
+            problem(
+                "An id in the path holds a control, zero-width or bidirectional character \
+(`validation_failed`, field `path`)"
             ),
         );
     }

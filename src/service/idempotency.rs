@@ -113,8 +113,12 @@ fn key_of(req: &HttpRequest) -> ApiResult<Option<String>> {
     let Some(v) = req.headers().get("idempotency-key") else {
         return Ok(None);
     };
+    // As the document's pattern says: at most 255 of tab, space and visible ASCII, at least one
+    // of them visible. Surrounding whitespace is not part of the key.
+    let raw = v.as_bytes();
+    let allowed = |b: &u8| *b == b'\t' || (0x20..=0x7e).contains(b);
     let s = v.to_str().unwrap_or("").trim();
-    if s.is_empty() || s.len() > 255 {
+    if raw.len() > 255 || !raw.iter().all(allowed) || s.is_empty() {
         return Err(ApiError::bad_request(
             "invalid_idempotency_key",
             "Idempotency-Key must be 1 to 255 printable characters",
