@@ -146,14 +146,8 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// Counts one webhook attempt.
-    pub fn observe_attempt(&self, verdict: &crate::webhooks::delivery::Verdict, latency_ms: i32) {
-        use crate::webhooks::delivery::Verdict;
-        let result = match verdict {
-            Verdict::Delivered => "delivered",
-            Verdict::Retry { .. } => "retry",
-            Verdict::Gone => "gone",
-        };
+    /// Counts one webhook attempt by its result (`delivered`, `retry`, `gone`).
+    pub fn observe_attempt(&self, result: &str, latency_ms: i32) {
         self.deliveries.with_label_values(&[result]).inc();
         self.attempt_latency.observe(latency_ms as f64 / 1000.0);
     }

@@ -1,48 +1,17 @@
 //! The directory: principals upserted by the host.
 
 use actix_web::{HttpResponse, get, put, web};
-use serde::Serialize;
 use serde_json::Value;
-use utoipa::ToSchema;
 
 use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
-use crate::db::models::{PrincipalForm, PrincipalRow};
+use crate::db::models::PrincipalForm;
 use crate::db::{Db, principals};
-use crate::domain::principal::{PrincipalInput, PrincipalKind};
+use crate::domain::principal::PrincipalInput;
 use crate::domain::validate::is_external_id;
 use crate::error::{ApiError, ApiResult, Problem};
 
-/// A principal as stored.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Principal {
-    #[schema(example = "u-7")]
-    pub id: String,
-    pub kind: PrincipalKind,
-    pub display_name: String,
-    pub email: Option<String>,
-    pub locale: String,
-    pub time_zone: String,
-    pub manager_id: Option<String>,
-    pub roles: Vec<String>,
-    pub active: bool,
-}
-
-impl From<PrincipalRow> for Principal {
-    fn from(r: PrincipalRow) -> Self {
-        Self {
-            kind: PrincipalKind::parse(&r.kind).unwrap_or(PrincipalKind::User),
-            id: r.id,
-            display_name: r.display_name,
-            email: r.email,
-            locale: r.locale,
-            time_zone: r.time_zone,
-            manager_id: r.manager_id,
-            roles: r.roles.into_iter().flatten().collect(),
-            active: r.active,
-        }
-    }
-}
+pub use crate::service::view::Principal;
 
 /// Fails with 404 for an id no principal can have, before touching the database.
 pub fn check_id(id: &str) -> ApiResult<()> {

@@ -3,10 +3,29 @@
 //! `html` part.
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
-use serde::Serialize;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::process::{MessageTemplate, Templates};
+/// Notification templates.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Templates {
+    /// Locale used when the approver's locale has no template.
+    #[serde(default)]
+    pub default_locale: Option<String>,
+    #[serde(default)]
+    pub locales: BTreeMap<String, MessageTemplate>,
+}
+
+/// One locale's message.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct MessageTemplate {
+    pub subject: String,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+}
 
 /// Work a template may do before it is stopped: a loop over the whole ticket, not forever.
 const FUEL: u64 = 50_000;

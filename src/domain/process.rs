@@ -234,24 +234,7 @@ pub enum SubstituteSource {
     Principals { ids: Vec<String> },
 }
 
-/// Notification templates.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct Templates {
-    /// Locale used when the approver's locale has no template.
-    #[serde(default)]
-    pub default_locale: Option<String>,
-    #[serde(default)]
-    pub locales: BTreeMap<String, MessageTemplate>,
-}
-
-/// One locale's message.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct MessageTemplate {
-    pub subject: String,
-    pub text: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub html: Option<String>,
-}
+pub use super::messages::{MessageTemplate, Templates};
 
 impl Rule {
     /// Approvals needed out of `members`. `FirstReply` needs one.

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use super::approvals::{Ctx, DecisionInput, Loaded};
-use crate::api::principals::Principal;
+use super::view::Principal;
 use crate::db::links as q;
 use crate::db::models::{LinkRow, PrincipalRow};
 use crate::domain::engine::{ApprovalStatus, TaskState, Verdict};

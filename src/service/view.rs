@@ -349,3 +349,35 @@ pub fn approval_view(row: &ApprovalRow, stored: &StoredEngine) -> ApprovalView {
         rule: stored.rule.clone(),
     }
 }
+
+/// A principal as stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Principal {
+    #[schema(example = "u-7")]
+    pub id: String,
+    pub kind: crate::domain::principal::PrincipalKind,
+    pub display_name: String,
+    pub email: Option<String>,
+    pub locale: String,
+    pub time_zone: String,
+    pub manager_id: Option<String>,
+    pub roles: Vec<String>,
+    pub active: bool,
+}
+
+impl From<crate::db::models::PrincipalRow> for Principal {
+    fn from(r: crate::db::models::PrincipalRow) -> Self {
+        Self {
+            kind: crate::domain::principal::PrincipalKind::parse(&r.kind)
+                .unwrap_or(crate::domain::principal::PrincipalKind::User),
+            id: r.id,
+            display_name: r.display_name,
+            email: r.email,
+            locale: r.locale,
+            time_zone: r.time_zone,
+            manager_id: r.manager_id,
+            roles: r.roles.into_iter().flatten().collect(),
+            active: r.active,
+        }
+    }
+}

@@ -30,6 +30,17 @@ pub enum Verdict {
     Gone,
 }
 
+impl Verdict {
+    /// The `result` label of the attempt metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Delivered => "delivered",
+            Verdict::Retry { .. } => "retry",
+            Verdict::Gone => "gone",
+        }
+    }
+}
+
 /// The HTTP client for webhooks: no redirects, a timeout, no proxy but `SIGNOFF_WEBHOOK_PROXY`
 /// (the environment's `HTTPS_PROXY` and friends are ignored: a proxy resolves names past our
 /// address check), and, unless private targets are allowed, a resolver that refuses

@@ -65,7 +65,8 @@ impl Inner {
             self.settings.webhooks.timeout,
         )
         .await;
-        self.metrics.observe_attempt(&verdict, result.latency_ms);
+        self.metrics
+            .observe_attempt(verdict.label(), result.latency_ms);
         let (state, next_attempt_at) = match &verdict {
             Verdict::Delivered => ("succeeded", result.attempted_at),
             Verdict::Gone => ("failed", result.attempted_at),
