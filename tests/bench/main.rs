@@ -46,6 +46,10 @@ const CROWD: usize = 20_000;
 const CROWD_REQUEST_TARGET: Duration = Duration::from_secs(2);
 /// The largest event (and so webhook body) it may write.
 const EVENT_BYTES_TARGET: usize = 1 << 20;
+/// Deliveries queued at once in the delivery phase.
+const DELIVERIES: i64 = 10_000;
+/// Deliveries per second one replica sends to a receiver that answers at once, at least.
+const DELIVERY_RATE_TARGET: f64 = 2000.0;
 /// Our decisions/s over pgbench's, at least.
 const DECISION_RATE_TARGET: f64 = 0.9;
 /// Our decision p99 over pgbench's, at most.
@@ -898,11 +902,13 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
 
     let (tx, mut rx) = mpsc::unbounded_channel();
     let url = start_receiver(tx)?;
-    api.post(
-        "/v1/webhook-endpoints",
-        json!({"url": url, "events": ["*"], "description": "bench"}),
-    )
-    .await?;
+    let endpoint = api
+        .post(
+            "/v1/webhook-endpoints",
+            json!({"url": url, "events": ["*"], "description": "bench"}),
+        )
+        .await?;
+    let endpoint = id_of(&endpoint)?;
     let mut took = Vec::with_capacity(HOOKED);
     for i in 0..HOOKED {
         let view = api
@@ -935,6 +941,55 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
         None,
         Some(("p95", hooks.p95, WEBHOOK_P95_TARGET)),
     );
+
+    // Throughput: DELIVERIES deliveries of events written before the endpoint existed are
+    // queued at once (as a backlog after an outage would be), then sent by the replica.
+    let queued = diesel::sql_query(format!(
+        "WITH q AS (
+           INSERT INTO webhook_deliveries
+             (id, tenant_id, endpoint_id, event_id, event_position, approval_id, event_type)
+           SELECT gen_random_uuid(), e.tenant_id, '{endpoint}'::uuid, e.id, e.position,
+                  e.approval_id, e.type
+           FROM events e
+           WHERE e.tenant_id = '{TENANT}' AND NOT EXISTS
+             (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id)
+           ORDER BY e.position LIMIT {DELIVERIES}
+           RETURNING 1)
+         SELECT pg_notify('signoff_work', 'deliveries') FROM (SELECT count(*) AS n FROM q) c"
+    ))
+    .execute(&mut conn)?;
+    let _ = queued;
+    let started = Instant::now();
+    let pending = |conn: &mut PgConnection| -> anyhow::Result<i64> {
+        Ok(
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "(SELECT count(*) FROM webhook_deliveries WHERE state = 'pending')",
+            ))
+            .get_result(conn)?,
+        )
+    };
+    while pending(&mut conn)? > 0 {
+        ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "deliveries still pending after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rate = DELIVERIES as f64 / started.elapsed().as_secs_f64();
+    let ok = rate >= DELIVERY_RATE_TARGET;
+    if !ok {
+        table
+            .missed
+            .push(format!("deliveries/s {rate:.0} < {DELIVERY_RATE_TARGET}"));
+    }
+    table.compared.push([
+        format!("deliveries/s (backlog of {DELIVERIES})"),
+        format!("{rate:.0}"),
+        "-".into(),
+        "-".into(),
+        format!("≥ {DELIVERY_RATE_TARGET}"),
+        if ok { "ok" } else { "MISSED" }.into(),
+    ]);
     Ok(())
 }
 
