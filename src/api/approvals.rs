@@ -178,7 +178,7 @@ pub async fn request_approval(
     idempotency::run(&db, &caller, &req, &body, move |c| {
         let loaded = svc::request(c, &tenant, &input, &ctx)?;
         let location = format!("/v1/approvals/{}", loaded.row.id);
-        Ok(Answer::new(StatusCode::CREATED, loaded.view_json()?).header("location", location))
+        Ok(Answer::new(StatusCode::CREATED, loaded.into_view_json()?).header("location", location))
     })
     .await
 }
@@ -401,7 +401,7 @@ pub async fn decide(
     let tenant = caller.tenant.clone();
     idempotency::run(&db, &caller, &req, &body, move |c| {
         let loaded = svc::decide(c, &tenant, id, &input, &ctx)?;
-        Ok(Answer::new(StatusCode::OK, loaded.view_json()?))
+        Ok(Answer::new(StatusCode::OK, loaded.into_view_json()?))
     })
     .await
 }

@@ -462,24 +462,50 @@ pub async fn restore_process(
             "must be in the future",
         ));
     }
-    let tenant = caller.tenant.clone();
+    let v = switch(&db, caller.tenant.clone(), id, now, false, move |c, row| {
+        processes::restore(c, row, expires_at)
+    })
+    .await?;
+    Ok(with_etag(HttpResponse::Ok(), &v))
+}
+
+/// Turns a live process on or off in one transaction: `op` runs on the locked row when the
+/// process is `enabled` now as expected (409 otherwise); answers the process as it is after.
+async fn switch(
+    db: &Db,
+    tenant: String,
+    id: Uuid,
+    now: DateTime<Utc>,
+    enabled: bool,
+    op: impl FnOnce(&mut diesel::PgConnection, &ProcessRow) -> diesel::QueryResult<ProcessRow>
+    + Send
+    + 'static,
+) -> ApiResult<ProcessView> {
     let (row, version) = db
         .tx(move |c| {
             let row =
                 processes::find_for_update(c, &tenant, id).map_err(ApiError::missing("process"))?;
-            if row.is_enabled(now) {
-                return Err(ApiError::conflict(
-                    "process_not_disabled",
-                    "only a disabled process can be restored",
-                ));
+            match (enabled, row.is_enabled(now)) {
+                (true, false) => {
+                    return Err(ApiError::conflict(
+                        "process_disabled",
+                        "the process is already disabled",
+                    ));
+                }
+                (false, true) => {
+                    return Err(ApiError::conflict(
+                        "process_not_disabled",
+                        "only a disabled process can be restored",
+                    ));
+                }
+                _ => {}
             }
-            let row = processes::restore(c, &row, expires_at)?;
+            let row = op(c, &row)?;
             let version = processes::find_version(c, &tenant, id, row.current_version)?;
             Ok((row, version))
         })
         .await?;
-    let v = view(row, version, now)?;
-    Ok(with_etag(HttpResponse::Ok(), &v))
+    view(row, version, now)
 }
 
 /// Disable a process by hand.
@@ -509,37 +535,14 @@ pub async fn disable_process(
 ) -> ApiResult<HttpResponse> {
     caller.require(Scope::ProcessesWrite)?;
     let id = parse_id(&id)?;
-    let reason = body.into_inner().reason.trim().to_string();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::invalid_field(
-            "reason",
-            "must be 1 to 500 characters",
-        ));
-    }
-    if !crate::domain::validate::is_storable_text(&reason, 500) {
-        return Err(ApiError::invalid_field(
-            "reason",
-            "must not contain control characters",
-        ));
-    }
+    let mut f = crate::domain::validate::Faults::default();
+    let reason = f.check_text(&body.reason, "reason", 500);
+    let reason = f.finish(reason).map_err(ApiError::invalid)?;
     let now = Utc::now();
-    let tenant = caller.tenant.clone();
-    let (row, version) = db
-        .tx(move |c| {
-            let row =
-                processes::find_for_update(c, &tenant, id).map_err(ApiError::missing("process"))?;
-            if !row.is_enabled(now) {
-                return Err(ApiError::conflict(
-                    "process_disabled",
-                    "the process is already disabled",
-                ));
-            }
-            let row = processes::disable(c, &row, &reason)?;
-            let version = processes::find_version(c, &tenant, id, row.current_version)?;
-            Ok((row, version))
-        })
-        .await?;
-    let v = view(row, version, now)?;
+    let v = switch(&db, caller.tenant.clone(), id, now, true, move |c, row| {
+        processes::disable(c, row, &reason)
+    })
+    .await?;
     Ok(with_etag(HttpResponse::Ok(), &v))
 }
 

@@ -3,7 +3,7 @@
 //! `html` part.
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -183,15 +183,15 @@ pub fn render(templates: Option<&Templates>, locale: &str, ctx: &serde_json::Val
 /// costs one compilation per template and language, not one per person.
 pub struct Renderer {
     env: Environment<'static>,
-    /// Template source → the name it was compiled under, or why it did not compile.
-    compiled: std::collections::HashMap<(&'static str, String), Result<String, String>>,
+    /// By part, template source → the name it was compiled under, or why it did not compile.
+    compiled: HashMap<&'static str, HashMap<String, Result<String, String>>>,
 }
 
 impl Default for Renderer {
     fn default() -> Self {
         Self {
             env: environment(),
-            compiled: std::collections::HashMap::new(),
+            compiled: HashMap::new(),
         }
     }
 }
@@ -204,16 +204,18 @@ impl Renderer {
         source: &str,
         ctx: &serde_json::Value,
     ) -> Result<String, String> {
-        let n = self.compiled.len();
-        let key = (name, source.to_string());
-        let compiled = self.compiled.entry(key).or_insert_with(|| {
+        let n: usize = self.compiled.values().map(HashMap::len).sum();
+        let sources = self.compiled.entry(name).or_default();
+        if !sources.contains_key(source) {
             let id = format!("t{n}-{name}");
-            self.env
+            let compiled = self
+                .env
                 .add_template_owned(id.clone(), source.to_string())
                 .map(|_| id)
-                .map_err(describe)
-        });
-        let id = compiled.clone()?;
+                .map_err(describe);
+            sources.insert(source.to_string(), compiled);
+        }
+        let id = sources[source].clone()?;
         self.env
             .get_template(&id)
             .and_then(|t| t.render(ctx))

@@ -51,31 +51,52 @@ pub const RECIPIENTS_PER_EVENT: usize = 100;
 /// approval itself, `GET /v1/approvals/{id}`, lists them all).
 pub const TASKS_PER_STAGE_IN_EVENTS: usize = 100;
 
-/// The view as events carry it: a stage of thousands lists its first tasks and counts the rest.
-pub(super) fn event_view(full: &Value) -> Value {
-    let big = full["stages"].as_array().is_some_and(|s| {
-        s.iter().any(|st| {
-            st["tasks"]
-                .as_array()
-                .is_some_and(|t| t.len() > TASKS_PER_STAGE_IN_EVENTS)
-        })
-    });
-    if !big {
-        return full.clone();
+/// The view as events carry it, when it differs from the full one: a stage of thousands lists
+/// its first tasks and counts the rest. None when every stage is small (the events carry the
+/// full view), so the common case copies nothing.
+pub(super) fn compact_for_events(full: &Value) -> Option<Value> {
+    let big = |stage: &Value| {
+        stage["tasks"]
+            .as_array()
+            .is_some_and(|t| t.len() > TASKS_PER_STAGE_IN_EVENTS)
+    };
+    let stages = full["stages"].as_array()?;
+    if !stages.iter().any(big) {
+        return None;
     }
-    let mut v = full.clone();
-    if let Some(stages) = v["stages"].as_array_mut() {
-        for stage in stages {
-            if let Some(tasks) = stage["tasks"].as_array_mut()
-                && tasks.len() > TASKS_PER_STAGE_IN_EVENTS
-            {
-                let omitted = tasks.len() - TASKS_PER_STAGE_IN_EVENTS;
-                tasks.truncate(TASKS_PER_STAGE_IN_EVENTS);
-                stage["tasks_omitted"] = json!(omitted);
+    let mut v: serde_json::Map<String, Value> = full
+        .as_object()?
+        .iter()
+        .filter(|(k, _)| *k != "stages")
+        .map(|(k, x)| (k.clone(), x.clone()))
+        .collect();
+    let stages = stages
+        .iter()
+        .map(|stage| {
+            if !big(stage) {
+                return stage.clone();
             }
-        }
-    }
-    v
+            let mut st: serde_json::Map<String, Value> = stage
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| *k != "tasks")
+                .map(|(k, x)| (k.clone(), x.clone()))
+                .collect();
+            let tasks = stage["tasks"].as_array().map_or(&[][..], Vec::as_slice);
+            st.insert(
+                "tasks".into(),
+                Value::Array(tasks[..TASKS_PER_STAGE_IN_EVENTS].to_vec()),
+            );
+            st.insert(
+                "tasks_omitted".into(),
+                json!(tasks.len() - TASKS_PER_STAGE_IN_EVENTS),
+            );
+            Value::Object(st)
+        })
+        .collect();
+    v.insert("stages".into(), Value::Array(stages));
+    Some(Value::Object(v))
 }
 
 pub(super) fn build_events(
@@ -87,8 +108,8 @@ pub(super) fn build_events(
 ) -> ApiResult<Vec<NewEvent>> {
     let now = ctx.now;
     let full = serde_json::to_value(loaded.view()).map_err(|e| internal("view", e))?;
-    let view = event_view(&full);
-    loaded.saved_view = Some(full);
+    let compact = compact_for_events(&full);
+    let view = compact.as_ref().unwrap_or(&full);
     let plan_names: Vec<String> = loaded
         .stored
         .approval
@@ -239,5 +260,6 @@ pub(super) fn build_events(
             );
         }
     }
+    loaded.saved_view = Some(full);
     Ok(out)
 }

@@ -56,11 +56,11 @@ impl Loaded {
         approval_view(&self.row, &self.stored)
     }
 
-    /// The view as JSON: the one the events of the last [`save`] carry, without building it
-    /// again.
-    pub fn view_json(&self) -> ApiResult<Value> {
-        match &self.saved_view {
-            Some(v) => Ok(v.clone()),
+    /// The view as JSON: the one the last [`save`] built for its events, without building it
+    /// again or copying it.
+    pub fn into_view_json(self) -> ApiResult<Value> {
+        match self.saved_view {
+            Some(v) => Ok(v),
             None => serde_json::to_value(self.view()).map_err(|e| internal("view", e)),
         }
     }
