@@ -152,8 +152,12 @@ pub struct Claimed {
     pub secret: String,
     #[diesel(sql_type = diesel::sql_types::Jsonb)]
     pub previous_secrets: serde_json::Value,
-    #[diesel(sql_type = diesel::sql_types::Jsonb)]
-    pub payload: serde_json::Value,
+    /// The event's `id`, the `webhook-id` header.
+    #[diesel(sql_type = Text)]
+    pub msg_id: String,
+    /// The event as sent and signed: its JSON text, as Postgres prints the stored payload.
+    #[diesel(sql_type = Text)]
+    pub body: String,
 }
 
 /// What a worker asks of [`claim`].
@@ -165,78 +169,32 @@ pub struct ClaimRequest {
     pub limit: i64,
     /// The worker's "now": due means `next_attempt_at <= max(now, the database's now())`.
     pub now: DateTime<Utc>,
-    /// Attempts one endpoint may have in flight on this worker.
+    /// Deliveries one endpoint may have held (claimed, not yet recorded) by this worker.
     pub endpoint_cap: i32,
-    /// Endpoints with attempts in flight on this worker, and how many.
+    /// Endpoints with deliveries held by this worker, and how many.
     pub busy: Vec<(Uuid, i32)>,
+    /// Endpoints to leave out of this claim.
+    pub full: Vec<Uuid>,
 }
 
-/// Leases up to `limit` due deliveries, skipping rows other workers hold, any delivery with an
-/// earlier one still pending for the same approval and endpoint (so receivers get each
-/// approval's events in order), and whatever would put an endpoint over its cap. A lease is
-/// free when it expired, or at once when the worker named in `leased_by` no longer holds its
-/// liveness lock (it died); a live worker's unexpired lease is never taken. The lease commits
-/// before anything is sent.
+/// Leases up to `limit` due deliveries (`signoff_claim_deliveries`, whose comment says what
+/// is skipped), giving no endpoint more than `endpoint_cap` held by this worker, nor any in
+/// `full`. A lease is free when it expired, or at once when the worker named in `leased_by` no
+/// longer holds its liveness lock (it died); a live worker's unexpired lease is never taken.
+/// The lease commits before anything is sent.
 pub fn claim(conn: &mut PgConnection, r: &ClaimRequest) -> QueryResult<Vec<Claimed>> {
-    let full: Vec<Uuid> = r
-        .busy
-        .iter()
-        .filter(|(_, n)| *n >= r.endpoint_cap)
-        .map(|(e, _)| *e)
-        .collect();
     let (busy_ids, busy_n): (Vec<Uuid>, Vec<i32>) = r.busy.iter().cloned().unzip();
-    diesel::sql_query(
-        "WITH live AS MATERIALIZED (
-           SELECT l.objid FROM pg_locks l
-           WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-             AND l.classid = $5::oid
-             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())),
-         cand AS (
-           SELECT c.id, c.endpoint_id, c.next_attempt_at, c.event_position FROM webhook_deliveries c
-           JOIN webhook_endpoints ew ON ew.tenant_id = c.tenant_id AND ew.id = c.endpoint_id AND ew.enabled
-           WHERE c.state = 'pending' AND c.next_attempt_at <= GREATEST($3, now())
-             AND c.endpoint_id <> ALL($6)
-             AND (c.leased_until IS NULL OR c.leased_until < now()
-                  OR (c.leased_by IS NOT NULL AND c.leased_by::oid NOT IN (SELECT objid FROM live)))
-             AND NOT EXISTS (
-               SELECT 1 FROM webhook_deliveries p
-               WHERE p.state = 'pending' AND p.endpoint_id = c.endpoint_id
-                 AND p.approval_id = c.approval_id AND p.event_position < c.event_position)
-           ORDER BY c.next_attempt_at, c.event_position
-           LIMIT $2 * 4
-           FOR UPDATE OF c SKIP LOCKED),
-         ranked AS (
-           SELECT cand.*, row_number() OVER (
-             PARTITION BY endpoint_id ORDER BY next_attempt_at, event_position) AS rn
-           FROM cand),
-         picked AS (
-           SELECT r.id FROM ranked r
-           LEFT JOIN unnest($7::uuid[], $8::int4[]) AS b(eid, n) ON b.eid = r.endpoint_id
-           WHERE r.rn + COALESCE(b.n, 0) <= $9
-           ORDER BY r.next_attempt_at, r.event_position
-           LIMIT $2),
-         leased AS (
-           UPDATE webhook_deliveries d
-           SET leased_until = now() + make_interval(secs => $1), leased_by = $4, updated_at = now()
-           FROM picked WHERE d.id = picked.id
-           RETURNING d.id, d.tenant_id, d.endpoint_id, d.event_id, d.attempts, d.event_position)
-         SELECT l.id, l.tenant_id, l.endpoint_id, l.attempts, w.url, w.secret, w.previous_secrets,
-                e.payload
-         FROM leased l
-         JOIN webhook_endpoints w ON w.tenant_id = l.tenant_id AND w.id = l.endpoint_id
-         JOIN events e ON e.tenant_id = l.tenant_id AND e.id = l.event_id
-         ORDER BY l.event_position",
-    )
-    .bind::<Double, _>(r.lease_secs)
-    .bind::<BigInt, _>(r.limit)
-    .bind::<Timestamptz, _>(r.now)
-    .bind::<Integer, _>(r.worker)
-    .bind::<Integer, _>(LIVENESS_LOCK_NS)
-    .bind::<Array<SqlUuid>, _>(&full)
-    .bind::<Array<SqlUuid>, _>(&busy_ids)
-    .bind::<Array<Integer>, _>(&busy_n)
-    .bind::<Integer, _>(r.endpoint_cap)
-    .load(conn)
+    diesel::sql_query("SELECT * FROM signoff_claim_deliveries($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        .bind::<Integer, _>(r.worker)
+        .bind::<Double, _>(r.lease_secs)
+        .bind::<BigInt, _>(r.limit)
+        .bind::<Timestamptz, _>(r.now)
+        .bind::<Integer, _>(LIVENESS_LOCK_NS)
+        .bind::<Array<SqlUuid>, _>(&r.full)
+        .bind::<Array<SqlUuid>, _>(&busy_ids)
+        .bind::<Array<Integer>, _>(&busy_n)
+        .bind::<Integer, _>(r.endpoint_cap)
+        .load(conn)
 }
 
 /// What an attempt came to.
@@ -265,10 +223,11 @@ struct RecordedId {
     id: Uuid,
 }
 
-/// Records a batch of attempts in two statements, each only where `worker` still holds the
-/// delivery's lease: an attempt by a worker whose lease was taken over (it was presumed dead)
-/// is dropped rather than recorded twice. A delivery failed meanwhile (its endpoint was
-/// disabled) keeps its state but gets the attempt in its log. Returns the deliveries recorded.
+/// Records a batch of attempts in one statement (`signoff_record_attempts`), each only where
+/// `worker` still holds the delivery's lease: an attempt by a worker whose lease was taken over
+/// (it was presumed dead) is dropped rather than recorded twice. A delivery failed meanwhile
+/// (its endpoint was disabled) keeps its state but gets the attempt in its log. The endpoints
+/// of the successes are marked healthy. Returns the deliveries recorded.
 pub fn record_attempts(
     conn: &mut PgConnection,
     worker: i32,
@@ -282,17 +241,14 @@ pub fn record_attempts(
     let next: Vec<DateTime<Utc>> = batch.iter().map(|r| r.next_attempt_at).collect();
     let status: Vec<Option<i32>> = batch.iter().map(|r| r.result.status_code).collect();
     let errors: Vec<Option<&str>> = batch.iter().map(|r| r.result.error.as_deref()).collect();
+    let attempted: Vec<DateTime<Utc>> = batch.iter().map(|r| r.result.attempted_at).collect();
+    let latency: Vec<i32> = batch.iter().map(|r| r.result.latency_ms).collect();
+    let excerpts: Vec<Option<&str>> = batch
+        .iter()
+        .map(|r| r.result.response_excerpt.as_deref())
+        .collect();
     let recorded: Vec<RecordedId> = diesel::sql_query(
-        "UPDATE webhook_deliveries d
-         SET state = CASE WHEN d.state = 'pending' THEN i.state ELSE d.state END,
-             attempts = d.attempts + 1,
-             next_attempt_at = CASE WHEN d.state = 'pending' THEN i.next_at ELSE d.next_attempt_at END,
-             leased_until = NULL, leased_by = NULL,
-             last_status = i.status, last_error = i.error, updated_at = now()
-         FROM unnest($2::uuid[], $3::text[], $4::timestamptz[], $5::int4[], $6::text[])
-              AS i(id, state, next_at, status, error)
-         WHERE d.id = i.id AND d.leased_by = $1
-         RETURNING d.id",
+        "SELECT id FROM signoff_record_attempts($1, $2, $3, $4, $5, $6, $7, $8, $9) AS r(id)",
     )
     .bind::<Integer, _>(worker)
     .bind::<Array<SqlUuid>, _>(&ids)
@@ -300,31 +256,11 @@ pub fn record_attempts(
     .bind::<Array<Timestamptz>, _>(&next)
     .bind::<Array<Nullable<Integer>>, _>(&status)
     .bind::<Array<Nullable<Text>>, _>(&errors)
+    .bind::<Array<Timestamptz>, _>(&attempted)
+    .bind::<Array<Integer>, _>(&latency)
+    .bind::<Array<Nullable<Text>>, _>(&excerpts)
     .load(conn)?;
-    let recorded: Vec<Uuid> = recorded.into_iter().map(|r| r.id).collect();
-    let kept: Vec<&Recording> = batch
-        .iter()
-        .filter(|r| recorded.contains(&r.delivery))
-        .collect();
-    if !kept.is_empty() {
-        diesel::insert_into(at::webhook_attempts)
-            .values(
-                kept.iter()
-                    .map(|r| {
-                        (
-                            at::delivery_id.eq(r.delivery),
-                            at::attempted_at.eq(r.result.attempted_at),
-                            at::status_code.eq(r.result.status_code),
-                            at::latency_ms.eq(r.result.latency_ms),
-                            at::error.eq(r.result.error.clone()),
-                            at::response_excerpt.eq(r.result.response_excerpt.clone()),
-                        )
-                    })
-                    .collect::<Vec<_>>(),
-            )
-            .execute(conn)?;
-    }
-    Ok(recorded)
+    Ok(recorded.into_iter().map(|r| r.id).collect())
 }
 
 /// Gives back every lease `worker` holds on a delivery it has not attempted (shutdown).
@@ -337,25 +273,18 @@ pub fn release_leases(conn: &mut PgConnection, worker: i32) -> QueryResult<usize
         .execute(conn)
 }
 
-/// Marks endpoints healthy after successes.
-pub fn endpoints_succeeded(conn: &mut PgConnection, ids: &[Uuid]) -> QueryResult<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    diesel::update(w::webhook_endpoints.filter(w::id.eq_any(ids)))
-        .filter(w::failing_since.is_not_null())
-        .set(w::failing_since.eq(None::<DateTime<Utc>>))
-        .execute(conn)?;
-    Ok(())
-}
-
-/// Marks an endpoint healthy after a success.
-pub fn endpoint_succeeded(conn: &mut PgConnection, tenant: &str, id: Uuid) -> QueryResult<()> {
-    diesel::update(w::webhook_endpoints.filter(w::tenant_id.eq(tenant).and(w::id.eq(id))))
-        .filter(w::failing_since.is_not_null())
-        .set(w::failing_since.eq(None::<DateTime<Utc>>))
-        .execute(conn)?;
-    Ok(())
+/// Gives back `worker`'s leases on these deliveries, which it will not attempt.
+pub fn give_back(conn: &mut PgConnection, worker: i32, ids: &[Uuid]) -> QueryResult<usize> {
+    diesel::update(
+        d::webhook_deliveries
+            .filter(d::id.eq_any(ids))
+            .filter(d::leased_by.eq(worker)),
+    )
+    .set((
+        d::leased_until.eq(None::<DateTime<Utc>>),
+        d::leased_by.eq(None::<i32>),
+    ))
+    .execute(conn)
 }
 
 #[derive(QueryableByName)]

@@ -161,11 +161,8 @@ async fn attempt(
 ) -> (AttemptResult, Verdict) {
     let started = Instant::now();
     // The body sent is the body signed, byte for byte.
-    let body = serde_json::to_vec(&claimed.payload).unwrap_or_default();
-    let msg_id = claimed.payload["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let body = claimed.body.as_bytes();
+    let msg_id = claimed.msg_id.as_str();
     let ts = attempted_at.timestamp();
     let fail = |error: String, status: Option<i32>, excerpt: Option<String>, verdict: Verdict| {
         (
@@ -199,7 +196,7 @@ async fn attempt(
         }
     };
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-    let signature = signature_header(&secrets, &msg_id, ts, &body);
+    let signature = signature_header(&secrets, msg_id, ts, body);
     let res = http
         .post(&claimed.url)
         .header(CONTENT_TYPE, "application/json")
@@ -207,10 +204,10 @@ async fn attempt(
             USER_AGENT,
             concat!("signoff-webhooks/", env!("CARGO_PKG_VERSION")),
         )
-        .header("webhook-id", &msg_id)
+        .header("webhook-id", msg_id)
         .header("webhook-timestamp", ts.to_string())
         .header("webhook-signature", signature)
-        .body(body)
+        .body(claimed.body.clone())
         .send()
         .await;
     let res = match res {

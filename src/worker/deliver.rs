@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use uuid::Uuid;
 
 use super::Inner;
+use super::held::AHEAD;
 use super::supervise::{Healthy, LoopFuture};
 use crate::db::webhooks::{self as q, ClaimRequest, Claimed, Recording};
 use crate::webhooks::delivery::{self, Verdict};
@@ -16,6 +18,9 @@ use crate::webhooks::delivery::{self, Verdict};
 const CLAIM_MAX: usize = 256;
 /// Most attempts recorded in one transaction.
 const RECORD_MAX: usize = 512;
+/// A held delivery starts only while its lease has at least this much left beyond the
+/// timeout.
+const START_MARGIN: Duration = Duration::from_secs(10);
 
 /// An attempt's result on its way to the recorder, and who waits for it to be written.
 pub(super) type ToRecord = (Outcome, oneshot::Sender<()>);
@@ -29,25 +34,29 @@ pub(super) struct Outcome {
 }
 
 impl Inner {
-    /// Claims up to `limit` due deliveries for this worker.
-    async fn claim(&self, limit: usize) -> anyhow::Result<Vec<Claimed>> {
-        let busy: Vec<(Uuid, i32)> = self
-            .busy
+    /// How long a lease lasts. A live worker finishes or gives up an attempt within the
+    /// timeout, and starts none later than [`START_MARGIN`] plus the timeout before its lease
+    /// ends; so only a dead worker's (or a wedged one's) lease is ever taken.
+    fn lease(&self) -> Duration {
+        self.settings.webhooks.timeout + Duration::from_secs(30)
+    }
+
+    /// Claims up to `limit` due deliveries for this worker, giving no endpoint more than
+    /// `per_endpoint` held by it, and none above its low watermark.
+    async fn claim(&self, limit: usize, per_endpoint: usize) -> anyhow::Result<Vec<Claimed>> {
+        let (busy, full) = self
+            .held
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(k, v)| (*k, *v))
-            .collect();
+            .for_claim();
         let req = ClaimRequest {
             worker: self.key,
-            // A live worker finishes or gives up an attempt within the timeout; the lease
-            // outlasts it so only a dead worker's (or a wedged one's) lease is ever taken.
-            lease_secs: (self.settings.webhooks.timeout + std::time::Duration::from_secs(30))
-                .as_secs_f64(),
+            lease_secs: self.lease().as_secs_f64(),
             limit: limit as i64,
             now: self.clock.now(),
-            endpoint_cap: self.settings.webhooks.endpoint_concurrency as i32,
+            endpoint_cap: per_endpoint as i32,
             busy,
+            full,
         };
         self.db
             .run(move |c| Ok(q::claim(c, &req)?))
@@ -96,32 +105,45 @@ impl Inner {
         }
     }
 
-    /// Records a batch of attempts and their consequences for the endpoints, in one
-    /// transaction.
+    /// Records a batch of attempts and their consequences for the endpoints: in one
+    /// statement when all succeeded (the usual case), else in one transaction.
     async fn record(&self, batch: Vec<Outcome>) -> anyhow::Result<()> {
         let key = self.key;
+        let recordings: Vec<Recording> = batch.iter().map(|o| o.recording.clone()).collect();
+        if batch.iter().all(|o| o.verdict == Verdict::Delivered) {
+            return self
+                .db
+                .run(move |c| Ok(q::record_attempts(c, key, &recordings).map(drop)?))
+                .await
+                .map_err(|e| anyhow::anyhow!("recording attempts: {e}"));
+        }
         let disable_after =
             chrono::Duration::from_std(self.settings.webhooks.disable_after).unwrap_or_default();
         let clock = self.clock.clone();
         self.db
             .tx(move |c| {
                 let now = clock.now();
-                let recordings: Vec<Recording> =
-                    batch.iter().map(|o| o.recording.clone()).collect();
                 let recorded = q::record_attempts(c, key, &recordings)?;
-                let mut healthy = Vec::new();
-                for o in batch
+                let recorded: Vec<&Outcome> = batch
                     .iter()
                     .filter(|o| recorded.contains(&o.recording.delivery))
-                {
+                    .collect();
+                // An endpoint that also answered well in this batch is not failing.
+                let answered: Vec<Uuid> = recorded
+                    .iter()
+                    .filter(|o| o.verdict == Verdict::Delivered)
+                    .map(|o| o.endpoint)
+                    .collect();
+                for o in recorded {
                     match &o.verdict {
-                        Verdict::Delivered => healthy.push(o.endpoint),
+                        Verdict::Delivered => {}
                         Verdict::Gone => q::disable_endpoint(
                             c,
                             &o.tenant,
                             o.endpoint,
                             "the receiver answered 410 Gone",
                         )?,
+                        Verdict::Retry { .. } if answered.contains(&o.endpoint) => {}
                         Verdict::Retry { .. } => {
                             let since = q::endpoint_failed(c, &o.tenant, o.endpoint, now)?;
                             if let Some(since) = since
@@ -140,77 +162,120 @@ impl Inner {
                         }
                     }
                 }
-                healthy.sort();
-                healthy.dedup();
-                q::endpoints_succeeded(c, &healthy)?;
                 Ok(())
             })
             .await
             .map_err(|e| anyhow::anyhow!("recording attempts: {e}"))
     }
 
-    /// Starts one attempt as its own task, holding its global slot and its endpoint's.
-    fn start(self: &Arc<Self>, claimed: Claimed, permit: OwnedSemaphorePermit) {
-        *self
-            .busy
+    /// Starts what may start among the deliveries held (each attempt its own task, holding
+    /// a global slot and one of its endpoint's until its result is written), and gives back
+    /// those held too long.
+    fn pump(self: &Arc<Self>) {
+        if self.is_stopping() {
+            return;
+        }
+        let next = self
+            .held
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(claimed.endpoint_id)
-            .or_default() += 1;
-        let n = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        self.metrics.set_in_flight(n);
-        let guard = InFlight {
-            w: self.clone(),
-            endpoint: claimed.endpoint_id,
-            _permit: permit,
-        };
-        tokio::spawn(async move {
-            let outcome = guard.w.attempt(claimed).await;
-            let (done, written) = oneshot::channel();
-            if guard.w.recorder.send((outcome, done)).is_ok() {
-                let _ = written.await;
-            }
-            drop(guard);
-        });
+            .next(Instant::now(), || {
+                self.slots.clone().try_acquire_owned().ok()
+            });
+        if !next.expired.is_empty() {
+            let (w, ids) = (self.clone(), next.expired);
+            tokio::spawn(async move {
+                let key = w.key;
+                match w.db.run(move |c| Ok(q::give_back(c, key, &ids)?)).await {
+                    Ok(n) => tracing::info!(given_back = n, "deliveries held too long to start"),
+                    Err(e) => tracing::warn!(error = %e, "could not give back leases; they expire"),
+                }
+                w.wake.notify_one();
+            });
+        }
+        for (claimed, permit) in next.start {
+            let n = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.metrics.set_in_flight(n);
+            let guard = InFlight {
+                w: self.clone(),
+                endpoint: claimed.endpoint_id,
+                permit: Some(permit),
+            };
+            tokio::spawn(async move {
+                let mut guard = guard;
+                let outcome = guard.w.attempt(claimed).await;
+                guard.sent();
+                let (done, written) = oneshot::channel();
+                if guard.w.recorder.send((outcome, done)).is_ok() {
+                    let _ = written.await;
+                }
+                drop(guard);
+            });
+        }
     }
 }
 
-/// Frees an attempt's slots when it ends, however it ends.
+/// Frees an attempt's slots when it ends, however it ends, and starts what may start next.
 struct InFlight {
     w: Arc<Inner>,
     endpoint: Uuid,
-    _permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl InFlight {
+    /// The receiver answered (or the attempt gave up): its slots are free for the next,
+    /// while the result waits to be written.
+    fn sent(&mut self) {
+        let Some(permit) = self.permit.take() else {
+            return;
+        };
+        self.w
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sent(self.endpoint);
+        drop(permit);
+        self.w.pump();
+    }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        {
-            let mut busy = self.w.busy.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(n) = busy.get_mut(&self.endpoint) {
-                *n -= 1;
-                if *n <= 0 {
-                    busy.remove(&self.endpoint);
-                }
-            }
-        }
+        let permit = self.permit.take();
+        self.w
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .finished(self.endpoint, permit.is_none());
+        drop(permit);
         let left = self.w.in_flight.fetch_sub(1, Ordering::SeqCst) - 1;
         self.w.metrics.set_in_flight(left);
         if left == 0 {
             self.w.idle.notify_waiters();
         }
-        // The next event of this approval may be due now, or a slot was all that was missing.
-        self.w.wake.notify_one();
+        // A slot is free: the next delivery held may start; the claim loop decides whether
+        // to claim (the endpoint fell to its watermark, or the next event of this approval
+        // may be due now).
+        self.w.pump();
+        self.w.freed.notify_one();
     }
 }
 
-/// Claims while there are free slots, starting each claimed delivery at once; sleeps until
-/// woken (new work, an attempt finished) or the poll interval passes.
+/// Claims ahead of the free slots (see [`super::held`]), starting what may start at once;
+/// then waits until a notification, an attempt's end that calls for a claim, or the poll
+/// interval.
 pub(super) fn claim_loop(w: Arc<Inner>, healthy: Healthy) -> LoopFuture {
     Box::pin(async move {
         healthy.set();
         let mut stopping = w.stopping.subscribe();
         let mut alive = w.alive.subscribe();
         let poll = w.settings.webhooks.poll_interval;
+        let hold_max = AHEAD * w.settings.webhooks.concurrency;
+        // Look at once: something may be due since before we started.
+        let mut look = true;
+        // What the last claim got: the next asks for up to twice that (at least an endpoint's
+        // share), so a claim reads about as many candidates as it can use.
+        let mut last_got = 0;
         loop {
             if w.is_stopping() {
                 return Ok(());
@@ -222,32 +287,39 @@ pub(super) fn claim_loop(w: Arc<Inner>, healthy: Healthy) -> LoopFuture {
                     _ = stopping.changed() => {}
                     _ = tokio::time::sleep(poll) => {}
                 }
+                look = true;
                 continue;
             }
-            let first = tokio::select! {
-                p = w.slots.clone().acquire_owned() => p?,
-                _ = stopping.changed() => continue,
+            let (room, per_endpoint) = {
+                let mut held = w.held.lock().unwrap_or_else(|e| e.into_inner());
+                look |= held.take_freed();
+                (hold_max.saturating_sub(held.total()), held.per_endpoint())
             };
-            let mut permits = vec![first];
-            while permits.len() < CLAIM_MAX {
-                match w.slots.clone().try_acquire_owned() {
-                    Ok(p) => permits.push(p),
-                    Err(_) => break,
+            if look && room > 0 {
+                look = false;
+                let limit = room.min(CLAIM_MAX).min((2 * last_got).max(per_endpoint));
+                let asked = Instant::now();
+                let claimed = w.claim(limit, per_endpoint).await?;
+                let got = claimed.len();
+                last_got = got;
+                // Started later than this, an attempt could outlast its lease.
+                let start_by = asked + w.lease() - w.settings.webhooks.timeout - START_MARGIN;
+                w.held
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .hold(claimed, start_by);
+                w.pump();
+                if got == limit {
+                    // There may be more due right now.
+                    look = true;
+                    continue;
                 }
             }
-            let claimed = w.claim(permits.len()).await?;
-            let got = claimed.len();
-            for c in claimed {
-                let Some(p) = permits.pop() else { break };
-                w.start(c, p);
-            }
-            drop(permits);
-            if got == 0 {
-                tokio::select! {
-                    _ = w.wake.notified() => {}
-                    _ = tokio::time::sleep(poll) => {}
-                    _ = stopping.changed() => {}
-                }
+            tokio::select! {
+                _ = w.wake.notified() => look = true,
+                _ = tokio::time::sleep(poll) => look = true,
+                _ = w.freed.notified() => {}
+                _ = stopping.changed() => {}
             }
         }
     })
@@ -283,7 +355,12 @@ pub(super) fn recorder_loop(w: Arc<Inner>, healthy: Healthy) -> LoopFuture {
 /// One round by hand: claims what is due (within the caps), sends it all, records it all.
 /// Returns how many deliveries were attempted.
 pub(super) async fn run_round(w: &Arc<Inner>) -> anyhow::Result<usize> {
-    let claimed = w.claim(w.settings.webhooks.concurrency).await?;
+    let claimed = w
+        .claim(
+            w.settings.webhooks.concurrency,
+            w.settings.webhooks.endpoint_concurrency,
+        )
+        .await?;
     let n = claimed.len();
     if n == 0 {
         return Ok(0);

@@ -8,18 +8,17 @@
 //! worker whose liveness lock is gone (the process died) has its leases taken over at once.
 
 mod deliver;
+mod held;
 mod listener;
 mod supervise;
 mod tls;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
-use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -59,14 +58,16 @@ pub(crate) struct Inner {
     clock: Clock,
     /// This worker's number: the second key of its liveness lock, and `leased_by`.
     key: i32,
-    /// New work may be there: a notification, an attempt finished.
+    /// New work may be there: a notification arrived.
     wake: Arc<Notify>,
+    /// An attempt ended; [`held::Held::take_freed`] says whether to claim for it.
+    freed: Notify,
     /// True while the session holds the liveness lock; nothing is claimed otherwise.
     alive: watch::Sender<bool>,
     stopping: watch::Sender<bool>,
     slots: Arc<Semaphore>,
-    /// Attempts in flight per endpoint.
-    busy: Mutex<HashMap<Uuid, i32>>,
+    /// The deliveries this worker holds, waiting or in flight, per endpoint.
+    held: Mutex<held::Held>,
     in_flight: AtomicUsize,
     idle: Notify,
     recorder: mpsc::UnboundedSender<deliver::ToRecord>,
@@ -186,10 +187,11 @@ impl Worker {
                 clock,
                 key: rand::thread_rng().gen_range(1..i32::MAX),
                 wake: Arc::new(Notify::new()),
+                freed: Notify::new(),
                 alive: watch::Sender::new(false),
                 stopping: watch::Sender::new(false),
                 slots,
-                busy: Mutex::new(HashMap::new()),
+                held: Mutex::new(held::Held::new(settings.webhooks.endpoint_concurrency)),
                 in_flight: AtomicUsize::new(0),
                 idle: Notify::new(),
                 recorder,
@@ -247,6 +249,11 @@ impl Worker {
     pub async fn shutdown(&self) {
         let w = &self.inner;
         self.begin_shutdown();
+        // What was claimed but not started is given back below, with the other leases.
+        w.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drop_waiting();
         let limit = w.settings.webhooks.timeout + Duration::from_secs(5);
         let drained = tokio::time::timeout(limit, async {
             loop {

@@ -498,6 +498,7 @@ fn claim_as(app: &TestApp, key: i32) -> usize {
             now: chrono::Utc::now(),
             endpoint_cap: 100,
             busy: vec![],
+            full: vec![],
         },
     )
     .unwrap()

@@ -622,8 +622,12 @@ impl Table {
 type Arrivals = mpsc::UnboundedSender<(String, Instant)>;
 
 /// Answers 200 to every delivery and reports when each `approval.approved` arrived.
+/// Webhooks the receiver has been sent, of any type.
+static RECEIVED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 async fn receive(body: web::Bytes, arrivals: web::Data<Arrivals>) -> HttpResponse {
     let at = Instant::now();
+    RECEIVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let event: Value = serde_json::from_slice(&body).unwrap_or_default();
     if event["type"] == "approval.approved" {
         let id = event["data"]["approval"]["id"].as_str().unwrap_or_default();
@@ -701,6 +705,23 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
         Some(REQUESTS as f64 / wall.as_secs_f64()),
         None,
     );
+
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("deliveries") {
+        // Only the delivery throughput, on the events the requests wrote (for iterating on it).
+        let mut conn = PgConnection::establish(db_url)?;
+        // Later events of the same approvals, as decisions would have written them.
+        diesel::sql_query(
+            "INSERT INTO events (tenant_id, id, approval_id, sequence, type, payload)
+             SELECT tenant_id, id, approval_id, sequence, type,
+                    jsonb_set(payload, '{id}', to_jsonb(id::text))
+             FROM (SELECT tenant_id, gen_random_uuid() AS id, approval_id,
+                          sequence + 100 * k AS sequence, type, payload
+                   FROM events, generate_series(1, 2) AS k ORDER BY k, position) n",
+        )
+        .execute(&mut conn)?;
+        let (endpoint, _arrivals) = hooked_endpoint(&api).await?;
+        return delivery_throughput(&mut conn, &endpoint, table).await;
+    }
 
     // (b) Decisions: u-1 on every approval, then u-2, then u-3 (whose decision approves), so
     // concurrent decisions land on different approvals.
@@ -897,15 +918,7 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
         if ok { "ok" } else { "MISSED" }.into(),
     ]);
 
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let url = start_receiver(tx)?;
-    let endpoint = api
-        .post(
-            "/v1/webhook-endpoints",
-            json!({"url": url, "events": ["*"], "description": "bench"}),
-        )
-        .await?;
-    let endpoint = id_of(&endpoint)?;
+    let (endpoint, mut rx) = hooked_endpoint(&api).await?;
     let mut took = Vec::with_capacity(HOOKED);
     for i in 0..HOOKED {
         let view = api
@@ -939,9 +952,39 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
         Some(("p95", hooks.p95, WEBHOOK_P95_TARGET)),
     );
 
-    // Throughput: DELIVERIES deliveries of events written before the endpoint existed are
-    // queued at once (as a backlog after an outage would be), then sent by the replica.
-    diesel::sql_query(format!(
+    delivery_throughput(&mut conn, &endpoint, table).await
+}
+
+/// A receiver on a loopback port and an endpoint subscribed to everything that sends to it;
+/// answers the endpoint's id and the receiver's arrivals of `approval.approved`.
+async fn hooked_endpoint(
+    api: &Api,
+) -> anyhow::Result<(String, mpsc::UnboundedReceiver<(String, Instant)>)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let url = start_receiver(tx)?;
+    let endpoint = api
+        .post(
+            "/v1/webhook-endpoints",
+            json!({"url": url, "events": ["*"], "description": "bench"}),
+        )
+        .await?;
+    Ok((id_of(&endpoint)?, rx))
+}
+
+/// Throughput: DELIVERIES deliveries of events written before the endpoint existed are queued
+/// at once (as a backlog after an outage would be), then sent by the replica.
+async fn delivery_throughput(
+    conn: &mut PgConnection,
+    endpoint: &str,
+    table: &mut Table,
+) -> anyhow::Result<()> {
+    #[derive(diesel::QueryableByName)]
+    struct Queued {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let received = RECEIVED.load(std::sync::atomic::Ordering::Relaxed);
+    let queued = diesel::sql_query(format!(
         "WITH q AS (
            INSERT INTO webhook_deliveries
              (id, tenant_id, endpoint_id, event_id, event_position, approval_id, event_type)
@@ -952,22 +995,36 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
              (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id)
            ORDER BY e.position LIMIT {DELIVERIES}
            RETURNING 1)
-         SELECT pg_notify('signoff_work', 'deliveries') FROM (SELECT count(*) AS n FROM q) c"
+         SELECT n, pg_notify('signoff_work', 'deliveries')::text
+         FROM (SELECT count(*) AS n FROM q) c"
     ))
-    .execute(&mut conn)?;
+    .get_result::<Queued>(conn)?
+    .n;
+    ensure!(
+        queued == DELIVERIES,
+        "only {queued} events to deliver, {DELIVERIES} needed"
+    );
     let started = Instant::now();
-    let pending = |conn: &mut PgConnection| -> anyhow::Result<i64> {
-        Ok(
-            diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-                "(SELECT count(*) FROM webhook_deliveries WHERE state = 'pending')",
-            ))
-            .get_result(conn)?,
-        )
-    };
-    while pending(&mut conn)? > 0 {
+    // The receiver counts what arrives; the database is asked only once all has arrived
+    // (asking it all along would cost Postgres as much as the worker's own queries).
+    let limit = Duration::from_secs(60);
+    while RECEIVED.load(std::sync::atomic::Ordering::Relaxed) < received + DELIVERIES as usize {
         ensure!(
-            started.elapsed() < Duration::from_secs(60),
-            "deliveries still pending after 60 s"
+            started.elapsed() < limit,
+            "deliveries still arriving after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let pending = |conn: &mut PgConnection| -> anyhow::Result<bool> {
+        Ok(diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "EXISTS (SELECT 1 FROM webhook_deliveries WHERE state = 'pending')",
+        ))
+        .get_result(conn)?)
+    };
+    while pending(conn)? {
+        ensure!(
+            started.elapsed() < limit,
+            "deliveries still pending after {limit:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
