@@ -75,3 +75,93 @@ fn pending_on_a_ticket_uses_its_partial_index_without_statistics() {
     );
     assert!(before.contains("approvals_state_idx"), "{before}");
 }
+
+/// Sequential scans of `table` made so far in the open transaction.
+fn seq_scans(conn: &mut PgConnection, table: &str) -> i64 {
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+        "(SELECT coalesce(sum(seq_scan), 0)::int8 FROM pg_stat_xact_user_tables
+           WHERE relname = '{table}')"
+    )))
+    .get_result(conn)
+    .unwrap()
+}
+
+#[test]
+fn the_workers_plans_made_on_an_empty_outbox_hold_for_a_backlog() {
+    let db = fresh_database();
+    let mut conn = PgConnection::establish(&url_for(&db)).unwrap();
+    let claim = |conn: &mut PgConnection| -> i64 {
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT count(*) FROM signoff_claim_deliveries(
+                7, 60, 16, now(), 1, '{}'::uuid[], '{}'::uuid[], '{}'::int4[], 16))",
+        ))
+        .get_result(conn)
+        .unwrap()
+    };
+    // The connection plans its statements while the outbox is empty and known to be (a new
+    // deployment that autovacuum has analyzed, a quiet hour), and keeps those plans: generic
+    // ones, the worst case.
+    conn.batch_execute(
+        "ANALYZE webhook_deliveries, webhook_endpoints, webhook_attempts, events;
+         SET plan_cache_mode = force_generic_plan",
+    )
+    .unwrap();
+    for _ in 0..6 {
+        assert_eq!(claim(&mut conn), 0);
+    }
+    conn.batch_execute(
+        "SELECT signoff_record_attempts(7, '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}')",
+    )
+    .unwrap();
+    // Then a backlog arrives, faster than autovacuum gathers statistics: 6,000 deliveries to
+    // one endpoint, three events per approval.
+    conn.batch_execute(
+        "INSERT INTO webhook_endpoints (tenant_id, id, url, event_types, secret)
+         VALUES ('acme', '00000000-0000-0000-0000-0000000000e1', 'https://example.com/h',
+                 '{*}', 's');
+         INSERT INTO approvals (tenant_id, id, ticket_id, ticket, definition, state, engine,
+                                exclusive, last_sequence, created_at, updated_at)
+         SELECT 'acme', md5('a' || n)::uuid, 'T-' || n, '{}', '{}', 'pending', '{}', false, 3,
+                now(), now()
+         FROM generate_series(1, 2000) AS n;
+         INSERT INTO events (tenant_id, id, approval_id, sequence, type, payload)
+         SELECT 'acme', md5('e' || n || '-' || k)::uuid, md5('a' || n)::uuid, k,
+                'approval.requested', '{}'
+         FROM generate_series(1, 3) AS k, generate_series(1, 2000) AS n ORDER BY k, n;
+         INSERT INTO webhook_deliveries
+           (id, tenant_id, endpoint_id, event_id, event_position, approval_id, event_type)
+         SELECT gen_random_uuid(), 'acme', '00000000-0000-0000-0000-0000000000e1', e.id,
+                e.position, e.approval_id, e.type
+         FROM events e;",
+    )
+    .unwrap();
+    conn.batch_execute("BEGIN").unwrap();
+    let before = seq_scans(&mut conn, "webhook_deliveries");
+    assert_eq!(claim(&mut conn), 16, "one endpoint's share");
+    let claim_scans = seq_scans(&mut conn, "webhook_deliveries") - before;
+    conn.batch_execute(
+        "CREATE TEMP TABLE got AS SELECT id FROM webhook_deliveries WHERE leased_by = 7",
+    )
+    .unwrap();
+    let before = seq_scans(&mut conn, "webhook_deliveries");
+    conn.batch_execute(
+        "SELECT signoff_record_attempts(7, array_agg(id), array_agg('succeeded'::text),
+                array_agg(now()), array_agg(200), array_agg(NULL::text), array_agg(now()),
+                array_agg(1), array_agg(NULL::text))
+         FROM got",
+    )
+    .unwrap();
+    let record_scans = seq_scans(&mut conn, "webhook_deliveries") - before;
+    conn.batch_execute("COMMIT").unwrap();
+    assert_eq!(
+        (claim_scans, record_scans),
+        (0, 0),
+        "the claim or the record scanned the whole outbox with a plan made when it was empty"
+    );
+    let recorded: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT count(*) FROM webhook_attempts)",
+    ))
+    .get_result(&mut conn)
+    .unwrap();
+    assert_eq!(recorded, 16);
+}
