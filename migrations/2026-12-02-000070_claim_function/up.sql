@@ -7,10 +7,15 @@
 -- and those deliveries are then sent again, which at-least-once delivery allows. Nothing else
 -- is lost and nothing is half written.
 
--- Both plan with sequential scans off. PL/pgSQL keeps a statement's plan for the connection's
--- life, and a plan made while the outbox was nearly empty (a new database, a quiet hour) would
--- scan it whole, per candidate, once a backlog arrives: 10 s a claim at 10,000 deliveries
--- before autovacuum's next ANALYZE. Each table read here has the index its access needs.
+-- PL/pgSQL keeps a statement's plan for the connection's life, made from the statistics of
+-- that moment. A plan made while the outbox was empty and analyzed (a new database, a quiet
+-- hour) scanned it per candidate once a backlog arrived: 10 s a claim at 10,000 deliveries,
+-- until autovacuum's next ANALYZE. Two defences: the worker analyzes the outbox itself when
+-- it has changed more than its size since the last ANALYZE (which makes every connection plan
+-- again; `refresh_outbox_statistics` in src/db/webhooks.rs), and until then both functions
+-- plan without sequential or bitmap scans, in shapes whose index plans stay bounded: the order
+-- check is a correlated subquery (OFFSET 0 keeps it from becoming a join that could walk a
+-- whole index), and rows are found again by `id = ANY(...)`.
 
 -- The claim. Only the rows picked are locked (earlier, four times as many candidates were).
 --
@@ -27,7 +32,7 @@ CREATE FUNCTION signoff_claim_deliveries(
 RETURNS TABLE (
     id uuid, tenant_id text, endpoint_id uuid, attempts int4, url text, secret text,
     previous_secrets jsonb, msg_id text, body text
-) LANGUAGE plpgsql SET enable_seqscan = off AS $$
+) LANGUAGE plpgsql SET enable_seqscan = off SET enable_bitmapscan = off AS $$
 #variable_conflict use_column
 BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);
@@ -49,7 +54,8 @@ BEGIN
           AND NOT EXISTS (
             SELECT 1 FROM webhook_deliveries p
             WHERE p.state = 'pending' AND p.endpoint_id = c.endpoint_id
-              AND p.approval_id = c.approval_id AND p.event_position < c.event_position)
+              AND p.approval_id = c.approval_id AND p.event_position < c.event_position
+            OFFSET 0)
         ORDER BY c.next_attempt_at, c.event_position
         LIMIT p_limit * 4),
     picked AS (
@@ -65,7 +71,7 @@ BEGIN
     -- and re-checking (on the newest version of each row) that it is still free.
     locked AS (
         SELECT d.id FROM webhook_deliveries d
-        WHERE d.id IN (SELECT picked.id FROM picked) AND d.state = 'pending'
+        WHERE d.id = ANY(ARRAY(SELECT picked.id FROM picked)) AND d.state = 'pending'
           AND (d.leased_until IS NULL OR d.leased_until < now()
                OR (d.leased_by <> p_worker AND d.leased_by::oid NOT IN (SELECT objid FROM live)))
         FOR UPDATE SKIP LOCKED),
@@ -73,7 +79,7 @@ BEGIN
         UPDATE webhook_deliveries d
         SET leased_until = now() + make_interval(secs => p_lease_secs), leased_by = p_worker,
             updated_at = now()
-        FROM locked WHERE d.id = locked.id
+        WHERE d.id = ANY(ARRAY(SELECT locked.id FROM locked))
         RETURNING d.id, d.tenant_id, d.endpoint_id, d.event_id, d.attempts, d.event_position)
     SELECT l.id, l.tenant_id, l.endpoint_id, l.attempts, w.url, w.secret, w.previous_secrets,
            e.payload ->> 'id', e.payload::text
@@ -108,7 +114,7 @@ BEGIN
             leased_until = NULL, leased_by = NULL,
             last_status = i.status, last_error = i.error, updated_at = now()
         FROM i
-        WHERE d.id = i.id AND d.leased_by = p_worker
+        WHERE d.id = ANY(p_ids) AND d.id = i.id AND d.leased_by = p_worker
         RETURNING d.id, d.endpoint_id, i.state),
     logged AS (
         INSERT INTO webhook_attempts
@@ -118,7 +124,7 @@ BEGIN
     healthy AS (
         UPDATE webhook_endpoints w SET failing_since = NULL
         WHERE w.failing_since IS NOT NULL
-          AND w.id IN (SELECT r.endpoint_id FROM recorded r WHERE r.state = 'succeeded'))
+          AND w.id = ANY(ARRAY(SELECT r.endpoint_id FROM recorded r WHERE r.state = 'succeeded')))
     SELECT r.id FROM recorded r;
 END;
 $$;
@@ -127,7 +133,7 @@ $$;
 -- entry in the five indexes for each delivery claimed. Pages written from now on.
 ALTER TABLE webhook_deliveries SET (fillfactor = 70);
 
--- The decision's two functions (000060, 000061) read approvals and tasks by key, so the same
--- holds for them: their cached plans must not depend on how big the tables were at first use.
+-- The decision's two functions (000060, 000061) read approvals and tasks by key: with
+-- sequential scans off, a plan cached while those tables were empty still looks rows up by key.
 ALTER FUNCTION signoff_load_command SET enable_seqscan = off;
 ALTER FUNCTION signoff_save_command SET enable_seqscan = off;

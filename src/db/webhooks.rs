@@ -273,6 +273,31 @@ pub fn release_leases(conn: &mut PgConnection, worker: i32) -> QueryResult<usize
         .execute(conn)
 }
 
+#[derive(QueryableByName)]
+struct Stale {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    stale: bool,
+}
+
+/// Analyzes the outbox when it has changed more than its size (and at least 1,000 rows) since
+/// its last ANALYZE, as after a burst of deliveries: that makes every connection plan the
+/// worker's statements again with the present statistics, instead of keeping plans made while
+/// the outbox was small (autovacuum would take up to a minute). Returns whether it analyzed.
+pub fn refresh_outbox_statistics(conn: &mut PgConnection) -> QueryResult<bool> {
+    let stale: Option<Stale> = diesel::sql_query(
+        "SELECT s.n_mod_since_analyze > GREATEST(1000, c.reltuples) AS stale
+         FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+         WHERE s.relid = 'webhook_deliveries'::regclass",
+    )
+    .get_result(conn)
+    .optional()?;
+    if !stale.is_some_and(|s| s.stale) {
+        return Ok(false);
+    }
+    diesel::sql_query("ANALYZE (SKIP_LOCKED) webhook_deliveries").execute(conn)?;
+    Ok(true)
+}
+
 /// Gives back `worker`'s leases on these deliveries, which it will not attempt.
 pub fn give_back(conn: &mut PgConnection, worker: i32, ids: &[Uuid]) -> QueryResult<usize> {
     diesel::update(

@@ -4,7 +4,7 @@
 //! Four supervised loops (see [`supervise`]): `session` holds this worker's liveness lock and
 //! LISTENs; `deliveries` claims due deliveries continuously and runs each attempt as its own
 //! task under a global cap and a per-endpoint cap; `recorder` writes the attempts' results in
-//! batches; `timers` fires timers and expires processes. Each lease names its worker, and a
+//! batches; `timers` fires timers, expires processes and keeps the outbox's statistics fresh. Each lease names its worker, and a
 //! worker whose liveness lock is gone (the process died) has its leases taken over at once.
 
 mod deliver;
@@ -33,6 +33,9 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(300);
 
 /// Timers handled per round.
 const TIMER_BATCH: usize = 16;
+
+/// How often the outbox's statistics are checked (and refreshed when a burst made them stale).
+const STATISTICS_EVERY: Duration = Duration::from_secs(1);
 
 /// The loops a running worker has; `/readyz` fails while one is down.
 const LOOPS: &[&str] = &["session", "deliveries", "recorder", "timers"];
@@ -112,6 +115,18 @@ impl Inner {
         Ok(handled)
     }
 
+    async fn refresh_statistics(&self) {
+        match self
+            .db
+            .run(|c| Ok(crate::db::webhooks::refresh_outbox_statistics(c)?))
+            .await
+        {
+            Ok(true) => tracing::info!("outbox analyzed after a burst"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not refresh the outbox's statistics"),
+        }
+    }
+
     async fn housekeeping(&self) {
         match self.db.run(|c| Ok(crate::db::housekeeping(c)?)).await {
             Ok(0) => {}
@@ -139,9 +154,14 @@ fn timers_loop(w: Arc<Inner>, healthy: supervise::Healthy) -> supervise::LoopFut
         healthy.set();
         let mut stopping = w.stopping.subscribe();
         let mut last_housekeeping: Option<std::time::Instant> = None;
+        let mut last_statistics = std::time::Instant::now();
         loop {
             if w.is_stopping() {
                 return Ok(());
+            }
+            if last_statistics.elapsed() >= STATISTICS_EVERY {
+                last_statistics = std::time::Instant::now();
+                w.refresh_statistics().await;
             }
             if last_housekeeping.is_none_or(|t| t.elapsed() >= HOUSEKEEPING_EVERY) {
                 last_housekeeping = Some(std::time::Instant::now());
