@@ -676,6 +676,10 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
     })
     .await?;
     analyze(db_url)?;
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("fan-out") {
+        let mut conn = PgConnection::establish(db_url)?;
+        return fan_out(&api, &mut conn, table).await;
+    }
 
     // (a) Requests: ad-hoc, three approvers, all of whom must approve.
     let ids: Arc<Vec<std::sync::Mutex<String>>> =
@@ -869,54 +873,7 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
 
     // (d) Webhooks: from the answer to the final decision to the receiver getting
     // `approval.approved`, one approval at a time, with an endpoint subscribed to everything.
-    // Fan-out: one request asking a role of CROWD members.
-    diesel::sql_query(format!(
-        "INSERT INTO principals (tenant_id, id, kind, display_name, email, locale, time_zone, roles)
-         SELECT '{TENANT}', 'crowd-' || n, 'user', 'Member ' || n, 'm' || n || '@example.com',
-                'en', 'UTC', ARRAY['crowd']
-         FROM generate_series(1, {CROWD}) AS n"
-    ))
-    .execute(&mut conn)?;
-    let crowd = api
-        .post(
-            "/v1/processes",
-            json!({"name": "bench-crowd", "stages": [{"name": "Everyone", "groups": [
-                {"name": "crowd", "source": {"type": "role", "role": "crowd"},
-                 "require": {"type": "count", "count": 1}}]}]}),
-        )
-        .await?;
-    let crowd = id_of(&crowd)?;
-    let started = Instant::now();
-    api.post(
-        "/v1/approvals",
-        json!({"ticket": {"id": "CROWD-1"}, "process_id": crowd}),
-    )
-    .await?;
-    let took = started.elapsed();
-    table.row(
-        &format!("POST /v1/approvals, role of {CROWD}"),
-        &Stats::of(&[took]),
-        None,
-        Some(("time", took, CROWD_REQUEST_TARGET)),
-    );
-    let largest = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-        "(SELECT coalesce(max(octet_length(payload::text)), 0)::int8 FROM events)",
-    ))
-    .get_result::<i64>(&mut conn)? as usize;
-    let ok = largest <= EVENT_BYTES_TARGET;
-    if !ok {
-        table.missed.push(format!(
-            "largest event {largest} bytes > {EVENT_BYTES_TARGET}"
-        ));
-    }
-    table.compared.push([
-        "largest event payload (bytes)".into(),
-        largest.to_string(),
-        "-".into(),
-        "-".into(),
-        format!("≤ {EVENT_BYTES_TARGET}"),
-        if ok { "ok" } else { "MISSED" }.into(),
-    ]);
+    fan_out(&api, &mut conn, table).await?;
 
     let (endpoint, mut rx) = hooked_endpoint(&api).await?;
     let mut took = Vec::with_capacity(HOOKED);
@@ -953,6 +910,59 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
     );
 
     delivery_throughput(&mut conn, &endpoint, table).await
+}
+
+/// Fan-out: one request asking a role of CROWD members, and the largest event it wrote.
+async fn fan_out(api: &Api, conn: &mut PgConnection, table: &mut Table) -> anyhow::Result<()> {
+    diesel::sql_query(format!(
+        "INSERT INTO principals (tenant_id, id, kind, display_name, email, locale, time_zone, roles)
+         SELECT '{TENANT}', 'crowd-' || n, 'user', 'Member ' || n, 'm' || n || '@example.com',
+                'en', 'UTC', ARRAY['crowd']
+         FROM generate_series(1, {CROWD}) AS n"
+    ))
+    .execute(conn)?;
+    let crowd = api
+        .post(
+            "/v1/processes",
+            json!({"name": "bench-crowd", "stages": [{"name": "Everyone", "groups": [
+                {"name": "crowd", "source": {"type": "role", "role": "crowd"},
+                 "require": {"type": "count", "count": 1}}]}]}),
+        )
+        .await?;
+    let crowd = id_of(&crowd)?;
+    let started = Instant::now();
+    api.post(
+        "/v1/approvals",
+        json!({"ticket": {"id": "CROWD-1"}, "process_id": crowd}),
+    )
+    .await?;
+    let took = started.elapsed();
+    table.row(
+        &format!("POST /v1/approvals, role of {CROWD}"),
+        &Stats::of(&[took]),
+        None,
+        Some(("time", took, CROWD_REQUEST_TARGET)),
+    );
+    let largest = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT coalesce(max(octet_length(payload::text)), 0)::int8 FROM events)",
+    ))
+    .get_result::<i64>(conn)? as usize;
+    let ok = largest <= EVENT_BYTES_TARGET;
+    if !ok {
+        table.missed.push(format!(
+            "largest event {largest} bytes > {EVENT_BYTES_TARGET}"
+        ));
+    }
+    table.compared.push([
+        "largest event payload (bytes)".into(),
+        largest.to_string(),
+        "-".into(),
+        "-".into(),
+        format!("≤ {EVENT_BYTES_TARGET}"),
+        if ok { "ok" } else { "MISSED" }.into(),
+    ]);
+
+    Ok(())
 }
 
 /// A receiver on a loopback port and an endpoint subscribed to everything that sends to it;
