@@ -109,8 +109,13 @@ impl Inner {
     /// statement when all succeeded (the usual case), else in one transaction.
     async fn record(&self, batch: Vec<Outcome>) -> anyhow::Result<()> {
         let key = self.key;
-        let recordings: Vec<Recording> = batch.iter().map(|o| o.recording.clone()).collect();
-        if batch.iter().all(|o| o.verdict == Verdict::Delivered) {
+        // The recordings go to the statement; what each means for its endpoint stays here,
+        // in the same order.
+        let (recordings, batch): (Vec<Recording>, Vec<(String, Uuid, Verdict)>) = batch
+            .into_iter()
+            .map(|o| (o.recording, (o.tenant, o.endpoint, o.verdict)))
+            .unzip();
+        if batch.iter().all(|(_, _, v)| *v == Verdict::Delivered) {
             return self
                 .db
                 .run(move |c| Ok(q::record_attempts(c, key, &recordings).map(drop)?))
@@ -124,35 +129,38 @@ impl Inner {
             .tx(move |c| {
                 let now = clock.now();
                 let recorded = q::record_attempts(c, key, &recordings)?;
-                let recorded: Vec<&Outcome> = batch
+                let recorded: Vec<&(String, Uuid, Verdict)> = recordings
                     .iter()
-                    .filter(|o| recorded.contains(&o.recording.delivery))
+                    .zip(&batch)
+                    .filter(|(r, _)| recorded.contains(&r.delivery))
+                    .map(|(_, o)| o)
                     .collect();
                 // An endpoint that also answered well in this batch is not failing.
                 let answered: Vec<Uuid> = recorded
                     .iter()
-                    .filter(|o| o.verdict == Verdict::Delivered)
-                    .map(|o| o.endpoint)
+                    .filter(|(_, _, v)| *v == Verdict::Delivered)
+                    .map(|(_, e, _)| *e)
                     .collect();
-                for o in recorded {
-                    match &o.verdict {
+                for (tenant, endpoint, verdict) in recorded {
+                    let endpoint = *endpoint;
+                    match verdict {
                         Verdict::Delivered => {}
                         Verdict::Gone => q::disable_endpoint(
                             c,
-                            &o.tenant,
-                            o.endpoint,
+                            tenant,
+                            endpoint,
                             "the receiver answered 410 Gone",
                         )?,
-                        Verdict::Retry { .. } if answered.contains(&o.endpoint) => {}
+                        Verdict::Retry { .. } if answered.contains(&endpoint) => {}
                         Verdict::Retry { .. } => {
-                            let since = q::endpoint_failed(c, &o.tenant, o.endpoint, now)?;
+                            let since = q::endpoint_failed(c, tenant, endpoint, now)?;
                             if let Some(since) = since
                                 && now - since >= disable_after
                             {
                                 q::disable_endpoint(
                                     c,
-                                    &o.tenant,
-                                    o.endpoint,
+                                    tenant,
+                                    endpoint,
                                     &format!(
                                         "failing without a success since {}",
                                         since.to_rfc3339()
@@ -169,7 +177,7 @@ impl Inner {
     }
 
     /// Starts what may start among the deliveries held (each attempt its own task, holding
-    /// a global slot and one of its endpoint's until its result is written), and gives back
+    /// a global slot and one of its endpoint's until the receiver answers), and gives back
     /// those held too long.
     fn pump(self: &Arc<Self>) {
         if self.is_stopping() {
@@ -242,21 +250,24 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         let permit = self.permit.take();
+        let cut_short = permit.is_some();
         self.w
             .held
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .finished(self.endpoint, permit.is_none());
+            .finished(self.endpoint, !cut_short);
         drop(permit);
         let left = self.w.in_flight.fetch_sub(1, Ordering::SeqCst) - 1;
         self.w.metrics.set_in_flight(left);
         if left == 0 {
             self.w.idle.notify_waiters();
         }
-        // A slot is free: the next delivery held may start; the claim loop decides whether
-        // to claim (the endpoint fell to its watermark, or the next event of this approval
-        // may be due now).
-        self.w.pump();
+        // Cut short before `sent`, its slots are freed only now: the next delivery held may
+        // start (after `sent`, it has). The claim loop decides whether to claim (the endpoint
+        // fell to its watermark, or the next event of this approval may be due now).
+        if cut_short {
+            self.w.pump();
+        }
         self.w.freed.notify_one();
     }
 }
