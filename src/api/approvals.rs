@@ -10,18 +10,19 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::idempotency::{self, Answer};
 use super::pagination::{PageParams, page};
 use super::principals::check_id;
+use super::problem::Problem;
 use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
-use crate::config::Settings;
 use crate::db::Db;
 use crate::db::approvals::{self as q, ListFilter};
 use crate::domain::engine::Verdict;
 use crate::domain::validate::{Faults, FieldError, is_external_id};
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{AppError, AppResult};
 use crate::service::approvals::{self as svc, DecisionInput, RequestApproval};
-use crate::service::idempotency::{self, Answer};
+use crate::service::store::{self, Ctx};
 use crate::service::view::ApprovalView;
 
 /// A page of approvals.
@@ -136,12 +137,12 @@ pub struct BulkResults {
 
 pub const MAX_BULK: usize = 100;
 
-fn parse_id(id: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(id).map_err(|_| ApiError::not_found("approval"))
+fn parse_id(id: &str) -> AppResult<Uuid> {
+    Uuid::parse_str(id).map_err(|_| AppError::not_found("approval"))
 }
 
-fn to_json<T: Serialize>(v: &T) -> ApiResult<Value> {
-    serde_json::to_value(v).map_err(|e| ApiError::Internal(anyhow::anyhow!("serialize: {e}")))
+fn to_json<T: Serialize>(v: &T) -> AppResult<Value> {
+    serde_json::to_value(v).map_err(|e| AppError::Internal(anyhow::anyhow!("serialize: {e}")))
 }
 
 /// Request approval on a ticket.
@@ -166,14 +167,13 @@ fn to_json<T: Serialize>(v: &T) -> ApiResult<Value> {
 #[post("/approvals")]
 pub async fn request_approval(
     caller: Caller,
-    settings: web::Data<Settings>,
+    ctx: Ctx,
     db: web::Data<Db>,
     req: HttpRequest,
     body: JsonBody<Value>,
-) -> ApiResult<HttpResponse> {
+) -> AppResult<HttpResponse> {
     caller.require(Scope::ApprovalsWrite)?;
-    let ctx = svc::Ctx::new(&settings.public_url);
-    let input = RequestApproval::parse(&body).map_err(ApiError::invalid)?;
+    let input = RequestApproval::parse(&body).map_err(AppError::invalid)?;
     let tenant = caller.tenant.clone();
     idempotency::run(&db, &caller, &req, &body, move |c| {
         let loaded = svc::request(c, &tenant, &input, &ctx)?;
@@ -203,13 +203,12 @@ pub async fn request_approval(
 #[post("/approvals/preview")]
 pub async fn preview_approval(
     caller: Caller,
-    settings: web::Data<Settings>,
+    ctx: Ctx,
     db: web::Data<Db>,
     body: JsonBody<Value>,
-) -> ApiResult<web::Json<ApprovalPreview>> {
+) -> AppResult<web::Json<ApprovalPreview>> {
     caller.require(Scope::ApprovalsRead)?;
-    let ctx = svc::Ctx::new(&settings.public_url);
-    let input = RequestApproval::parse(&body).map_err(ApiError::invalid)?;
+    let input = RequestApproval::parse(&body).map_err(AppError::invalid)?;
     let tenant = caller.tenant.clone();
     let (approval, notes) = db
         .read(move |c| svc::preview(c, &tenant, &input, &ctx))
@@ -235,7 +234,7 @@ pub async fn list_approvals(
     db: web::Data<Db>,
     paging: web::Query<PageParams>,
     filter: web::Query<ApprovalFilter>,
-) -> ApiResult<web::Json<ApprovalList>> {
+) -> AppResult<web::Json<ApprovalList>> {
     caller.require(Scope::ApprovalsRead)?;
     let limit = paging.limit()?;
     let after = cursor_uuid(&paging)?;
@@ -264,7 +263,7 @@ pub async fn list_approvals(
         },
     };
     if !f.is_empty() {
-        return Err(ApiError::invalid(f.errors));
+        return Err(AppError::invalid(f.errors));
     }
     let lf = ListFilter {
         ticket_id: filter.ticket_id.clone(),
@@ -277,13 +276,13 @@ pub async fn list_approvals(
         .read(move |c| {
             let rows = q::list(c, &tenant, &lf, after, limit + 1)?;
             let (rows, next) = page(rows, limit, |r| r.id.to_string());
-            Ok((svc::load_many(c, &tenant, rows)?, next))
+            Ok((store::load_many(c, &tenant, rows)?, next))
         })
         .await?;
     Ok(web::Json(ApprovalList { items, next_cursor }))
 }
 
-fn cursor_uuid(paging: &PageParams) -> ApiResult<Option<Uuid>> {
+fn cursor_uuid(paging: &PageParams) -> AppResult<Option<Uuid>> {
     paging.after_uuid()
 }
 
@@ -304,11 +303,11 @@ pub async fn get_approval(
     caller: Caller,
     db: web::Data<Db>,
     id: web::Path<String>,
-) -> ApiResult<web::Json<ApprovalView>> {
+) -> AppResult<web::Json<ApprovalView>> {
     caller.require(Scope::ApprovalsRead)?;
     let id = parse_id(&id)?;
     let tenant = caller.tenant.clone();
-    let loaded = db.read(move |c| svc::load(c, &tenant, id, false)).await?;
+    let loaded = db.read(move |c| store::load(c, &tenant, id, false)).await?;
     Ok(web::Json(loaded.view()))
 }
 
@@ -330,7 +329,7 @@ pub async fn list_events(
     db: web::Data<Db>,
     id: web::Path<String>,
     paging: web::Query<PageParams>,
-) -> ApiResult<web::Json<EventList>> {
+) -> AppResult<web::Json<EventList>> {
     caller.require(Scope::ApprovalsRead)?;
     let id = parse_id(&id)?;
     let limit = paging.limit()?;
@@ -338,12 +337,12 @@ pub async fn list_events(
         None => 0,
         Some(c) => c
             .parse()
-            .map_err(|_| ApiError::bad_request("invalid_cursor", "the cursor is not valid"))?,
+            .map_err(|_| AppError::bad_request("invalid_cursor", "the cursor is not valid"))?,
     };
     let tenant = caller.tenant.clone();
     let rows = db
         .read(move |c| {
-            q::find(c, &tenant, id).map_err(ApiError::missing("approval"))?;
+            q::find(c, &tenant, id).map_err(AppError::missing("approval"))?;
             Ok(q::events_of(c, &tenant, id, after, limit + 1)?)
         })
         .await?;
@@ -388,16 +387,15 @@ pub async fn list_events(
 #[post("/approvals/{id}/decisions")]
 pub async fn decide(
     caller: Caller,
-    settings: web::Data<Settings>,
+    ctx: Ctx,
     db: web::Data<Db>,
     req: HttpRequest,
     id: web::Path<String>,
     body: JsonBody<Value>,
-) -> ApiResult<HttpResponse> {
+) -> AppResult<HttpResponse> {
     caller.require(Scope::ApprovalsDecide)?;
-    let ctx = svc::Ctx::new(&settings.public_url);
     let id = parse_id(&id)?;
-    let input = DecisionInput::parse(&body).map_err(ApiError::invalid)?;
+    let input = DecisionInput::parse(&body).map_err(AppError::invalid)?;
     let tenant = caller.tenant.clone();
     idempotency::run(&db, &caller, &req, &body, move |c| {
         let loaded = svc::decide(c, &tenant, id, &input, &ctx)?;
@@ -406,9 +404,9 @@ pub async fn decide(
     .await
 }
 
-fn check_reason(reason: &str) -> ApiResult<()> {
+fn check_reason(reason: &str) -> AppResult<()> {
     if reason.trim().is_empty() || reason.len() > 2_000 {
-        return Err(ApiError::invalid_field(
+        return Err(AppError::invalid_field(
             "reason",
             "must be 1 to 2000 characters",
         ));
@@ -437,12 +435,12 @@ fn check_reason(reason: &str) -> ApiResult<()> {
 #[post("/approvals/{id}/cancel")]
 pub async fn cancel(
     caller: Caller,
-    settings: web::Data<Settings>,
+    ctx: Ctx,
     db: web::Data<Db>,
     req: HttpRequest,
     id: web::Path<String>,
     raw: JsonBody<Value>,
-) -> ApiResult<HttpResponse> {
+) -> AppResult<HttpResponse> {
     caller.require(Scope::ApprovalsAdmin)?;
     let body: CancelApproval = super::typed_body(&raw)?;
     let action = Close {
@@ -450,11 +448,7 @@ pub async fn cancel(
         reason: body.reason,
         actor_id: body.actor_id,
     };
-    let (tenant, ctx, id) = (
-        caller.tenant.clone(),
-        svc::Ctx::new(&settings.public_url),
-        parse_id(&id)?,
-    );
+    let (tenant, ctx, id) = (caller.tenant.clone(), ctx, parse_id(&id)?);
     check_reason(&action.reason)?;
     idempotency::run(&db, &caller, &req, &raw, move |c| {
         let view = close(c, &tenant, id, action, &ctx)?;
@@ -475,8 +469,8 @@ fn close(
     tenant: &str,
     id: Uuid,
     action: Close,
-    ctx: &svc::Ctx,
-) -> ApiResult<ApprovalView> {
+    ctx: &Ctx,
+) -> AppResult<ApprovalView> {
     let (reason, actor) = (action.reason.trim(), action.actor_id.as_deref());
     let loaded = match action.verdict {
         None => svc::cancel(c, tenant, id, reason, actor, ctx),
@@ -506,12 +500,12 @@ fn close(
 #[post("/approvals/{id}/bypass")]
 pub async fn bypass(
     caller: Caller,
-    settings: web::Data<Settings>,
+    ctx: Ctx,
     db: web::Data<Db>,
     req: HttpRequest,
     id: web::Path<String>,
     raw: JsonBody<Value>,
-) -> ApiResult<HttpResponse> {
+) -> AppResult<HttpResponse> {
     caller.require(Scope::ApprovalsAdmin)?;
     let body: BypassApproval = super::typed_body(&raw)?;
     let action = Close {
@@ -519,11 +513,7 @@ pub async fn bypass(
         reason: body.reason,
         actor_id: body.actor_id,
     };
-    let (tenant, ctx, id) = (
-        caller.tenant.clone(),
-        svc::Ctx::new(&settings.public_url),
-        parse_id(&id)?,
-    );
+    let (tenant, ctx, id) = (caller.tenant.clone(), ctx, parse_id(&id)?);
     check_reason(&action.reason)?;
     idempotency::run(&db, &caller, &req, &raw, move |c| {
         let view = close(c, &tenant, id, action, &ctx)?;
@@ -549,12 +539,11 @@ pub async fn bypass(
 #[post("/approvals/{id}/remind")]
 pub async fn remind(
     caller: Caller,
-    settings: web::Data<Settings>,
+    ctx: Ctx,
     db: web::Data<Db>,
     id: web::Path<String>,
-) -> ApiResult<HttpResponse> {
+) -> AppResult<HttpResponse> {
     caller.require(Scope::ApprovalsWrite)?;
-    let ctx = svc::Ctx::new(&settings.public_url);
     let id = parse_id(&id)?;
     let tenant = caller.tenant.clone();
     db.tx(move |c| svc::remind(c, &tenant, id, &ctx)).await?;
@@ -580,17 +569,13 @@ pub async fn remind(
 #[post("/decisions/bulk")]
 pub async fn bulk_decide(
     caller: Caller,
-    settings: web::Data<Settings>,
+    ctx: Ctx,
     db: web::Data<Db>,
     req: HttpRequest,
     body: JsonBody<Value>,
-) -> ApiResult<HttpResponse> {
+) -> AppResult<HttpResponse> {
     caller.require(Scope::ApprovalsDecide)?;
-    let (tenant, ctx, items) = (
-        caller.tenant.clone(),
-        svc::Ctx::new(&settings.public_url),
-        body.clone(),
-    );
+    let (tenant, items) = (caller.tenant.clone(), body.clone());
     idempotency::run(&db, &caller, &req, &body, move |c| {
         let results = bulk(c, &tenant, &ctx, &items)?;
         Ok(Answer::new(StatusCode::OK, to_json(&results)?))
@@ -600,28 +585,23 @@ pub async fn bulk_decide(
 
 /// Each item runs in its own savepoint of the request's transaction: a failing item is
 /// rolled back alone.
-fn bulk(
-    c: &mut PgConnection,
-    tenant: &str,
-    ctx: &svc::Ctx,
-    body: &Value,
-) -> ApiResult<BulkResults> {
+fn bulk(c: &mut PgConnection, tenant: &str, ctx: &Ctx, body: &Value) -> AppResult<BulkResults> {
     if let Some(unknown) = body
         .as_object()
         .and_then(|m| m.keys().find(|k| k.as_str() != "items"))
     {
-        return Err(ApiError::invalid_field(unknown, "is not a known field"));
+        return Err(AppError::invalid_field(unknown, "is not a known field"));
     }
     let items = match body.get("items").and_then(Value::as_array) {
         Some(items) if items.len() <= MAX_BULK => items.clone(),
         Some(_) => {
-            return Err(ApiError::invalid_field(
+            return Err(AppError::invalid_field(
                 "items",
                 format!("at most {MAX_BULK} decisions"),
             ));
         }
         None => {
-            return Err(ApiError::invalid_field(
+            return Err(AppError::invalid_field(
                 "items",
                 "is required: an array of decisions",
             ));
@@ -638,7 +618,7 @@ fn bulk(
         })
         .collect();
     if !not_objects.is_empty() {
-        return Err(ApiError::invalid(not_objects));
+        return Err(AppError::invalid(not_objects));
     }
     let mut results = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -650,7 +630,7 @@ fn bulk(
         let outcome = (|| {
             let id = parse_id(&approval_id)?;
             let input = DecisionInput::parse(item).map_err(|errors| {
-                ApiError::invalid(
+                AppError::invalid(
                     errors
                         .into_iter()
                         .map(|mut e| {
@@ -660,11 +640,7 @@ fn bulk(
                         .collect(),
                 )
             })?;
-            let ctx = svc::Ctx {
-                now: crate::service::now(),
-                ..ctx.clone()
-            };
-            c.transaction(|c| svc::decide(c, tenant, id, &input, &ctx))
+            c.transaction(|c| svc::decide(c, tenant, id, &input, ctx))
                 .map(|_| ())
         })();
         results.push(match outcome {
@@ -676,7 +652,7 @@ fn bulk(
             Err(e) => BulkResult {
                 approval_id,
                 status: actix_web::ResponseError::status_code(&e).as_u16(),
-                error: Some(e.problem()),
+                error: Some(super::problem::problem_of(&e)),
             },
         });
     }
@@ -701,7 +677,8 @@ pub async fn pending_approvals(
     db: web::Data<Db>,
     id: web::Path<String>,
     paging: web::Query<PageParams>,
-) -> ApiResult<web::Json<ApprovalList>> {
+    now: super::Now,
+) -> AppResult<web::Json<ApprovalList>> {
     caller.require(Scope::ApprovalsRead)?;
     let id = id.into_inner();
     check_id(&id)?;
@@ -711,11 +688,11 @@ pub async fn pending_approvals(
     let (items, next_cursor) = db
         .read(move |c| {
             // A delegate in force also sees what waits for the people who delegated to them.
-            let mut who = crate::db::time::delegators_of(c, &tenant, &id, crate::service::now())?;
+            let mut who = crate::db::time::delegators_of(c, &tenant, &id, now.0)?;
             who.push(id);
             let rows = q::inbox(c, &tenant, &who, after, limit + 1)?;
             let (rows, next) = page(rows, limit, |r| r.id.to_string());
-            Ok((svc::load_many(c, &tenant, rows)?, next))
+            Ok((store::load_many(c, &tenant, rows)?, next))
         })
         .await?;
     Ok(web::Json(ApprovalList { items, next_cursor }))
@@ -737,11 +714,11 @@ pub async fn delete_ticket(
     caller: Caller,
     db: web::Data<Db>,
     id: web::Path<String>,
-) -> ApiResult<HttpResponse> {
+) -> AppResult<HttpResponse> {
     caller.require(Scope::ApprovalsWrite)?;
     let id = id.into_inner();
     if !is_external_id(&id) {
-        return Err(ApiError::not_found("ticket"));
+        return Err(AppError::not_found("ticket"));
     }
     let tenant = caller.tenant.clone();
     db.tx(move |c| {

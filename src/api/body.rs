@@ -18,7 +18,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::ops::Deref;
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload};
 use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
@@ -26,7 +26,7 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, V
 use serde_json::{Map, Value};
 
 use crate::domain::validate::FieldError;
-use crate::error::ApiError;
+use crate::error::AppError;
 
 /// Largest JSON body we read.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -53,8 +53,8 @@ impl<T> Deref for JsonBody<T> {
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let content_type_ok = is_json_content_type(req);
@@ -66,8 +66,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
         let mut payload = payload.take();
         Box::pin(async move {
             if !content_type_ok {
-                return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                return Err(AppError::new(
+                    crate::error::Kind::UnsupportedMediaType,
                     "unsupported_media_type",
                     "send the body as application/json",
                 ));
@@ -78,7 +78,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             let mut bytes = Vec::with_capacity(declared_len.unwrap_or(1024).min(MAX_BODY_BYTES));
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk.map_err(|e| {
-                    ApiError::bad_request(
+                    AppError::bad_request(
                         "invalid_body",
                         format!("the body could not be read: {e}"),
                     )
@@ -94,9 +94,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     }
 }
 
-fn too_large() -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
+fn too_large() -> AppError {
+    AppError::new(
+        crate::error::Kind::PayloadTooLarge,
         "body_too_large",
         format!("the body is larger than {MAX_BODY_BYTES} bytes"),
     )
@@ -122,7 +122,7 @@ fn is_json_content_type(req: &HttpRequest) -> bool {
 }
 
 /// Reads JSON text into a `Value`, refusing what the module says it refuses.
-pub fn parse(bytes: &[u8]) -> Result<Value, ApiError> {
+pub fn parse(bytes: &[u8]) -> Result<Value, AppError> {
     let fault = RefCell::new(None);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let seed = Checked {
@@ -134,8 +134,8 @@ pub fn parse(bytes: &[u8]) -> Result<Value, ApiError> {
     match read {
         Ok(v) => Ok(v),
         Err(e) => match fault.into_inner() {
-            Some(f) => Err(ApiError::invalid(vec![f])),
-            None => Err(ApiError::bad_request(
+            Some(f) => Err(AppError::invalid(vec![f])),
+            None => Err(AppError::bad_request(
                 "invalid_json",
                 format!("the body is not valid JSON: {e}"),
             )),
@@ -146,7 +146,7 @@ pub fn parse(bytes: &[u8]) -> Result<Value, ApiError> {
 /// Converts checked JSON into the typed request; a mismatch is a 422 naming the field. Every
 /// request body is an object: serde would read a struct from an array too (`[null, null]` as
 /// its fields in order), so anything else is refused here first.
-pub fn typed<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+pub fn typed<T: DeserializeOwned>(value: Value) -> Result<T, AppError> {
     if !value.is_object() {
         let kind = match value {
             Value::Array(_) => "an array",
@@ -155,7 +155,7 @@ pub fn typed<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
             Value::Bool(_) => "a boolean",
             _ => "null",
         };
-        return Err(ApiError::invalid(vec![FieldError {
+        return Err(AppError::invalid(vec![FieldError {
             field: "body".into(),
             message: format!("must be an object, not {kind}"),
         }]));
@@ -163,7 +163,7 @@ pub fn typed<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
         let path = e.path().to_string();
         let message = e.inner().to_string();
-        ApiError::invalid(vec![field_error(&path, &message)])
+        AppError::invalid(vec![field_error(&path, &message)])
     })
 }
 
@@ -334,7 +334,8 @@ mod tests {
     use super::*;
 
     fn fault(text: &str) -> (u16, String, String) {
-        let p = parse(text.as_bytes()).unwrap_err().problem();
+        let p = parse(text.as_bytes()).unwrap_err();
+        let p = crate::api::problem::problem_of(&p);
         let first = p.errors.unwrap_or_default().into_iter().next();
         (
             p.status,
@@ -412,7 +413,8 @@ mod tests {
     #[test]
     fn typed_faults_name_the_field() {
         let f = |v: Value| {
-            let p = typed::<Outer>(v).unwrap_err().problem();
+            let p = typed::<Outer>(v).unwrap_err();
+            let p = crate::api::problem::problem_of(&p);
             let e = &p.errors.unwrap()[0];
             format!("{}: {}", e.field, e.message)
         };

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::problem::Problem;
 use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
 use crate::db::Db;
@@ -13,7 +14,7 @@ use crate::db::models::CalendarRow;
 use crate::db::time as q;
 use crate::domain::calendar::{Calendar, CalendarDef};
 use crate::domain::validate::is_external_id;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{AppError, AppResult};
 
 /// A calendar as stored.
 #[derive(Debug, Serialize, ToSchema)]
@@ -26,10 +27,10 @@ pub struct CalendarView {
     pub updated_at: DateTime<Utc>,
 }
 
-fn view(row: CalendarRow) -> ApiResult<CalendarView> {
+fn view(row: CalendarRow) -> AppResult<CalendarView> {
     Ok(CalendarView {
         definition: serde_json::from_value(row.definition)
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored calendar: {e}")))?,
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("stored calendar: {e}")))?,
         id: row.id,
         created_at: row.created_at,
         updated_at: row.updated_at,
@@ -57,13 +58,13 @@ pub async fn put_calendar(
     db: web::Data<Db>,
     id: web::Path<String>,
     body: JsonBody<Value>,
-) -> ApiResult<HttpResponse> {
+) -> AppResult<HttpResponse> {
     caller.require(Scope::ProcessesWrite)?;
     let id = id.into_inner();
     if !is_external_id(&id) {
-        return Err(ApiError::not_found("calendar"));
+        return Err(AppError::not_found("calendar"));
     }
-    let cal: Calendar = CalendarDef::parse(&body).map_err(ApiError::invalid)?;
+    let cal: Calendar = CalendarDef::parse(&body).map_err(AppError::invalid)?;
     let stored = serde_json::to_value(cal.definition()).map_err(anyhow::Error::from)?;
     let tenant = caller.tenant.clone();
     let (row, created) = db
@@ -94,15 +95,15 @@ pub async fn get_calendar(
     caller: Caller,
     db: web::Data<Db>,
     id: web::Path<String>,
-) -> ApiResult<web::Json<CalendarView>> {
+) -> AppResult<web::Json<CalendarView>> {
     caller.require(Scope::ProcessesRead)?;
     let id = id.into_inner();
     if !is_external_id(&id) {
-        return Err(ApiError::not_found("calendar"));
+        return Err(AppError::not_found("calendar"));
     }
     let tenant = caller.tenant.clone();
     let row = db
-        .run(move |c| q::find_calendar(c, &tenant, &id).map_err(ApiError::missing("calendar")))
+        .run(move |c| q::find_calendar(c, &tenant, &id).map_err(AppError::missing("calendar")))
         .await?;
     Ok(web::Json(view(row)?))
 }

@@ -7,13 +7,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::principals::check_id;
+use super::problem::Problem;
 use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
 use crate::db::Db;
 use crate::db::models::DelegationRow;
 use crate::db::{principals, time as q};
 use crate::domain::validate::Faults;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{AppError, AppResult};
 
 /// Body of `PUT /v1/principals/{id}/delegation`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -39,8 +40,7 @@ pub struct DelegationView {
     pub active: bool,
 }
 
-fn view(r: DelegationRow) -> DelegationView {
-    let now = Utc::now();
+fn view(r: DelegationRow, now: chrono::DateTime<Utc>) -> DelegationView {
     DelegationView {
         active: r.starts_at <= now && now < r.ends_at,
         principal_id: r.principal_id,
@@ -74,7 +74,8 @@ pub async fn put_delegation(
     db: web::Data<Db>,
     id: web::Path<String>,
     body: JsonBody<DelegationInput>,
-) -> ApiResult<web::Json<DelegationView>> {
+    now: super::Now,
+) -> AppResult<web::Json<DelegationView>> {
     caller.require(Scope::DirectoryWrite)?;
     let id = id.into_inner();
     check_id(&id)?;
@@ -85,21 +86,21 @@ pub async fn put_delegation(
     }
     if body.ends_at <= body.starts_at {
         f.push("ends_at", "must be after starts_at");
-    } else if body.ends_at <= Utc::now() {
+    } else if body.ends_at <= now.0 {
         f.push("ends_at", "must be in the future");
     }
     if body.note.as_ref().is_some_and(|n| n.len() > 1_000) {
         f.push("note", "must be at most 1000 characters");
     }
     if !f.is_empty() {
-        return Err(ApiError::invalid(f.errors));
+        return Err(AppError::invalid(f.errors));
     }
     let tenant = caller.tenant.clone();
     let row = db
         .tx(move |c| {
-            principals::find(c, &tenant, &id).map_err(ApiError::missing("principal"))?;
+            principals::find(c, &tenant, &id).map_err(AppError::missing("principal"))?;
             if principals::find(c, &tenant, &body.delegate_id).is_err() {
-                return Err(ApiError::invalid_field(
+                return Err(AppError::invalid_field(
                     "delegate_id",
                     "no such principal in the directory",
                 ));
@@ -113,12 +114,12 @@ pub async fn put_delegation(
                     starts_at: body.starts_at,
                     ends_at: body.ends_at,
                     note: body.note,
-                    created_at: crate::service::now(),
+                    created_at: now.0,
                 },
             )?)
         })
         .await?;
-    Ok(web::Json(view(row)))
+    Ok(web::Json(view(row, now.0)))
 }
 
 /// Read a principal's delegation.
@@ -137,14 +138,15 @@ pub async fn get_delegation(
     caller: Caller,
     db: web::Data<Db>,
     id: web::Path<String>,
-) -> ApiResult<web::Json<DelegationView>> {
+    now: super::Now,
+) -> AppResult<web::Json<DelegationView>> {
     let id = id.into_inner();
     check_id(&id)?;
     let tenant = caller.tenant.clone();
     let row = db
-        .run(move |c| q::find_delegation(c, &tenant, &id).map_err(ApiError::missing("delegation")))
+        .run(move |c| q::find_delegation(c, &tenant, &id).map_err(AppError::missing("delegation")))
         .await?;
-    Ok(web::Json(view(row)))
+    Ok(web::Json(view(row, now.0)))
 }
 
 /// End a principal's delegation now.
@@ -164,7 +166,7 @@ pub async fn delete_delegation(
     caller: Caller,
     db: web::Data<Db>,
     id: web::Path<String>,
-) -> ApiResult<HttpResponse> {
+) -> AppResult<HttpResponse> {
     caller.require(Scope::DirectoryWrite)?;
     let id = id.into_inner();
     check_id(&id)?;
@@ -173,7 +175,7 @@ pub async fn delete_delegation(
         .run(move |c| Ok(q::delete_delegation(c, &tenant, &id)?))
         .await?;
     if n == 0 {
-        return Err(ApiError::not_found("delegation"));
+        return Err(AppError::not_found("delegation"));
     }
     Ok(HttpResponse::NoContent().finish())
 }

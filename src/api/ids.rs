@@ -9,7 +9,7 @@ use actix_web::middleware::Next;
 use actix_web::{Error, ResponseError};
 
 use crate::domain::validate::has_hidden_characters;
-use crate::error::ApiError;
+use crate::error::AppError;
 
 /// Decodes `%XX` escapes of one path segment (other bytes as they are); invalid UTF-8 is
 /// replaced, which the handlers' own parsers then refuse.
@@ -45,7 +45,7 @@ pub async fn refuse_hidden_characters(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     if path_has_hidden_characters(req.path()) {
-        let e = ApiError::invalid_field(
+        let e = AppError::invalid_field(
             "path",
             "ids must not contain control, zero-width or bidirectional characters",
         );

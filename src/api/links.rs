@@ -12,15 +12,15 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use super::problem::Problem;
 use super::ratelimit::RateLimiter;
 use crate::api::body::JsonBody;
-use crate::config::Settings;
 use crate::db::Db;
 use crate::domain::engine::Verdict;
 use crate::domain::messages::language;
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::service::approvals::Ctx;
+use crate::error::{AppError, AppResult};
 use crate::service::links::{self, Closed, LinkView, Open};
+use crate::service::store::Ctx;
 
 /// Body of `POST /v1/links/{token}`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -35,9 +35,9 @@ fn limited(req: &HttpRequest, limiter: &RateLimiter) -> Result<(), u64> {
     limiter.check(req.peer_addr().map(|a| a.ip()))
 }
 
-fn too_many(wait: u64) -> ApiError {
-    ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
+fn too_many(wait: u64) -> AppError {
+    AppError::new(
+        crate::error::Kind::TooManyRequests,
         "rate_limited",
         format!("too many requests from this address; retry in {wait} s"),
     )
@@ -54,7 +54,7 @@ fn no_store(mut res: HttpResponse) -> HttpResponse {
     res
 }
 
-fn closed_error(c: Closed) -> ApiError {
+fn closed_error(c: Closed) -> AppError {
     match c.answered {
         Some((by, at, v)) => c
             .error
@@ -87,12 +87,11 @@ fn closed_error(c: Closed) -> ApiError {
 pub async fn get_link(
     req: HttpRequest,
     db: web::Data<Db>,
-    settings: web::Data<Settings>,
+    ctx: Ctx,
     limiter: web::Data<RateLimiter>,
     token: web::Path<String>,
-) -> ApiResult<HttpResponse> {
+) -> AppResult<HttpResponse> {
     limited(&req, &limiter).map_err(too_many)?;
-    let ctx = Ctx::new(&settings.public_url);
     let token = token.into_inner();
     let found = db
         .read(move |c| links::open(c, &token, false, &ctx))
@@ -120,13 +119,12 @@ pub async fn get_link(
 pub async fn post_link(
     req: HttpRequest,
     db: web::Data<Db>,
-    settings: web::Data<Settings>,
+    ctx: Ctx,
     limiter: web::Data<RateLimiter>,
     token: web::Path<String>,
     body: JsonBody<LinkDecision>,
-) -> ApiResult<HttpResponse> {
+) -> AppResult<HttpResponse> {
     limited(&req, &limiter).map_err(too_many)?;
-    let ctx = Ctx::new(&settings.public_url);
     let token = token.into_inner();
     let body = body.into_inner();
     if body
@@ -134,7 +132,7 @@ pub async fn post_link(
         .as_deref()
         .is_some_and(|c| !crate::domain::validate::is_storable_text(c, 10_000))
     {
-        return Err(ApiError::invalid_field(
+        return Err(AppError::invalid_field(
             "comment",
             "must be at most 10000 characters, without control characters",
         ));
@@ -322,7 +320,7 @@ fn closed_view(lang: &str, closed: &Closed) -> (StatusCode, Value) {
 pub async fn decision_page(
     req: HttpRequest,
     db: web::Data<Db>,
-    settings: web::Data<Settings>,
+    ctx: Ctx,
     limiter: web::Data<RateLimiter>,
     token: web::Path<String>,
     query: web::Query<PageQuery>,
@@ -334,7 +332,6 @@ pub async fn decision_page(
             serde_json::json!({"t": words(&lang), "state": "closed", "code": "rate_limited"}),
         );
     }
-    let ctx = Ctx::new(&settings.public_url);
     let token = token.into_inner();
     match db.read(move |c| links::open(c, &token, false, &ctx)).await {
         Ok(Ok(open)) => {
@@ -352,7 +349,7 @@ pub async fn decision_page(
     }
 }
 
-fn error_page(lang: &str, e: &ApiError) -> HttpResponse {
+fn error_page(lang: &str, e: &AppError) -> HttpResponse {
     let status = actix_web::ResponseError::status_code(e);
     if status.is_server_error() {
         tracing::error!(error = %e, "decision page failed");
@@ -368,7 +365,7 @@ fn error_page(lang: &str, e: &ApiError) -> HttpResponse {
 pub async fn decision_page_post(
     req: HttpRequest,
     db: web::Data<Db>,
-    settings: web::Data<Settings>,
+    ctx: Ctx,
     limiter: web::Data<RateLimiter>,
     token: web::Path<String>,
     form: web::Form<PageForm>,
@@ -391,7 +388,6 @@ pub async fn decision_page_post(
         _ => None,
     };
     let token = token.into_inner();
-    let ctx = Ctx::new(&settings.public_url);
     // Invalid input re-renders the form with the message, in the approver's language.
     let rerender = |key: &'static str,
                     db: web::Data<Db>,

@@ -5,11 +5,13 @@ pub mod approvals;
 pub mod body;
 pub mod calendars;
 pub mod delegations;
+pub mod idempotency;
 pub mod ids;
 pub mod links;
 pub mod ops;
 pub mod pagination;
 pub mod principals;
+pub mod problem;
 pub mod processes;
 pub mod ratelimit;
 pub mod rules;
@@ -18,16 +20,54 @@ pub mod tickets;
 pub mod webhooks;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::{AppExt, scope};
 
-use crate::error::{ApiError, Problem, problem_response};
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::error::AppError;
+use crate::service::store::Ctx;
+use problem::problem_of;
+pub use problem::{Problem, problem_response};
 
 pub use body::MAX_BODY_BYTES;
+
+/// The time on the application's [`Clock`], for a handler that records when something
+/// happened: take `now: Now`. Tests run the app on a manual clock, so handlers never read the
+/// system's.
+pub struct Now(pub chrono::DateTime<chrono::Utc>);
+
+fn clock_of(req: &HttpRequest) -> Clock {
+    req.app_data::<web::Data<Clock>>()
+        .map_or_else(Clock::system, |c| c.get_ref().clone())
+}
+
+impl actix_web::FromRequest for Now {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(Ok(Now(clock_of(req).now())))
+    }
+}
+
+/// What a command needs besides its input: the time on the application's clock and the
+/// base of approver links.
+impl actix_web::FromRequest for Ctx {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let ctx = req
+            .app_data::<web::Data<Settings>>()
+            .map(|s| Ctx::new(clock_of(req).now(), &s.public_url))
+            .ok_or_else(|| AppError::internal("request context", "no settings"));
+        std::future::ready(ctx)
+    }
+}
 
 struct BearerAuth;
 
@@ -156,7 +196,7 @@ pub fn openapi_json() -> String {
 
 /// Reads a typed body from JSON kept as a `Value` (for the Idempotency-Key hash); a body that
 /// does not fit is a 422 naming the field at fault.
-pub fn typed_body<T: serde::de::DeserializeOwned>(raw: &serde_json::Value) -> Result<T, ApiError> {
+pub fn typed_body<T: serde::de::DeserializeOwned>(raw: &serde_json::Value) -> Result<T, AppError> {
     body::typed(raw.clone())
 }
 
@@ -168,43 +208,43 @@ pub fn json_config() -> web::JsonConfig {
         .error_handler(|err, _req| {
             let e = match &err {
                 JsonPayloadError::OverflowKnownLength { .. }
-                | JsonPayloadError::Overflow { .. } => ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
+                | JsonPayloadError::Overflow { .. } => AppError::new(
+                    crate::error::Kind::PayloadTooLarge,
                     "body_too_large",
                     format!("the body is larger than {MAX_BODY_BYTES} bytes"),
                 ),
-                JsonPayloadError::ContentType => ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                JsonPayloadError::ContentType => AppError::new(
+                    crate::error::Kind::UnsupportedMediaType,
                     "unsupported_media_type",
                     "send the body as application/json",
                 ),
                 JsonPayloadError::Deserialize(e) if e.is_data() => {
-                    ApiError::invalid_field("body", e.to_string())
+                    AppError::invalid_field("body", e.to_string())
                 }
-                JsonPayloadError::Deserialize(e) => ApiError::bad_request(
+                JsonPayloadError::Deserialize(e) => AppError::bad_request(
                     "invalid_json",
                     format!("the body is not valid JSON: {e}"),
                 ),
-                other => ApiError::bad_request("invalid_body", other.to_string()),
+                other => AppError::bad_request("invalid_body", other.to_string()),
             };
             actix_web::error::InternalError::from_response(err, e_response(&e)).into()
         })
 }
 
-fn e_response(e: &ApiError) -> HttpResponse {
+fn e_response(e: &AppError) -> HttpResponse {
     actix_web::ResponseError::error_response(e)
 }
 
 pub fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req| {
-        let e = ApiError::bad_request("invalid_query", format!("query parameters: {err}"));
+        let e = AppError::bad_request("invalid_query", format!("query parameters: {err}"));
         actix_web::error::InternalError::from_response(err, e_response(&e)).into()
     })
 }
 
 pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|err: PathError, _req| {
-        let e = ApiError::not_found("resource");
+        let e = AppError::not_found("resource");
         actix_web::error::InternalError::from_response(err, e_response(&e)).into()
     })
 }
@@ -214,8 +254,8 @@ pub fn path_config() -> web::PathConfig {
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
     let allowed = allowed_methods(req.path());
     if !allowed.is_empty() {
-        let e = ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
+        let e = AppError::new(
+            crate::error::Kind::MethodNotAllowed,
             "method_not_allowed",
             format!(
                 "{} is not allowed here; use {}",
@@ -223,18 +263,18 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
                 allowed.join(", ")
             ),
         );
-        let mut res = problem_response(&e.problem());
+        let mut res = problem_response(&problem_of(&e));
         if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&allowed.join(", ")) {
             res.headers_mut().insert(actix_web::http::header::ALLOW, v);
         }
         return res;
     }
-    let e = ApiError::new(
-        StatusCode::NOT_FOUND,
+    let e = AppError::new(
+        crate::error::Kind::NotFound,
         "route_not_found",
         format!("no route for {} {}", req.method(), req.path()),
     );
-    problem_response(&e.problem())
+    problem_response(&problem_of(&e))
 }
 
 /// The methods the OpenAPI document lists for the path template matching `path`.

@@ -4,8 +4,8 @@ use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::problem::Problem;
 use crate::db::Db;
-use crate::error::Problem;
 use crate::metrics::Metrics;
 
 /// Health answer.
@@ -34,12 +34,12 @@ pub async fn livez() -> web::Json<Health> {
 pub async fn readyz(
     db: web::Data<Db>,
     m: web::Data<Metrics>,
-) -> Result<web::Json<Health>, crate::error::ApiError> {
+) -> Result<web::Json<Health>, crate::error::AppError> {
     db.ping().await?;
     let down = m.loops_down();
     if !down.is_empty() {
-        return Err(crate::error::ApiError::new(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+        return Err(crate::error::AppError::new(
+            crate::error::Kind::NotReady,
             "worker_not_running",
             format!("worker loop(s) not running: {}", down.join(", ")),
         ));

@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{AppError, AppResult};
 
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 200;
@@ -22,11 +22,11 @@ pub struct PageParams {
 
 impl PageParams {
     /// The limit to use, or 422 when out of range.
-    pub fn limit(&self) -> ApiResult<i64> {
+    pub fn limit(&self) -> AppResult<i64> {
         match self.limit {
             None => Ok(DEFAULT_LIMIT as i64),
             Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n as i64),
-            Some(_) => Err(ApiError::invalid_field(
+            Some(_) => Err(AppError::invalid_field(
                 "limit",
                 format!("must be from 1 to {MAX_LIMIT}"),
             )),
@@ -35,7 +35,7 @@ impl PageParams {
 
     /// The position encoded in the cursor, or 400 when it is not one of ours. An empty
     /// `cursor=` (what a form or a client filling every parameter sends) is the first page.
-    pub fn after(&self) -> ApiResult<Option<String>> {
+    pub fn after(&self) -> AppResult<Option<String>> {
         let Some(c) = self.cursor.as_deref().filter(|c| !c.is_empty()) else {
             return Ok(None);
         };
@@ -44,18 +44,18 @@ impl PageParams {
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .map(Some)
-            .ok_or_else(|| ApiError::bad_request("invalid_cursor", "the cursor is not valid"))
+            .ok_or_else(|| AppError::bad_request("invalid_cursor", "the cursor is not valid"))
     }
 }
 
 impl PageParams {
     /// The cursor's position as the id it encodes, for lists ordered by a UUID.
-    pub fn after_uuid(&self) -> ApiResult<Option<uuid::Uuid>> {
+    pub fn after_uuid(&self) -> AppResult<Option<uuid::Uuid>> {
         match self.after()? {
             None => Ok(None),
             Some(c) => uuid::Uuid::parse_str(&c)
                 .map(Some)
-                .map_err(|_| ApiError::bad_request("invalid_cursor", "the cursor is not valid")),
+                .map_err(|_| AppError::bad_request("invalid_cursor", "the cursor is not valid")),
         }
     }
 }

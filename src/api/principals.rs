@@ -3,22 +3,23 @@
 use actix_web::{HttpResponse, get, put, web};
 use serde_json::Value;
 
+use super::problem::Problem;
 use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
 use crate::db::models::PrincipalForm;
 use crate::db::{Db, principals};
 use crate::domain::principal::PrincipalInput;
 use crate::domain::validate::is_external_id;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{AppError, AppResult};
 
 pub use crate::service::view::Principal;
 
 /// Fails with 404 for an id no principal can have, before touching the database.
-pub fn check_id(id: &str) -> ApiResult<()> {
+pub fn check_id(id: &str) -> AppResult<()> {
     if is_external_id(id) {
         Ok(())
     } else {
-        Err(ApiError::not_found("principal"))
+        Err(AppError::not_found("principal"))
     }
 }
 
@@ -45,11 +46,11 @@ pub async fn put_principal(
     db: web::Data<Db>,
     id: web::Path<String>,
     body: JsonBody<Value>,
-) -> ApiResult<HttpResponse> {
+) -> AppResult<HttpResponse> {
     caller.require(Scope::DirectoryWrite)?;
     let id = id.into_inner();
     check_id(&id)?;
-    let input = PrincipalInput::parse(&id, &body).map_err(ApiError::invalid)?;
+    let input = PrincipalInput::parse(&id, &body).map_err(AppError::invalid)?;
     let form = PrincipalForm {
         tenant_id: caller.tenant.clone(),
         id,
@@ -87,12 +88,12 @@ pub async fn get_principal(
     caller: Caller,
     db: web::Data<Db>,
     id: web::Path<String>,
-) -> ApiResult<web::Json<Principal>> {
+) -> AppResult<web::Json<Principal>> {
     let id = id.into_inner();
     check_id(&id)?;
     let tenant = caller.tenant.clone();
     let row = db
-        .run(move |c| principals::find(c, &tenant, &id).map_err(ApiError::missing("principal")))
+        .run(move |c| principals::find(c, &tenant, &id).map_err(AppError::missing("principal")))
         .await?;
     Ok(web::Json(row.into()))
 }

@@ -9,15 +9,16 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::idempotency::{self, Answer};
 use super::pagination::{PageParams, page};
+use super::problem::Problem;
 use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
 use crate::db::Db;
 use crate::db::models::{NewProcess, ProcessRow, ProcessVersionRow};
 use crate::db::processes::{self, EnabledFilter};
 use crate::domain::process::ProcessDefinition;
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::service::idempotency::{self, Answer};
+use crate::error::{AppError, AppResult};
 use actix_web::http::StatusCode;
 
 /// A process: its current definition plus what signoff adds.
@@ -92,9 +93,9 @@ pub struct ProcessFilter {
     pub enabled: Option<bool>,
 }
 
-fn view(row: ProcessRow, version: ProcessVersionRow, now: DateTime<Utc>) -> ApiResult<ProcessView> {
+fn view(row: ProcessRow, version: ProcessVersionRow, now: DateTime<Utc>) -> AppResult<ProcessView> {
     let mut definition: ProcessDefinition = serde_json::from_value(version.definition)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored definition unreadable: {e}")))?;
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("stored definition unreadable: {e}")))?;
     // Expiry lives on the process row: `restore` changes it without a new version.
     definition.expires_at = row.expires_at;
     let enabled = row.is_enabled(now);
@@ -123,7 +124,7 @@ fn check_calendars(
     c: &mut diesel::PgConnection,
     tenant: &str,
     def: &ProcessDefinition,
-) -> ApiResult<()> {
+) -> AppResult<()> {
     let named: Vec<(usize, String)> = def
         .stages
         .iter()
@@ -151,7 +152,7 @@ fn check_calendars(
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::invalid(missing))
+        Err(AppError::invalid(missing))
     }
 }
 
@@ -164,14 +165,14 @@ fn with_etag(mut res: actix_web::HttpResponseBuilder, v: &ProcessView) -> HttpRe
 }
 
 /// Process ids are UUIDs; anything else cannot exist.
-pub fn parse_id(id: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(id).map_err(|_| ApiError::not_found("process"))
+pub fn parse_id(id: &str) -> AppResult<Uuid> {
+    Uuid::parse_str(id).map_err(|_| AppError::not_found("process"))
 }
 
-fn name_taken(e: diesel::result::Error, name: &str) -> ApiError {
+fn name_taken(e: diesel::result::Error, name: &str) -> AppError {
     use diesel::result::{DatabaseErrorKind, Error};
     match e {
-        Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => ApiError::conflict(
+        Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => AppError::conflict(
             "process_name_taken",
             format!("a process named {name:?} already exists"),
         ),
@@ -202,15 +203,23 @@ pub async fn create_process(
     db: web::Data<Db>,
     req: HttpRequest,
     body: JsonBody<Value>,
-) -> ApiResult<HttpResponse> {
+    now: super::Now,
+) -> AppResult<HttpResponse> {
     caller.require(Scope::ProcessesWrite)?;
     let (tenant, def) = (caller.tenant.clone(), body.clone());
-    idempotency::run(&db, &caller, &req, &body, move |c| create(c, tenant, def)).await
+    idempotency::run(&db, &caller, &req, &body, move |c| {
+        create(c, tenant, def, now.0)
+    })
+    .await
 }
 
-fn create(c: &mut diesel::PgConnection, tenant: String, body: Value) -> ApiResult<Answer> {
-    let now = Utc::now();
-    let def = ProcessDefinition::parse(&body, now).map_err(ApiError::invalid)?;
+fn create(
+    c: &mut diesel::PgConnection,
+    tenant: String,
+    body: Value,
+    now: chrono::DateTime<Utc>,
+) -> AppResult<Answer> {
+    let def = ProcessDefinition::parse(&body, now).map_err(AppError::invalid)?;
     let stored = serde_json::to_value(&def).map_err(anyhow::Error::from)?;
     let new = NewProcess {
         tenant_id: tenant,
@@ -249,13 +258,14 @@ pub async fn list_processes(
     db: web::Data<Db>,
     paging: web::Query<PageParams>,
     filter: web::Query<ProcessFilter>,
-) -> ApiResult<web::Json<ProcessList>> {
+    now: super::Now,
+) -> AppResult<web::Json<ProcessList>> {
     caller.require(Scope::ProcessesRead)?;
     let limit = paging.limit()?;
     let after = match paging.after()? {
         Some(c) => Some(
             Uuid::parse_str(&c)
-                .map_err(|_| ApiError::bad_request("invalid_cursor", "the cursor is not valid"))?,
+                .map_err(|_| AppError::bad_request("invalid_cursor", "the cursor is not valid"))?,
         ),
         None => None,
     };
@@ -265,7 +275,7 @@ pub async fn list_processes(
         Some(false) => EnabledFilter::Disabled,
     };
     let tenant = caller.tenant.clone();
-    let now = Utc::now();
+    let now = now.0;
     let rows = db
         .run(move |c| Ok(processes::list(c, &tenant, filter, after, limit + 1, now)?))
         .await?;
@@ -273,7 +283,7 @@ pub async fn list_processes(
     let items = rows
         .into_iter()
         .map(|(r, v)| view(r, v, now))
-        .collect::<ApiResult<_>>()?;
+        .collect::<AppResult<_>>()?;
     Ok(web::Json(ProcessList { items, next_cursor }))
 }
 
@@ -294,22 +304,23 @@ pub async fn get_process(
     caller: Caller,
     db: web::Data<Db>,
     id: web::Path<String>,
-) -> ApiResult<HttpResponse> {
+    now: super::Now,
+) -> AppResult<HttpResponse> {
     caller.require(Scope::ProcessesRead)?;
     let id = parse_id(&id)?;
     let tenant = caller.tenant.clone();
     let (row, version) = db
-        .run(move |c| processes::find(c, &tenant, id).map_err(ApiError::missing("process")))
+        .run(move |c| processes::find(c, &tenant, id).map_err(AppError::missing("process")))
         .await?;
-    let v = view(row, version, Utc::now())?;
+    let v = view(row, version, now.0)?;
     Ok(with_etag(HttpResponse::Ok(), &v))
 }
 
 /// 412 `version_mismatch` when the version read last (`If-Match`) is not the current one.
-pub(crate) fn check_version(expected: Option<i32>, current: i32, what: &str) -> ApiResult<()> {
+pub(crate) fn check_version(expected: Option<i32>, current: i32, what: &str) -> AppResult<()> {
     if expected.is_some_and(|v| v != current) {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::PRECONDITION_FAILED,
+        return Err(AppError::new(
+            crate::error::Kind::PreconditionFailed,
             "version_mismatch",
             format!("the {what} is at version {current}; read it again before updating"),
         )
@@ -319,14 +330,14 @@ pub(crate) fn check_version(expected: Option<i32>, current: i32, what: &str) -> 
 }
 
 /// Read the If-Match precondition: 428 when absent, `None` for `*`.
-pub(crate) fn expected_version(req: &HttpRequest, what: &str) -> ApiResult<Option<i32>> {
+pub(crate) fn expected_version(req: &HttpRequest, what: &str) -> AppResult<Option<i32>> {
     let raw = req
         .headers()
         .get(header::IF_MATCH)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| {
-            ApiError::new(
-                actix_web::http::StatusCode::PRECONDITION_REQUIRED,
+            AppError::new(
+                crate::error::Kind::PreconditionRequired,
                 "if_match_required",
                 format!("send the {what}'s ETag in If-Match to update it"),
             )
@@ -335,8 +346,8 @@ pub(crate) fn expected_version(req: &HttpRequest, what: &str) -> ApiResult<Optio
         return Ok(None);
     }
     let stale = || {
-        ApiError::new(
-            actix_web::http::StatusCode::PRECONDITION_FAILED,
+        AppError::new(
+            crate::error::Kind::PreconditionFailed,
             "version_mismatch",
             format!("the {what} has changed since you read it; read it again"),
         )
@@ -375,18 +386,19 @@ pub async fn update_process(
     req: HttpRequest,
     id: web::Path<String>,
     body: JsonBody<Value>,
-) -> ApiResult<HttpResponse> {
+    now: super::Now,
+) -> AppResult<HttpResponse> {
     caller.require(Scope::ProcessesWrite)?;
     let id = parse_id(&id)?;
     let expected = expected_version(&req, "process")?;
-    let now = Utc::now();
-    let def = ProcessDefinition::parse(&body, now).map_err(ApiError::invalid)?;
+    let now = now.0;
+    let def = ProcessDefinition::parse(&body, now).map_err(AppError::invalid)?;
     let stored = serde_json::to_value(&def).map_err(anyhow::Error::from)?;
     let tenant = caller.tenant.clone();
     let (row, version) = db
         .tx(move |c| {
             let row =
-                processes::find_for_update(c, &tenant, id).map_err(ApiError::missing("process"))?;
+                processes::find_for_update(c, &tenant, id).map_err(AppError::missing("process"))?;
             check_calendars(c, &tenant, &def)?;
             check_version(expected, row.current_version, "process")?;
             processes::update(c, &row, &def.name, def.expires_at, &stored)
@@ -417,7 +429,7 @@ pub async fn delete_process(
     caller: Caller,
     db: web::Data<Db>,
     id: web::Path<String>,
-) -> ApiResult<HttpResponse> {
+) -> AppResult<HttpResponse> {
     caller.require(Scope::ProcessesWrite)?;
     let id = parse_id(&id)?;
     let tenant = caller.tenant.clone();
@@ -425,7 +437,7 @@ pub async fn delete_process(
         .tx(move |c| Ok(processes::delete(c, &tenant, id)?))
         .await?;
     if n == 0 {
-        return Err(ApiError::not_found("process"));
+        return Err(AppError::not_found("process"));
     }
     Ok(HttpResponse::NoContent().finish())
 }
@@ -451,13 +463,14 @@ pub async fn restore_process(
     db: web::Data<Db>,
     id: web::Path<String>,
     body: JsonBody<RestoreProcess>,
-) -> ApiResult<HttpResponse> {
+    now: super::Now,
+) -> AppResult<HttpResponse> {
     caller.require(Scope::ProcessesWrite)?;
     let id = parse_id(&id)?;
-    let now = Utc::now();
+    let now = now.0;
     let expires_at = body.expires_at;
     if expires_at.is_some_and(|at| at <= now) {
-        return Err(ApiError::invalid_field(
+        return Err(AppError::invalid_field(
             "expires_at",
             "must be in the future",
         ));
@@ -480,20 +493,20 @@ async fn switch(
     op: impl FnOnce(&mut diesel::PgConnection, &ProcessRow) -> diesel::QueryResult<ProcessRow>
     + Send
     + 'static,
-) -> ApiResult<ProcessView> {
+) -> AppResult<ProcessView> {
     let (row, version) = db
         .tx(move |c| {
             let row =
-                processes::find_for_update(c, &tenant, id).map_err(ApiError::missing("process"))?;
+                processes::find_for_update(c, &tenant, id).map_err(AppError::missing("process"))?;
             match (enabled, row.is_enabled(now)) {
                 (true, false) => {
-                    return Err(ApiError::conflict(
+                    return Err(AppError::conflict(
                         "process_disabled",
                         "the process is already disabled",
                     ));
                 }
                 (false, true) => {
-                    return Err(ApiError::conflict(
+                    return Err(AppError::conflict(
                         "process_not_disabled",
                         "only a disabled process can be restored",
                     ));
@@ -532,13 +545,14 @@ pub async fn disable_process(
     db: web::Data<Db>,
     id: web::Path<String>,
     body: JsonBody<DisableProcess>,
-) -> ApiResult<HttpResponse> {
+    now: super::Now,
+) -> AppResult<HttpResponse> {
     caller.require(Scope::ProcessesWrite)?;
     let id = parse_id(&id)?;
     let mut f = crate::domain::validate::Faults::default();
     let reason = f.check_text(&body.reason, "reason", 500);
-    let reason = f.finish(reason).map_err(ApiError::invalid)?;
-    let now = Utc::now();
+    let reason = f.finish(reason).map_err(AppError::invalid)?;
+    let now = now.0;
     let v = switch(&db, caller.tenant.clone(), id, now, true, move |c, row| {
         processes::disable(c, row, &reason)
     })
@@ -563,13 +577,13 @@ pub async fn list_versions(
     caller: Caller,
     db: web::Data<Db>,
     id: web::Path<String>,
-) -> ApiResult<web::Json<VersionList>> {
+) -> AppResult<web::Json<VersionList>> {
     caller.require(Scope::ProcessesRead)?;
     let id = parse_id(&id)?;
     let tenant = caller.tenant.clone();
     let rows = db
         .read(move |c| {
-            processes::find(c, &tenant, id).map_err(ApiError::missing("process"))?;
+            processes::find(c, &tenant, id).map_err(AppError::missing("process"))?;
             Ok(processes::versions(c, &tenant, id)?)
         })
         .await?;
@@ -604,7 +618,7 @@ pub async fn get_version(
     caller: Caller,
     db: web::Data<Db>,
     path: web::Path<(String, String)>,
-) -> ApiResult<web::Json<ProcessVersionView>> {
+) -> AppResult<web::Json<ProcessVersionView>> {
     caller.require(Scope::ProcessesRead)?;
     let (id, version) = path.into_inner();
     let id = parse_id(&id)?;
@@ -612,16 +626,16 @@ pub async fn get_version(
         .parse()
         .ok()
         .filter(|v| *v >= 1)
-        .ok_or_else(|| ApiError::not_found("version"))?;
+        .ok_or_else(|| AppError::not_found("version"))?;
     let tenant = caller.tenant.clone();
     let row = db
         .read(move |c| {
-            processes::find(c, &tenant, id).map_err(ApiError::missing("process"))?;
-            processes::find_version(c, &tenant, id, version).map_err(ApiError::missing("version"))
+            processes::find(c, &tenant, id).map_err(AppError::missing("process"))?;
+            processes::find_version(c, &tenant, id, version).map_err(AppError::missing("version"))
         })
         .await?;
     let definition: ProcessDefinition = serde_json::from_value(row.definition)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored definition unreadable: {e}")))?;
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("stored definition unreadable: {e}")))?;
     Ok(web::Json(ProcessVersionView {
         process_id: id.to_string(),
         version: row.version,

@@ -3,23 +3,23 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::idempotency::{self, Answer};
 use super::pagination::{PageParams, page};
+use super::problem::Problem;
 use super::processes::{check_version, etag, expected_version};
 use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
 use crate::db::Db;
 use crate::db::automation as q;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{AppError, AppResult};
 use crate::service::automation::{
     self as svc, RuleInput, RuleView, RulesTest, RulesTestInput, rule_row,
 };
-use crate::service::idempotency::{self, Answer};
 
 /// A page of rules.
 #[derive(Debug, Serialize, ToSchema)]
@@ -37,16 +37,16 @@ pub struct RuleFilter {
     pub on_status: Option<String>,
 }
 
-fn parse_id(id: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(id).map_err(|_| ApiError::not_found("rule"))
+fn parse_id(id: &str) -> AppResult<Uuid> {
+    Uuid::parse_str(id).map_err(|_| AppError::not_found("rule"))
 }
 
 fn with_etag(mut res: actix_web::HttpResponseBuilder, v: &RuleView) -> HttpResponse {
     res.insert_header(header::ETag(etag(v.version))).json(v)
 }
 
-fn to_json<T: Serialize>(v: &T) -> ApiResult<Value> {
-    serde_json::to_value(v).map_err(|e| ApiError::Internal(anyhow::anyhow!("serialize: {e}")))
+fn to_json<T: Serialize>(v: &T) -> AppResult<Value> {
+    serde_json::to_value(v).map_err(|e| AppError::Internal(anyhow::anyhow!("serialize: {e}")))
 }
 
 /// Create a rule.
@@ -72,12 +72,13 @@ pub async fn create_rule(
     db: web::Data<Db>,
     req: HttpRequest,
     body: JsonBody<Value>,
-) -> ApiResult<HttpResponse> {
+    now: super::Now,
+) -> AppResult<HttpResponse> {
     caller.require(Scope::ProcessesWrite)?;
-    let input = RuleInput::parse(&body).map_err(ApiError::invalid)?;
+    let input = RuleInput::parse(&body).map_err(AppError::invalid)?;
     let tenant = caller.tenant.clone();
     idempotency::run(&db, &caller, &req, &body, move |c| {
-        let row = rule_row(c, &tenant, Uuid::now_v7(), &input, crate::service::now())?;
+        let row = rule_row(c, &tenant, Uuid::now_v7(), &input, now.0)?;
         let v = RuleView::from(q::insert_rule(c, &row)?);
         Ok(Answer::new(StatusCode::CREATED, to_json(&v)?)
             .header("etag", etag(v.version).to_string())
@@ -105,7 +106,7 @@ pub async fn list_rules(
     db: web::Data<Db>,
     paging: web::Query<PageParams>,
     filter: web::Query<RuleFilter>,
-) -> ApiResult<web::Json<RuleList>> {
+) -> AppResult<web::Json<RuleList>> {
     caller.require(Scope::ProcessesRead)?;
     let limit = paging.limit()?;
     let after = paging.after_uuid()?;
@@ -115,7 +116,7 @@ pub async fn list_rules(
     if let Some(s) = &status
         && !crate::domain::validate::is_storable_text(s, 100)
     {
-        return Err(ApiError::invalid_field(
+        return Err(AppError::invalid_field(
             "on_status",
             "must be at most 100 characters without control characters",
         ));
@@ -152,9 +153,9 @@ pub async fn test_rules(
     caller: Caller,
     db: web::Data<Db>,
     body: JsonBody<Value>,
-) -> ApiResult<web::Json<RulesTest>> {
+) -> AppResult<web::Json<RulesTest>> {
     caller.require(Scope::ProcessesRead)?;
-    let input = RulesTestInput::parse(&body).map_err(ApiError::invalid)?;
+    let input = RulesTestInput::parse(&body).map_err(AppError::invalid)?;
     let tenant = caller.tenant.clone();
     let answer = db
         .read(move |c| svc::test(c, &tenant, &input.ticket))
@@ -179,12 +180,12 @@ pub async fn get_rule(
     caller: Caller,
     db: web::Data<Db>,
     id: web::Path<String>,
-) -> ApiResult<HttpResponse> {
+) -> AppResult<HttpResponse> {
     caller.require(Scope::ProcessesRead)?;
     let id = parse_id(&id)?;
     let tenant = caller.tenant.clone();
     let row = db
-        .read(move |c| q::find_rule(c, &tenant, id).map_err(ApiError::missing("rule")))
+        .read(move |c| q::find_rule(c, &tenant, id).map_err(AppError::missing("rule")))
         .await?;
     Ok(with_etag(HttpResponse::Ok(), &RuleView::from(row)))
 }
@@ -218,17 +219,18 @@ pub async fn update_rule(
     req: HttpRequest,
     id: web::Path<String>,
     body: JsonBody<Value>,
-) -> ApiResult<HttpResponse> {
+    now: super::Now,
+) -> AppResult<HttpResponse> {
     caller.require(Scope::ProcessesWrite)?;
     let id = parse_id(&id)?;
     let expected = expected_version(&req, "rule")?;
-    let input = RuleInput::parse(&body).map_err(ApiError::invalid)?;
+    let input = RuleInput::parse(&body).map_err(AppError::invalid)?;
     let tenant = caller.tenant.clone();
     let row = db
         .tx(move |c| {
-            let old = q::find_rule_for_update(c, &tenant, id).map_err(ApiError::missing("rule"))?;
+            let old = q::find_rule_for_update(c, &tenant, id).map_err(AppError::missing("rule"))?;
             check_version(expected, old.version, "rule")?;
-            let row = rule_row(c, &tenant, id, &input, Utc::now())?;
+            let row = rule_row(c, &tenant, id, &input, now.0)?;
             Ok(q::update_rule(c, &row)?)
         })
         .await?;
@@ -252,13 +254,13 @@ pub async fn delete_rule(
     caller: Caller,
     db: web::Data<Db>,
     id: web::Path<String>,
-) -> ApiResult<HttpResponse> {
+) -> AppResult<HttpResponse> {
     caller.require(Scope::ProcessesWrite)?;
     let id = parse_id(&id)?;
     let tenant = caller.tenant.clone();
     let n = db.tx(move |c| Ok(q::delete_rule(c, &tenant, id)?)).await?;
     if n == 0 {
-        return Err(ApiError::not_found("rule"));
+        return Err(AppError::not_found("rule"));
     }
     Ok(HttpResponse::NoContent().finish())
 }

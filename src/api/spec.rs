@@ -121,7 +121,7 @@ const NULL_IS_ABSENT: &[&str] = &[
 ];
 
 /// What `Idempotency-Key` may be (with `maxLength` 255): tabs, spaces and visible ASCII, at
-/// least one visible (`crate::service::idempotency`).
+/// least one visible (`super::idempotency`).
 const IDEMPOTENCY_KEY_PATTERN: &str = "^[\\t -~]*[!-~][\\t -~]*$";
 
 const UNKNOWN_VALUES: &str = "New values may be added: treat one you do not know as you would \

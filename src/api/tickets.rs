@@ -3,20 +3,20 @@
 use actix_web::{HttpResponse, get, put, web};
 use serde_json::Value;
 
+use super::problem::Problem;
 use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
-use crate::config::Settings;
 use crate::db::Db;
 use crate::domain::validate::is_external_id;
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::service::approvals::Ctx;
+use crate::error::{AppError, AppResult};
 use crate::service::automation::{self as svc, TicketAnswer, TicketReport, TicketView};
+use crate::service::store::Ctx;
 
-fn ticket_id(id: String) -> ApiResult<String> {
+fn ticket_id(id: String) -> AppResult<String> {
     if is_external_id(&id) {
         Ok(id)
     } else {
-        Err(ApiError::not_found("ticket"))
+        Err(AppError::not_found("ticket"))
     }
 }
 
@@ -44,15 +44,14 @@ fn ticket_id(id: String) -> ApiResult<String> {
 #[put("/tickets/{id}")]
 pub async fn put_ticket(
     caller: Caller,
-    settings: web::Data<Settings>,
+    ctx: Ctx,
     db: web::Data<Db>,
     id: web::Path<String>,
     body: JsonBody<Value>,
-) -> ApiResult<web::Json<TicketAnswer>> {
+) -> AppResult<web::Json<TicketAnswer>> {
     caller.require(Scope::ApprovalsWrite)?;
     let id = ticket_id(id.into_inner())?;
-    let input = TicketReport::parse(&body).map_err(ApiError::invalid)?;
-    let ctx = Ctx::new(&settings.public_url);
+    let input = TicketReport::parse(&body).map_err(AppError::invalid)?;
     let tenant = caller.tenant.clone();
     let answer = db
         .tx(move |c| svc::report(c, &tenant, &id, &input, &ctx))
@@ -77,7 +76,7 @@ pub async fn get_ticket(
     caller: Caller,
     db: web::Data<Db>,
     id: web::Path<String>,
-) -> ApiResult<HttpResponse> {
+) -> AppResult<HttpResponse> {
     caller.require(Scope::ApprovalsRead)?;
     let id = ticket_id(id.into_inner())?;
     let tenant = caller.tenant.clone();

@@ -8,7 +8,9 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::idempotency::{self, Answer};
 use super::pagination::{PageParams, page};
+use super::problem::Problem;
 use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
 use crate::clock::Clock;
@@ -18,9 +20,8 @@ use crate::db::models::{AttemptRow, DeliveryRow, EndpointRow};
 use crate::db::webhooks as q;
 use crate::domain::duration::IsoDuration;
 use crate::domain::validate::{Faults, index};
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{AppError, AppResult};
 use crate::secrets;
-use crate::service::idempotency::{self, Answer};
 use crate::webhooks::{EVENT_TYPES, reseal, signing, ssrf};
 
 /// Longest grace period of a secret rotation.
@@ -172,8 +173,8 @@ fn delivery_view(d: DeliveryRow, attempts: &[AttemptRow]) -> DeliveryView {
     }
 }
 
-fn parse_id(id: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(id).map_err(|_| ApiError::not_found("webhook endpoint"))
+fn parse_id(id: &str) -> AppResult<Uuid> {
+    Uuid::parse_str(id).map_err(|_| AppError::not_found("webhook endpoint"))
 }
 
 /// Checks url, events and description, whichever are given.
@@ -227,10 +228,11 @@ pub async fn create_endpoint(
     settings: web::Data<Settings>,
     req: HttpRequest,
     raw: JsonBody<Value>,
-) -> ApiResult<HttpResponse> {
+    now: super::Now,
+) -> AppResult<HttpResponse> {
     caller.require(Scope::WebhooksManage)?;
     let body: CreateEndpoint = super::typed_body(&raw)?;
-    let (row, secret) = new_endpoint(&caller, &settings, body)?;
+    let (row, secret) = new_endpoint(&caller, &settings, body, now.0)?;
     idempotency::run(&db, &caller, &req, &raw, move |c| {
         let row = q::insert_endpoint(c, &row)?;
         let view = view(row, Some(secret));
@@ -251,7 +253,8 @@ fn new_endpoint(
     caller: &Caller,
     settings: &Settings,
     body: CreateEndpoint,
-) -> ApiResult<(EndpointRow, String)> {
+    now: chrono::DateTime<chrono::Utc>,
+) -> AppResult<(EndpointRow, String)> {
     let events = body.events.unwrap_or_else(|| vec!["*".into()]);
     let mut f = Faults::default();
     check_fields(
@@ -262,9 +265,8 @@ fn new_endpoint(
         settings.webhook_allow_private,
     );
     if !f.is_empty() {
-        return Err(ApiError::invalid(f.errors));
+        return Err(AppError::invalid(f.errors));
     }
-    let now = crate::service::now();
     let secret = signing::new_secret();
     let id = Uuid::now_v7();
     let row = EndpointRow {
@@ -304,14 +306,14 @@ pub async fn list_endpoints(
     caller: Caller,
     db: web::Data<Db>,
     paging: web::Query<PageParams>,
-) -> ApiResult<web::Json<EndpointList>> {
+) -> AppResult<web::Json<EndpointList>> {
     caller.require(Scope::WebhooksManage)?;
     let limit = paging.limit()?;
     let after = match paging.after()? {
         None => None,
         Some(c) => Some(
             Uuid::parse_str(&c)
-                .map_err(|_| ApiError::bad_request("invalid_cursor", "the cursor is not valid"))?,
+                .map_err(|_| AppError::bad_request("invalid_cursor", "the cursor is not valid"))?,
         ),
     };
     let tenant = caller.tenant.clone();
@@ -342,13 +344,13 @@ pub async fn get_endpoint(
     caller: Caller,
     db: web::Data<Db>,
     id: web::Path<String>,
-) -> ApiResult<web::Json<EndpointView>> {
+) -> AppResult<web::Json<EndpointView>> {
     caller.require(Scope::WebhooksManage)?;
     let id = parse_id(&id)?;
     let tenant = caller.tenant.clone();
     let row = db
         .run(move |c| {
-            q::find_endpoint(c, &tenant, id).map_err(ApiError::missing("webhook endpoint"))
+            q::find_endpoint(c, &tenant, id).map_err(AppError::missing("webhook endpoint"))
         })
         .await?;
     Ok(web::Json(view(row, None)))
@@ -375,7 +377,7 @@ pub async fn update_endpoint(
     settings: web::Data<Settings>,
     id: web::Path<String>,
     body: JsonBody<UpdateEndpoint>,
-) -> ApiResult<web::Json<EndpointView>> {
+) -> AppResult<web::Json<EndpointView>> {
     caller.require(Scope::WebhooksManage)?;
     let id = parse_id(&id)?;
     let body = body.into_inner();
@@ -388,13 +390,13 @@ pub async fn update_endpoint(
         settings.webhook_allow_private,
     );
     if !f.is_empty() {
-        return Err(ApiError::invalid(f.errors));
+        return Err(AppError::invalid(f.errors));
     }
     let tenant = caller.tenant.clone();
     let row = db
         .tx(move |c| {
             let mut row = q::find_endpoint_for_update(c, &tenant, id)
-                .map_err(ApiError::missing("webhook endpoint"))?;
+                .map_err(AppError::missing("webhook endpoint"))?;
             let was_enabled = row.enabled;
             if let Some(url) = body.url {
                 row.url = url;
@@ -446,7 +448,7 @@ pub async fn delete_endpoint(
     caller: Caller,
     db: web::Data<Db>,
     id: web::Path<String>,
-) -> ApiResult<HttpResponse> {
+) -> AppResult<HttpResponse> {
     caller.require(Scope::WebhooksManage)?;
     let id = parse_id(&id)?;
     let tenant = caller.tenant.clone();
@@ -454,7 +456,7 @@ pub async fn delete_endpoint(
         .run(move |c| Ok(q::delete_endpoint(c, &tenant, id)?))
         .await?;
     if n == 0 {
-        return Err(ApiError::not_found("webhook endpoint"));
+        return Err(AppError::not_found("webhook endpoint"));
     }
     Ok(HttpResponse::NoContent().finish())
 }
@@ -488,7 +490,7 @@ pub async fn rotate_secret(
     req: HttpRequest,
     id: web::Path<String>,
     body: web::Bytes,
-) -> ApiResult<HttpResponse> {
+) -> AppResult<HttpResponse> {
     caller.require(Scope::WebhooksManage)?;
     let id = parse_id(&id)?;
     // No body takes the defaults; anything else must be a valid body: a typo or a bad
@@ -502,20 +504,20 @@ pub async fn rotate_secret(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim_start().starts_with("application/json"));
         if !json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            return Err(AppError::new(
+                crate::error::Kind::UnsupportedMediaType,
                 "unsupported_media_type",
                 "send the body as application/json",
             ));
         }
         serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+            AppError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
         })?
     };
     let parsed: RotateSecret = super::typed_body(&raw)?;
     let grace = parsed.grace_period.map(|d| d.seconds).unwrap_or(24 * 3600);
     if !(0..=MAX_GRACE_SECS).contains(&grace) {
-        return Err(ApiError::invalid_field(
+        return Err(AppError::invalid_field(
             "grace_period",
             "must be from PT0S to P7D",
         ));
@@ -543,13 +545,13 @@ fn rotate(
     now: chrono::DateTime<chrono::Utc>,
     id: Uuid,
     grace: i64,
-) -> ApiResult<EndpointView> {
+) -> AppResult<EndpointView> {
     let secret = signing::new_secret();
     let new = secret.clone();
     let row = {
         {
             let mut row = q::find_endpoint_for_update(c, tenant, id)
-                .map_err(ApiError::missing("webhook endpoint"))?;
+                .map_err(AppError::missing("webhook endpoint"))?;
             let context = q::secret_context(id);
             let until = now + chrono::Duration::seconds(grace);
             // Earlier secrets keep their grace, never past this rotation's.
@@ -564,7 +566,7 @@ fn rotate(
             if grace > 0 {
                 let replaced = match keys {
                     Some(k) => reseal::reseal_one(k, &context, &row.secret)
-                        .map_err(|e| ApiError::Internal(anyhow::anyhow!("endpoint secret: {e}")))?,
+                        .map_err(|e| AppError::Internal(anyhow::anyhow!("endpoint secret: {e}")))?,
                     None => row.secret.clone(),
                 };
                 previous.insert(
@@ -602,7 +604,7 @@ pub async fn list_deliveries(
     db: web::Data<Db>,
     id: web::Path<String>,
     paging: web::Query<PageParams>,
-) -> ApiResult<web::Json<DeliveryList>> {
+) -> AppResult<web::Json<DeliveryList>> {
     caller.require(Scope::WebhooksManage)?;
     let id = parse_id(&id)?;
     let limit = paging.limit()?;
@@ -610,13 +612,13 @@ pub async fn list_deliveries(
         None => None,
         Some(c) => Some(
             c.parse::<i64>()
-                .map_err(|_| ApiError::bad_request("invalid_cursor", "the cursor is not valid"))?,
+                .map_err(|_| AppError::bad_request("invalid_cursor", "the cursor is not valid"))?,
         ),
     };
     let tenant = caller.tenant.clone();
     let (rows, attempts) = db
         .run(move |c| {
-            q::find_endpoint(c, &tenant, id).map_err(ApiError::missing("webhook endpoint"))?;
+            q::find_endpoint(c, &tenant, id).map_err(AppError::missing("webhook endpoint"))?;
             Ok(q::list_deliveries(c, &tenant, id, before, limit + 1)?)
         })
         .await?;
@@ -651,23 +653,23 @@ pub async fn retry_delivery(
     caller: Caller,
     db: web::Data<Db>,
     path: web::Path<(String, String)>,
-) -> ApiResult<HttpResponse> {
+) -> AppResult<HttpResponse> {
     caller.require(Scope::WebhooksManage)?;
     let (id, delivery) = path.into_inner();
     let id = parse_id(&id)?;
-    let delivery = Uuid::parse_str(&delivery).map_err(|_| ApiError::not_found("delivery"))?;
+    let delivery = Uuid::parse_str(&delivery).map_err(|_| AppError::not_found("delivery"))?;
     let tenant = caller.tenant.clone();
     db.tx(move |c| {
         let endpoint =
-            q::find_endpoint(c, &tenant, id).map_err(ApiError::missing("webhook endpoint"))?;
+            q::find_endpoint(c, &tenant, id).map_err(AppError::missing("webhook endpoint"))?;
         if !endpoint.enabled {
-            return Err(ApiError::conflict(
+            return Err(AppError::conflict(
                 "endpoint_disabled",
                 "re-enable the endpoint before retrying its deliveries",
             ));
         }
         match q::retry_delivery(c, &tenant, id, delivery)? {
-            0 => Err(ApiError::not_found("delivery")),
+            0 => Err(AppError::not_found("delivery")),
             _ => Ok(()),
         }
     })

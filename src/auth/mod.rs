@@ -18,7 +18,7 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use crate::config::JwtSettings;
-use crate::error::ApiError;
+use crate::error::AppError;
 pub use jwks::JwksSource;
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
@@ -98,11 +98,11 @@ pub struct Caller {
 
 impl Caller {
     /// Fails with 403 unless the token carries `scope`.
-    pub fn require(&self, scope: Scope) -> Result<&Self, ApiError> {
+    pub fn require(&self, scope: Scope) -> Result<&Self, AppError> {
         if self.scopes.contains(&scope) {
             Ok(self)
         } else {
-            Err(ApiError::forbidden(
+            Err(AppError::forbidden(
                 "insufficient_scope",
                 format!("this operation needs the `{scope}` scope"),
             ))
@@ -176,8 +176,8 @@ impl Authenticator {
     }
 
     /// Verifies a bearer token and returns the caller.
-    pub async fn authenticate(&self, token: &str) -> Result<Caller, ApiError> {
-        let invalid = |why: &str| ApiError::unauthorized(format!("invalid token: {why}"));
+    pub async fn authenticate(&self, token: &str) -> Result<Caller, AppError> {
+        let invalid = |why: &str| AppError::unauthorized(format!("invalid token: {why}"));
         let header =
             decode_header(token).map_err(|_| invalid("malformed or unsupported header"))?;
         // RFC 7515 §4.1.11: extensions listed in `crit` must be understood, and we
@@ -251,7 +251,7 @@ impl Authenticator {
 }
 
 impl FromRequest for Caller {
-    type Error = ApiError;
+    type Error = AppError;
     type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
@@ -272,9 +272,9 @@ impl FromRequest for Caller {
         let req = req.clone();
         Box::pin(async move {
             let auth =
-                auth.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no authenticator")))?;
+                auth.ok_or_else(|| AppError::Internal(anyhow::anyhow!("no authenticator")))?;
             let token = token
-                .ok_or_else(|| ApiError::unauthorized("send `Authorization: Bearer <token>`"))?;
+                .ok_or_else(|| AppError::unauthorized("send `Authorization: Bearer <token>`"))?;
             let caller = auth.authenticate(&token).await?;
             tracing::Span::current().record("tenant", caller.tenant.as_str());
             req.extensions_mut().insert(caller.clone());

@@ -3,6 +3,7 @@
 
 pub mod approvals;
 pub mod automation;
+pub mod idempotency;
 pub mod links;
 pub mod models;
 pub mod principals;
@@ -21,7 +22,7 @@ use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{AppError, AppResult};
 
 /// Rows per multi-row INSERT: Postgres takes at most 65,535 bound parameters per statement, so
 /// a fan-out of thousands (a role with 20,000 members) is written in several statements.
@@ -72,7 +73,7 @@ impl Db {
     }
 
     /// Takes a connection, counting how many callers are waiting for one.
-    pub fn get(&self) -> ApiResult<Conn> {
+    pub fn get(&self) -> AppResult<Conn> {
         self.waiters.fetch_add(1, Ordering::Relaxed);
         let conn = self.pool.get();
         self.waiters.fetch_sub(1, Ordering::Relaxed);
@@ -94,50 +95,51 @@ impl Db {
     }
 
     /// Runs `f` with a connection on the blocking pool.
-    pub async fn run<F, T>(&self, f: F) -> ApiResult<T>
+    pub async fn run<F, T>(&self, f: F) -> AppResult<T>
     where
-        F: FnOnce(&mut PgConnection) -> ApiResult<T> + Send + 'static,
+        F: FnOnce(&mut PgConnection) -> AppResult<T> + Send + 'static,
         T: Send + 'static,
     {
         let db = self.clone();
         let span = tracing::Span::current();
-        actix_web::web::block(move || {
+        tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             let mut conn = db.get()?;
             f(&mut conn)
         })
-        .await?
+        .await
+        .map_err(|e| AppError::internal("blocking task", e))?
     }
 
     /// Runs `f` inside one transaction: its writes and their events commit together or not at all.
-    pub async fn tx<F, T>(&self, f: F) -> ApiResult<T>
+    pub async fn tx<F, T>(&self, f: F) -> AppResult<T>
     where
-        F: FnOnce(&mut PgConnection) -> ApiResult<T> + Send + 'static,
+        F: FnOnce(&mut PgConnection) -> AppResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        self.run(move |conn| conn.transaction::<T, ApiError, _>(f))
+        self.run(move |conn| conn.transaction::<T, AppError, _>(f))
             .await
     }
 
     /// Runs `f` in one read-only REPEATABLE READ transaction: every statement of `f` reads the
     /// same snapshot, so a view built from several queries (an approval and its tasks) never
     /// mixes the states before and after a commit that lands between them.
-    pub async fn read<F, T>(&self, f: F) -> ApiResult<T>
+    pub async fn read<F, T>(&self, f: F) -> AppResult<T>
     where
-        F: FnOnce(&mut PgConnection) -> ApiResult<T> + Send + 'static,
+        F: FnOnce(&mut PgConnection) -> AppResult<T> + Send + 'static,
         T: Send + 'static,
     {
         self.run(move |conn| {
             conn.build_transaction()
                 .read_only()
                 .repeatable_read()
-                .run::<T, ApiError, _>(f)
+                .run::<T, AppError, _>(f)
         })
         .await
     }
 
     /// Is the database answering? Used by `/readyz`.
-    pub async fn ping(&self) -> ApiResult<()> {
+    pub async fn ping(&self) -> AppResult<()> {
         self.run(|conn| {
             conn.batch_execute("SELECT 1")?;
             Ok(())

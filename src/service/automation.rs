@@ -10,8 +10,9 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::approvals::{self as svc, Ctx, Loaded, RequestApproval};
+use super::approvals::{self as svc, RequestApproval};
 use super::directory::facts;
+use super::store::{self, Ctx, Loaded};
 use super::view::{RuleRef, Ticket};
 use crate::db::automation::{self as q, RuleRow, TicketRow};
 use crate::db::{principals, processes};
@@ -20,7 +21,7 @@ use crate::domain::engine::{ApprovalStatus, OutcomeReason, TaskState, Verdict};
 use crate::domain::messages::{self, Badge};
 use crate::domain::process::read_enum;
 use crate::domain::validate::{Faults, FieldError, is_external_id};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{AppError, AppResult};
 
 /// The body of `PUT /v1/tickets/{id}`: the ticket as the host has it now.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
@@ -160,7 +161,7 @@ pub fn remember(
     tenant: &str,
     ticket: &Ticket,
     now: DateTime<Utc>,
-) -> ApiResult<()> {
+) -> AppResult<()> {
     Ok(q::merge(conn, tenant, ticket, now)?)
 }
 
@@ -188,7 +189,7 @@ pub fn report(
     id: &str,
     input: &TicketReport,
     ctx: &Ctx,
-) -> ApiResult<TicketAnswer> {
+) -> AppResult<TicketAnswer> {
     let now = ctx.now;
     let old = q::lock(conn, tenant, id)?;
     let row = q::upsert(
@@ -230,7 +231,7 @@ fn leave(
     left: &str,
     ctx: &Ctx,
     effects: &mut Vec<TicketEffect>,
-) -> ApiResult<()> {
+) -> AppResult<()> {
     let pending = q::pending_rule_approvals(conn, tenant, &ticket.id)?;
     let ids: Vec<Uuid> = pending
         .iter()
@@ -274,7 +275,7 @@ fn enter(
     entered: &str,
     ctx: &Ctx,
     effects: &mut Vec<TicketEffect>,
-) -> ApiResult<()> {
+) -> AppResult<()> {
     let rules = q::rules_for_status(conn, tenant, entered)?;
     if rules.is_empty() {
         return Ok(());
@@ -349,16 +350,16 @@ fn enter(
             });
         }
         Err(SavepointError::Refused(e)) => {
-            let p = e.problem();
-            tracing::warn!(rule = %rule.id, ticket = %row.id, code = %p.code, "rule matched but no approval started");
+            let (code, detail) = e
+                .fault()
+                .map(|f| (f.code.clone(), f.detail.clone()))
+                .unwrap_or_default();
+            tracing::warn!(rule = %rule.id, ticket = %row.id, code = %code, "rule matched but no approval started");
             effects.push(TicketEffect {
                 rule_id: rule.id.to_string(),
                 approval_id: None,
                 action: EffectAction::NotStarted,
-                problem: Some(EffectProblem {
-                    code: p.code,
-                    detail: p.detail,
-                }),
+                problem: Some(EffectProblem { code, detail }),
             });
         }
         Err(SavepointError::Failed(e)) => return Err(e),
@@ -367,14 +368,14 @@ fn enter(
 }
 
 /// A refusal of the request (the host's configuration), not a failure of ours.
-fn is_refusal(e: &ApiError) -> bool {
-    matches!(e, ApiError::Problem(p) if (400..500).contains(&p.status))
+fn is_refusal(e: &AppError) -> bool {
+    e.fault().is_some()
 }
 
 /// What rolls the savepoint back: a refusal to report, or a failure to pass on.
 enum SavepointError {
-    Refused(ApiError),
-    Failed(ApiError),
+    Refused(AppError),
+    Failed(AppError),
 }
 
 impl From<diesel::result::Error> for SavepointError {
@@ -383,8 +384,8 @@ impl From<diesel::result::Error> for SavepointError {
     }
 }
 
-impl From<ApiError> for SavepointError {
-    fn from(e: ApiError) -> Self {
+impl From<AppError> for SavepointError {
+    fn from(e: AppError) -> Self {
         SavepointError::Failed(e)
     }
 }
@@ -393,7 +394,7 @@ fn requester_of(
     conn: &mut PgConnection,
     tenant: &str,
     ticket: &Ticket,
-) -> ApiResult<Option<crate::db::models::PrincipalRow>> {
+) -> AppResult<Option<crate::db::models::PrincipalRow>> {
     Ok(match &ticket.requester_id {
         Some(r) => principals::find_many(conn, tenant, std::slice::from_ref(r))?
             .into_iter()
@@ -403,15 +404,15 @@ fn requester_of(
 }
 
 /// `GET /v1/tickets/{id}`.
-pub fn find(conn: &mut PgConnection, tenant: &str, id: &str) -> ApiResult<TicketView> {
-    let row = q::find(conn, tenant, id)?.ok_or_else(|| ApiError::not_found("ticket"))?;
+pub fn find(conn: &mut PgConnection, tenant: &str, id: &str) -> AppResult<TicketView> {
+    let row = q::find(conn, tenant, id)?.ok_or_else(|| AppError::not_found("ticket"))?;
     ticket_view(conn, tenant, row)
 }
 
-fn ticket_view(conn: &mut PgConnection, tenant: &str, row: TicketRow) -> ApiResult<TicketView> {
+fn ticket_view(conn: &mut PgConnection, tenant: &str, row: TicketRow) -> AppResult<TicketView> {
     let approval = match q::latest_approval(conn, tenant, &row.id)? {
         Some(a) => {
-            let loaded = svc::load(conn, tenant, a.id, false)?;
+            let loaded = store::load(conn, tenant, a.id, false)?;
             let locale = requester_of(conn, tenant, &as_ticket(&row))?
                 .map_or_else(|| "en".to_string(), |p| p.locale);
             Some(TicketApproval {
@@ -600,11 +601,11 @@ pub fn rule_row(
     id: Uuid,
     input: &RuleInput,
     now: DateTime<Utc>,
-) -> ApiResult<RuleRow> {
+) -> AppResult<RuleRow> {
     let process_id = Uuid::parse_str(&input.process_id)
-        .map_err(|_| ApiError::invalid_field("process_id", "must be a process id (a UUID)"))?;
+        .map_err(|_| AppError::invalid_field("process_id", "must be a process id (a UUID)"))?;
     processes::find(conn, tenant, process_id).map_err(|e| match e {
-        diesel::result::Error::NotFound => ApiError::invalid_field("process_id", "no such process"),
+        diesel::result::Error::NotFound => AppError::invalid_field("process_id", "no such process"),
         other => other.into(),
     })?;
     Ok(RuleRow {
@@ -675,7 +676,7 @@ impl RulesTestInput {
 }
 
 /// Tries every enabled rule of the ticket's status, in order, writing nothing.
-pub fn test(conn: &mut PgConnection, tenant: &str, ticket: &Ticket) -> ApiResult<RulesTest> {
+pub fn test(conn: &mut PgConnection, tenant: &str, ticket: &Ticket) -> AppResult<RulesTest> {
     let status = ticket.status.as_deref().unwrap_or_default();
     let requester = requester_of(conn, tenant, ticket)?;
     let facts = facts(ticket, requester.as_ref());

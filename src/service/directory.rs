@@ -16,7 +16,7 @@ use crate::domain::engine::{
     Candidate, Candidates, Condition, Removal, RemovalReason, Resolution, Resolve, StagePlan,
 };
 use crate::domain::process::{ProcessDefinition, Source};
-use crate::error::ApiError;
+use crate::error::AppError;
 
 use super::view::Ticket;
 
@@ -33,7 +33,7 @@ pub struct Directory<'a> {
     /// Display names of everyone read, for views and messages.
     pub names: BTreeMap<String, String>,
     /// The first query that failed.
-    pub failure: Option<ApiError>,
+    pub failure: Option<AppError>,
 }
 
 impl<'a> Directory<'a> {
@@ -58,7 +58,7 @@ impl<'a> Directory<'a> {
     }
 
     /// The error a read hit, if any, to return instead of what the engine decided.
-    pub fn finish(self) -> Result<BTreeMap<String, String>, ApiError> {
+    pub fn finish(self) -> Result<BTreeMap<String, String>, AppError> {
         match self.failure {
             Some(e) => Err(e),
             None => Ok(self.names),
@@ -66,7 +66,7 @@ impl<'a> Directory<'a> {
     }
 
     /// The principals these ids name, keyed by id, with their names remembered.
-    fn principals(&mut self, ids: &[String]) -> Result<HashMap<String, PrincipalRow>, ApiError> {
+    fn principals(&mut self, ids: &[String]) -> Result<HashMap<String, PrincipalRow>, AppError> {
         let rows = principals::find_many(self.conn, self.tenant, ids)?;
         Ok(rows
             .into_iter()
@@ -77,7 +77,7 @@ impl<'a> Directory<'a> {
             .collect())
     }
 
-    fn read(&mut self, stage: usize) -> Result<Resolution, ApiError> {
+    fn read(&mut self, stage: usize) -> Result<Resolution, AppError> {
         let Some(def) = self.definition.stages.get(stage) else {
             return Ok(Resolution::default());
         };

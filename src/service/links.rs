@@ -1,243 +1,18 @@
-//! One-time approver links: issued when approvers are notified, answered without an account.
-//! A token carries 256 random bits and is stored only as its SHA-256.
+//! One-time approver links, answered without an account: what a link holder sees, and a
+//! decision through a link. Links are issued when approvers are notified
+//! (`service::store::issue`).
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::Duration;
 use diesel::PgConnection;
-use rand::RngCore;
 use serde::Serialize;
-use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use super::approvals::{Ctx, DecisionInput, Loaded};
-use super::view::Principal;
 use crate::db::links as q;
 use crate::db::models::{LinkRow, PrincipalRow};
 use crate::domain::engine::{ApprovalStatus, TaskState, Verdict};
-use crate::domain::messages;
-use crate::error::{ApiError, ApiResult};
-use crate::service::view::ApprovalView;
-
-/// How long a link lives when its stage has no deadline.
-pub const DEFAULT_TTL_DAYS: i64 = 30;
-
-/// A fresh token and the hash we store.
-pub fn new_token() -> (String, String) {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let token = URL_SAFE_NO_PAD.encode(bytes);
-    let h = hash(&token);
-    (token, h)
-}
-
-pub fn hash(token: &str) -> String {
-    format!("{:x}", Sha256::digest(token.as_bytes()))
-}
-
-/// Someone to notify: an approver about their own task, or a substitute about the tasks of
-/// the approvers they may answer for (one entry per person, however many they cover).
-pub struct Recipient<'a> {
-    pub principal: &'a PrincipalRow,
-    /// The approvers whose tasks this is about, when the recipient is someone else: empty for
-    /// the recipient's own task.
-    pub on_behalf_of: Vec<&'a PrincipalRow>,
-}
-
-/// Issues the links of each recipient for `stage` (one per task they may answer) and builds
-/// the `recipients` entries of an event: the principal, the URLs and the message rendered in
-/// their language. A substitute's entry lists every approver they cover in `answers_for`,
-/// each with its own links; the top-level URLs and `on_behalf_of` are the first of them.
-pub fn issue(
-    conn: &mut PgConnection,
-    loaded: &Loaded,
-    stage: usize,
-    recipients: &[Recipient<'_>],
-    ctx: &Ctx,
-) -> ApiResult<Vec<Value>> {
-    let expires_at = loaded
-        .stored
-        .deadlines
-        .get(stage)
-        .copied()
-        .flatten()
-        .unwrap_or(ctx.now + Duration::days(DEFAULT_TTL_DAYS));
-    let asker = Asker::read(conn, loaded)?;
-    let mut rows = Vec::with_capacity(recipients.len());
-    let mut out = Vec::with_capacity(recipients.len());
-    let mut renderer = messages::Renderer::default();
-    for r in recipients {
-        let tasks: Vec<&PrincipalRow> = if r.on_behalf_of.is_empty() {
-            vec![r.principal]
-        } else {
-            r.on_behalf_of.clone()
-        };
-        let mut issued: Vec<(Option<Principal>, Value)> = Vec::with_capacity(tasks.len());
-        for approver in tasks {
-            let (token, token_hash) = new_token();
-            rows.push(LinkRow {
-                token_hash,
-                tenant_id: loaded.row.tenant_id.clone(),
-                approval_id: loaded.row.id,
-                stage: stage as i32,
-                approver_id: approver.id.clone(),
-                recipient_id: r.principal.id.clone(),
-                expires_at,
-                used_at: None,
-                created_at: ctx.now,
-            });
-            let page_url = format!("{}/a/{token}", ctx.public_url);
-            let links = json!({
-                "approve_url": format!("{page_url}?decision=approve"),
-                "reject_url": format!("{page_url}?decision=reject"),
-                "page_url": page_url,
-            });
-            let on_behalf =
-                (approver.id != r.principal.id).then(|| Principal::from(approver.clone()));
-            issued.push((on_behalf, links));
-        }
-        let principal = Principal::from(r.principal.clone());
-        let (first_for, links) = &issued[0];
-        let answers_for: Vec<Value> = issued
-            .iter()
-            .filter_map(|(p, l)| p.as_ref().map(|p| json!({"approver": p, "links": l})))
-            .collect();
-        let context = message_context(
-            loaded,
-            stage,
-            &principal,
-            first_for.as_ref(),
-            &answers_for,
-            &asker,
-            links,
-        );
-        let message = renderer.render(
-            loaded.definition.templates.as_ref(),
-            &principal.locale,
-            &context,
-        );
-        let mut entry = json!({
-            "principal": principal,
-            "on_behalf_of": first_for.as_ref().map(|p| &p.id),
-            "approve_url": links["approve_url"],
-            "reject_url": links["reject_url"],
-            "page_url": links["page_url"],
-            "expires_at": expires_at,
-            "message": message,
-        });
-        if !answers_for.is_empty() {
-            entry["answers_for"] = issued
-                .iter()
-                .filter_map(|(p, l)| {
-                    p.as_ref().map(|p| {
-                        json!({"approver_id": p.id, "display_name": p.display_name,
-                               "approve_url": l["approve_url"], "reject_url": l["reject_url"],
-                               "page_url": l["page_url"]})
-                    })
-                })
-                .collect();
-        }
-        out.push(entry);
-    }
-    q::insert(conn, &rows)?;
-    Ok(out)
-}
-
-/// Who asked for the approval, by name, for messages and the page.
-pub struct Asker {
-    /// The ticket's requester and their display name (None when the directory has none).
-    pub requester: Option<(String, Option<String>)>,
-    /// The display name of the principal `requested_by` names; the requester's when a rule
-    /// started the approval or nobody is named; None otherwise.
-    pub name: Option<String>,
-}
-
-impl Asker {
-    /// Reads the names: from those the stages read (the requester's is among them), and the
-    /// directory for `requested_by` when it names someone else.
-    pub fn read(conn: &mut PgConnection, loaded: &Loaded) -> ApiResult<Asker> {
-        let names = &loaded.stored.names;
-        let extra: Option<PrincipalRow> = match asked_by_principal(loaded) {
-            Some(by) if !names.contains_key(by) => {
-                crate::db::principals::find_many(conn, &loaded.row.tenant_id, &[by.to_string()])?
-                    .pop()
-            }
-            _ => None,
-        };
-        Ok(Asker::from_names(loaded, &|id| {
-            names.get(id).cloned().or_else(|| {
-                extra
-                    .as_ref()
-                    .filter(|p| p.id == id)
-                    .map(|p| p.display_name.clone())
-            })
-        }))
-    }
-
-    /// The names, from a lookup of display names by id.
-    pub fn from_names(loaded: &Loaded, name: &dyn Fn(&str) -> Option<String>) -> Asker {
-        let requester_id = loaded
-            .row
-            .ticket
-            .get("requester_id")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let requester = requester_id.map(|id| {
-            let n = name(&id);
-            (id, n)
-        });
-        let by = match asked_by_principal(loaded) {
-            Some(by) => name(by),
-            None => requester.as_ref().and_then(|(_, n)| n.clone()),
-        };
-        Asker {
-            requester,
-            name: by,
-        }
-    }
-}
-
-/// The principal `requested_by` may name: None when a rule asked or nobody is named.
-pub fn asked_by_principal(loaded: &Loaded) -> Option<&str> {
-    loaded
-        .row
-        .requested_by
-        .as_deref()
-        .filter(|by| loaded.stored.rule.is_none() && !by.starts_with("rule:"))
-}
-
-/// What templates can use.
-fn message_context(
-    loaded: &Loaded,
-    stage: usize,
-    approver: &Principal,
-    on_behalf_of: Option<&Principal>,
-    answers_for: &[Value],
-    asker: &Asker,
-    links: &Value,
-) -> Value {
-    let row = &loaded.row;
-    json!({
-        "approver": approver,
-        "on_behalf_of": on_behalf_of,
-        "answers_for": answers_for,
-        "requester": asker.requester.as_ref().map(|(id, name)| json!({"id": id, "display_name": name})),
-        "ticket": row.ticket,
-        "approval": {
-            "id": row.id.to_string(),
-            "description": row.description,
-            "requested_by": row.requested_by,
-            "requested_by_name": asker.name,
-            "stage": loaded.stored.approval.plan.get(stage).map(|s| &s.name),
-            "stage_index": stage,
-        },
-        "process": row.process_id.map(|id| json!({
-            "id": id.to_string(), "name": row.process_name, "version": row.process_version,
-        })),
-        "links": links,
-    })
-}
+use crate::error::{AppError, AppResult};
+use crate::service::approvals::{self, DecisionInput};
+use crate::service::store::{Asker, Ctx, Loaded, asked_by_principal, hash, load};
+use crate::service::view::{ApprovalView, Principal};
 
 /// What a link holder may see and do.
 #[derive(Debug, Serialize, ToSchema)]
@@ -259,7 +34,7 @@ pub struct LinkView {
 /// Why a link no longer works, with who answered when it was answered.
 #[derive(Debug)]
 pub struct Closed {
-    pub error: ApiError,
+    pub error: AppError,
     /// (who answered, when, what) when the task was answered.
     pub answered: Option<(String, chrono::DateTime<chrono::Utc>, Verdict)>,
     /// The link holder's locale, so the page answers in their language.
@@ -284,10 +59,10 @@ pub fn open(
     token: &str,
     lock: bool,
     ctx: &Ctx,
-) -> ApiResult<Result<Open, Closed>> {
+) -> AppResult<Result<Open, Closed>> {
     let unknown = || {
-        ApiError::new(
-            actix_web::http::StatusCode::NOT_FOUND,
+        AppError::new(
+            crate::error::Kind::NotFound,
             "link_not_found",
             "this link is not valid",
         )
@@ -299,7 +74,7 @@ pub fn open(
         diesel::result::Error::NotFound => unknown(),
         other => other.into(),
     })?;
-    let loaded = super::approvals::load(conn, &link.tenant_id, link.approval_id, lock)?;
+    let loaded = load(conn, &link.tenant_id, link.approval_id, lock)?;
     let engine = &loaded.stored.approval;
     let task = engine
         .tasks
@@ -334,7 +109,7 @@ pub fn open(
         .map(|p| p.display_name.clone());
     let gone = |code: &str, detail: &str| {
         Ok(Err(Closed {
-            error: ApiError::gone(code, detail),
+            error: AppError::gone(code, detail),
             answered: answered.clone(),
             locale: locale.clone(),
             answered_by_name: answered_by_name.clone(),
@@ -407,14 +182,14 @@ pub fn decide(
     verdict: Verdict,
     comment: Option<String>,
     ctx: &Ctx,
-) -> ApiResult<Result<Open, Closed>> {
+) -> AppResult<Result<Open, Closed>> {
     let open = match self::open(conn, token, true, ctx)? {
         Ok(o) => o,
         Err(closed) => return Ok(Err(closed)),
     };
     if q::mark_used(conn, &open.link.token_hash, ctx.now)? == 0 {
         return Ok(Err(Closed {
-            error: ApiError::gone("link_used", "this link has already been used"),
+            error: AppError::gone("link_used", "this link has already been used"),
             answered: None,
             locale: Some(open.recipient.locale.clone()),
             answered_by_name: None,
@@ -427,7 +202,7 @@ pub fn decide(
         on_behalf_of: (open.link.approver_id != open.link.recipient_id)
             .then(|| open.link.approver_id.clone()),
     };
-    let loaded = super::approvals::decide(
+    let loaded = approvals::decide(
         conn,
         &open.link.tenant_id,
         open.link.approval_id,

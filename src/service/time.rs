@@ -1,231 +1,36 @@
-//! Time: stage deadlines in wall time or business hours, reminders, substitutes, process
-//! expiry. Timers are rows in Postgres; the worker fires each in the transaction that acts
+//! Time: firing timers (stage timeouts, reminders, substitutes) and expiring processes. The
+//! timers a stage schedules when it starts are `service::store::schedule_started`'s. Timers are rows in Postgres; the worker fires each in the transaction that acts
 //! on it, so a timer takes effect once whichever replica is up, and survives restarts.
 
-use std::collections::HashMap;
-
-use chrono::{DateTime, Utc};
 use diesel::{Connection, PgConnection};
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
-use super::approvals::{Ctx, EventContext, Loaded, load, run_engine, save};
-use super::links::{self, Recipient};
-use crate::db::models::{PrincipalRow, TimerRow};
-use crate::db::{principals, time as q};
-use crate::domain::calendar::{self, Calendar, CalendarDef};
-use crate::domain::engine::{ApprovalStatus, Effect, Task, TaskState};
-use crate::domain::process::SubstituteSource;
-use crate::error::{ApiError, ApiResult};
-
-/// A series of `every` reminders without a `max` stops after this many.
-const MAX_REMINDERS: i32 = 100;
-
-fn load_calendar(conn: &mut PgConnection, tenant: &str, id: &str) -> ApiResult<Option<Calendar>> {
-    match q::find_calendar(conn, tenant, id) {
-        Ok(row) => {
-            let def: CalendarDef = serde_json::from_value(row.definition)
-                .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored calendar: {e}")))?;
-            Ok(Calendar::from_definition(&def).ok())
-        }
-        Err(diesel::result::Error::NotFound) => {
-            // Validated when the process was saved; if it has gone since, count wall time.
-            tracing::warn!(calendar = id, "calendar not found; counting wall time");
-            Ok(None)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn timer(
-    loaded: &Loaded,
-    stage: usize,
-    kind: &str,
-    seq: i32,
-    due_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> TimerRow {
-    TimerRow {
-        id: Uuid::now_v7(),
-        tenant_id: loaded.row.tenant_id.clone(),
-        approval_id: loaded.row.id,
-        stage: stage as i32,
-        kind: kind.to_string(),
-        seq,
-        due_at,
-        fired_at: None,
-        created_at: now,
-    }
-}
-
-/// For every stage a command started that is still running: its deadline, and the timers of
-/// its timeout, reminders and substitutes.
-pub fn schedule_started(
-    conn: &mut PgConnection,
-    loaded: &mut Loaded,
-    effects: &[Effect],
-    ctx: &Ctx,
-) -> ApiResult<()> {
-    let now = ctx.now;
-    let mut timers = Vec::new();
-    for effect in effects {
-        let Effect::StageStarted { stage } = effect else {
-            continue;
-        };
-        let stage = *stage;
-        if loaded.stored.approval.current_stage != Some(stage)
-            || loaded.stored.approval.status != ApprovalStatus::Pending
-        {
-            continue;
-        }
-        let Some(def) = loaded.definition.stages.get(stage).cloned() else {
-            continue;
-        };
-        let Some(timeout) = &def.timeout else {
-            // No timeout: reminders can still repeat on their own clock.
-            if let Some(every) = def.reminders.as_ref().and_then(|r| r.every.clone()) {
-                timers.push(timer(
-                    loaded,
-                    stage,
-                    "reminder",
-                    1,
-                    now + every.as_chrono(),
-                    now,
-                ));
-            }
-            continue;
-        };
-        let cal = match &timeout.calendar_id {
-            Some(id) => load_calendar(conn, &loaded.row.tenant_id, id)?,
-            None => None,
-        };
-        let after = timeout.after.as_chrono();
-        let Some(deadline) = calendar::deadline(now, after, cal.as_ref()) else {
-            tracing::warn!(approval = %loaded.row.id, stage, "no deadline within ten years; the stage waits");
-            continue;
-        };
-        if loaded.stored.deadlines.len() <= stage {
-            loaded.stored.deadlines.resize(stage + 1, None);
-        }
-        loaded.stored.deadlines[stage] = Some(deadline);
-        timers.push(timer(loaded, stage, "stage_timeout", 1, deadline, now));
-        if let Some(subs) = &def.substitutes
-            && let Some(at) = calendar::at_percent(now, after, subs.notify_at_percent, cal.as_ref())
-        {
-            timers.push(timer(loaded, stage, "substitutes", 1, at, now));
-        }
-        if let Some(rem) = &def.reminders {
-            for (i, pct) in rem.at_percent.iter().flatten().enumerate() {
-                if let Some(at) = calendar::at_percent(now, after, *pct, cal.as_ref()) {
-                    // Percent reminders are numbered from 1000 so they never look like the
-                    // `every` series, which counts towards `max`.
-                    timers.push(timer(loaded, stage, "reminder", 1000 + i as i32, at, now));
-                }
-            }
-            if let Some(every) = &rem.every {
-                let at = now + every.as_chrono();
-                if at < deadline {
-                    timers.push(timer(loaded, stage, "reminder", 1, at, now));
-                }
-            }
-        }
-    }
-    q::insert_timers(conn, &timers)?;
-    Ok(())
-}
-
-/// Substitutes of the running stage's pending approvers, with links to answer for them: one
-/// recipient per substitute, listing every approver they may answer for. Nobody is listed
-/// who may not answer for anyone in this stage: whoever sits in it or has already answered
-/// in it (one person, one answer), and the ticket's requester and the approval's
-/// `requested_by` unless the process allows self-approval.
-pub fn escalation_recipients(
-    conn: &mut PgConnection,
-    loaded: &Loaded,
-    stage: usize,
-    ctx: &Ctx,
-) -> ApiResult<Vec<Value>> {
-    let Some(subs) = loaded
-        .definition
-        .stages
-        .get(stage)
-        .and_then(|s| s.substitutes.clone())
-    else {
-        return Ok(vec![]);
-    };
-    let engine = &loaded.stored.approval;
-    let in_stage: Vec<&Task> = engine.tasks.iter().filter(|t| t.stage == stage).collect();
-    let pending: Vec<String> = in_stage
-        .iter()
-        .filter(|t| t.state == TaskState::Pending)
-        .map(|t| t.approver_id.clone())
-        .collect();
-    let may_not_stand_in = |s: &str| {
-        in_stage
-            .iter()
-            .any(|t| t.approver_id == s || t.actor_id.as_deref() == Some(s))
-            || engine.parties.excludes(s, engine.policy).is_some()
-    };
-    let tenant = &loaded.row.tenant_id;
-    let approvers = principals::find_many(conn, tenant, &pending)?;
-    let by_approver: HashMap<&str, &PrincipalRow> =
-        approvers.iter().map(|p| (p.id.as_str(), p)).collect();
-    // Substitutes in the order they are first met, each with the approvers they cover, in
-    // task order.
-    let mut covers: Vec<(String, Vec<&str>)> = Vec::new();
-    for a in pending.iter().filter_map(|id| by_approver.get(id.as_str())) {
-        let subs_of_a: Vec<String> = match &subs.source {
-            SubstituteSource::ApproverManager => a.manager_id.iter().cloned().collect(),
-            SubstituteSource::Principals { ids } => ids.clone(),
-        };
-        for s in subs_of_a {
-            if s == a.id || may_not_stand_in(&s) {
-                continue;
-            }
-            match covers.iter_mut().find(|(id, _)| *id == s) {
-                Some((_, list)) if !list.contains(&a.id.as_str()) => list.push(&a.id),
-                Some(_) => {}
-                None => covers.push((s, vec![a.id.as_str()])),
-            }
-        }
-    }
-    let sub_ids: Vec<String> = covers.iter().map(|(s, _)| s.clone()).collect();
-    let subs_rows = principals::find_many(conn, tenant, &sub_ids)?;
-    let recipients: Vec<Recipient<'_>> = covers
-        .iter()
-        .filter_map(|(s, list)| {
-            let sub = subs_rows.iter().find(|p| p.id == *s && p.active)?;
-            Some(Recipient {
-                principal: sub,
-                on_behalf_of: list
-                    .iter()
-                    .filter_map(|a| by_approver.get(a).copied())
-                    .collect(),
-            })
-        })
-        .collect();
-    links::issue(conn, loaded, stage, &recipients, ctx)
-}
+use crate::db::models::TimerRow;
+use crate::db::time as q;
+use crate::domain::engine::ApprovalStatus;
+use crate::error::{AppError, AppResult};
+use crate::service::store::{Ctx, EventContext, MAX_REMINDERS, load, run_engine, save, timer};
 
 /// Fires one due timer, if there is one; `Ok(false)` when none is due.
-pub fn fire_next(conn: &mut PgConnection, ctx: &Ctx) -> ApiResult<bool> {
+pub fn fire_next(conn: &mut PgConnection, ctx: &Ctx) -> AppResult<bool> {
     let Some(t) = q::take_due_timer(conn, ctx.now)? else {
         return Ok(false);
     };
     q::mark_fired(conn, &t, ctx.now)?;
     // The action runs in a savepoint: a timer that cannot act is logged and spent rather than
     // retried forever ahead of every other timer.
-    let acted = conn.transaction::<(), ApiError, _>(|c| act(c, &t, ctx));
+    let acted = conn.transaction::<(), AppError, _>(|c| act(c, &t, ctx));
     if let Err(e) = acted {
         tracing::error!(timer = %t.id, kind = t.kind, error = %e, "timer could not act");
-        if matches!(e, ApiError::Unavailable(_)) {
+        if matches!(e, AppError::Unavailable(_)) {
             return Err(e);
         }
     }
     Ok(true)
 }
 
-fn act(conn: &mut PgConnection, t: &TimerRow, ctx: &Ctx) -> ApiResult<()> {
+fn act(conn: &mut PgConnection, t: &TimerRow, ctx: &Ctx) -> AppResult<()> {
     let mut loaded = load(conn, &t.tenant_id, t.approval_id, true)?;
     let stage = t.stage as usize;
     let running = loaded.stored.approval.status == ApprovalStatus::Pending
@@ -241,13 +46,13 @@ fn act(conn: &mut PgConnection, t: &TimerRow, ctx: &Ctx) -> ApiResult<()> {
                 .as_ref()
                 .map(|to| to.outcome)
                 .ok_or_else(|| {
-                    ApiError::Internal(anyhow::anyhow!("timeout timer without a timeout"))
+                    AppError::Internal(anyhow::anyhow!("timeout timer without a timeout"))
                 })?;
             let now = ctx.now;
             let effects = run_engine(conn, &mut loaded, now, |approval, directory| {
                 approval.time_out(stage, outcome, now, directory)
             })?
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("timeout: {e}")))?;
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("timeout: {e}")))?;
             save(conn, &mut loaded, &effects, &EventContext::default(), ctx)?;
         }
         "reminder" => {
@@ -295,7 +100,7 @@ fn act(conn: &mut PgConnection, t: &TimerRow, ctx: &Ctx) -> ApiResult<()> {
 }
 
 /// Disables processes past their expiry and emits `process.expired`, one process per call.
-pub fn expire_next_process(conn: &mut PgConnection, ctx: &Ctx) -> ApiResult<bool> {
+pub fn expire_next_process(conn: &mut PgConnection, ctx: &Ctx) -> AppResult<bool> {
     let Some(row) = crate::db::processes::take_expired(conn, ctx.now)? else {
         return Ok(false);
     };

@@ -24,7 +24,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::metrics::Metrics;
-use crate::service::approvals::Ctx;
+use crate::service::store::Ctx;
 use crate::service::time;
 use crate::webhooks::delivery;
 
@@ -87,9 +87,7 @@ impl Inner {
 
     /// A context for timers, reading this worker's clock.
     fn ctx(&self) -> Ctx {
-        let mut ctx = Ctx::new(&self.settings.public_url);
-        ctx.now = self.clock.now();
-        ctx
+        Ctx::new(self.clock.now(), &self.settings.public_url)
     }
 
     /// Fires due timers and expires processes, each in its own transaction, up to a batch.

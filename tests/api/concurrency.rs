@@ -147,7 +147,7 @@ async fn queries_for_one_decision(group_size: usize) -> usize {
         "ticket": {"id": "T-Q"}, "approvers": ids, "require": {"type": "all"}
     }))
     .unwrap();
-    let ctx = svc::Ctx {
+    let ctx = signoff::service::store::Ctx {
         now: chrono::Utc::now(),
         public_url: "http://signoff.test".into(),
     };

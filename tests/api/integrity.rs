@@ -8,7 +8,8 @@ use diesel::{Connection, PgConnection, RunQueryDsl};
 use jsonwebtoken::{Algorithm, EncodingKey};
 use reqwest::Method;
 use serde_json::{Value, json};
-use signoff::service::approvals::{Ctx, DecisionInput, decide};
+use signoff::service::approvals::{DecisionInput, decide};
+use signoff::service::store::Ctx;
 
 use crate::helpers::*;
 
@@ -250,14 +251,14 @@ async fn read_across_a_decision(app: &TestApp, approval: &str, path: &str) -> An
     let u = url.clone();
     let decider = tokio::task::spawn_blocking(move || {
         let mut conn = PgConnection::establish(&u).unwrap();
-        conn.transaction::<_, signoff::error::ApiError, _>(|c| {
+        conn.transaction::<_, signoff::error::AppError, _>(|c| {
             diesel::sql_query("LOCK TABLE approval_tasks IN ACCESS EXCLUSIVE MODE").execute(c)?;
             locked_tx.send(()).unwrap();
             go_rx.recv().unwrap();
             let input = DecisionInput::parse(&json!({"approver_id": "u-1", "decision": "approve"}))
                 .unwrap();
             let ctx = Ctx {
-                now: signoff::service::now(),
+                now: chrono::Utc::now(),
                 public_url: "http://signoff.test".into(),
             };
             decide(c, TENANT, id, &input, &ctx)?;

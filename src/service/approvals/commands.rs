@@ -1,8 +1,18 @@
 //! Commands on a running approval: decisions (with substitutes and delegates), cancel, bypass,
 //! remind.
 
-#[allow(unused_imports)]
-use super::*;
+use chrono::{DateTime, Utc};
+use diesel::PgConnection;
+use uuid::Uuid;
+
+use super::input::*;
+use crate::db::{approvals as q, principals};
+use crate::domain::engine::{ApprovalStatus, EngineError, Verdict};
+use crate::domain::process::SubstituteSource;
+use crate::domain::validate::{index, join};
+use crate::error::{AppError, AppResult};
+use crate::service::store::{Ctx, EventContext, Loaded, assemble, load, run_engine, save};
+use crate::service::view::{AdminAction, task_from_row};
 
 /// Is `actor` allowed to answer for `approver` in the running stage? Substitutes of the stage
 /// (listed, or the approver's manager) may, at any time.
@@ -12,7 +22,7 @@ pub(super) fn may_act_for(
     actor: &str,
     approver: &str,
     now: DateTime<Utc>,
-) -> ApiResult<bool> {
+) -> AppResult<bool> {
     let Some(stage) = loaded.stored.approval.current_stage else {
         return Ok(false);
     };
@@ -56,14 +66,14 @@ pub fn decide(
     id: Uuid,
     input: &DecisionInput,
     ctx: &Ctx,
-) -> ApiResult<Loaded> {
+) -> AppResult<Loaded> {
     let now = ctx.now;
     let actor = input.approver_id.as_str();
     let (row, tasks, actor_active) = q::load_for_decision(conn, tenant, id, actor)?
-        .ok_or_else(|| ApiError::not_found("approval"))?;
+        .ok_or_else(|| AppError::not_found("approval"))?;
     let mut loaded = assemble(row, tasks.iter().map(task_from_row).collect())?;
     if loaded.stored.approval.status != ApprovalStatus::Pending {
-        return Err(engine_error(EngineError::Closed));
+        return Err(AppError::from(EngineError::Closed));
     }
     let owner_asked = {
         let engine = &loaded.stored.approval;
@@ -77,7 +87,7 @@ pub fn decide(
     // active now, not only when the stage started.
     let active = !owner_asked || actor_active == Some(true);
     if !active {
-        return Err(ApiError::forbidden(
+        return Err(AppError::forbidden(
             "inactive_principal",
             format!("{actor} is not an active principal of the directory and may not decide"),
         ));
@@ -88,10 +98,10 @@ pub fn decide(
                 .excludes(actor, loaded.stored.approval.policy)
                 .is_some()
             {
-                return Err(engine_error(EngineError::SelfApproval));
+                return Err(AppError::from(EngineError::SelfApproval));
             }
             if !may_act_for(conn, &loaded, actor, other, now)? {
-                return Err(ApiError::forbidden(
+                return Err(AppError::forbidden(
                     "not_a_substitute",
                     format!("{actor} may not answer on behalf of {other}"),
                 ));
@@ -112,37 +122,13 @@ pub fn decide(
     })?
     .map_err(|e| match e {
         EngineError::CommentRequired => {
-            ApiError::invalid_field("comment", "this process requires a comment to reject")
+            AppError::invalid_field("comment", "this process requires a comment to reject")
                 .with("code_detail", "comment_required")
         }
-        other => engine_error(other),
+        other => AppError::from(other),
     })?;
     save(conn, &mut loaded, &effects, &EventContext::default(), ctx)?;
     Ok(loaded)
-}
-
-/// Runs an engine operation that may start stages, with the directory it seats them from.
-/// The outer error is the directory's (roll back); the inner one is the engine's refusal.
-pub fn run_engine<T>(
-    conn: &mut PgConnection,
-    loaded: &mut Loaded,
-    now: DateTime<Utc>,
-    op: impl FnOnce(&mut Approval, &mut Directory<'_>) -> Result<T, EngineError>,
-) -> ApiResult<Result<T, EngineError>> {
-    let ticket: Ticket =
-        Ticket::deserialize(&loaded.row.ticket).map_err(|e| internal("stored ticket", e))?;
-    let mut directory = Directory::new(
-        conn,
-        &loaded.row.tenant_id,
-        &loaded.definition,
-        &ticket,
-        &loaded.stored.selected,
-        now,
-    );
-    let result = op(&mut loaded.stored.approval, &mut directory);
-    let names = directory.finish()?;
-    loaded.stored.names.extend(names);
-    Ok(result)
 }
 
 /// `POST /v1/approvals/{id}/cancel`.
@@ -153,14 +139,14 @@ pub fn cancel(
     reason: &str,
     actor: Option<&str>,
     ctx: &Ctx,
-) -> ApiResult<Loaded> {
+) -> AppResult<Loaded> {
     let now = ctx.now;
     let mut loaded = load(conn, tenant, id, true)?;
     let effects = loaded
         .stored
         .approval
         .cancel(reason, actor, now)
-        .map_err(engine_error)?;
+        .map_err(AppError::from)?;
     loaded.stored.closed_by = Some(AdminAction {
         action: "cancel".into(),
         reason: reason.to_string(),
@@ -180,14 +166,14 @@ pub fn bypass(
     reason: &str,
     actor: Option<&str>,
     ctx: &Ctx,
-) -> ApiResult<Loaded> {
+) -> AppResult<Loaded> {
     let now = ctx.now;
     let mut loaded = load(conn, tenant, id, true)?;
     let effects = loaded
         .stored
         .approval
         .bypass(verdict, now)
-        .map_err(engine_error)?;
+        .map_err(AppError::from)?;
     let action = AdminAction {
         action: "bypass".into(),
         reason: reason.to_string(),
@@ -204,10 +190,10 @@ pub fn bypass(
 }
 
 /// `POST /v1/approvals/{id}/remind`: one `approval.reminder` for the pending approvers.
-pub fn remind(conn: &mut PgConnection, tenant: &str, id: Uuid, ctx: &Ctx) -> ApiResult<Loaded> {
+pub fn remind(conn: &mut PgConnection, tenant: &str, id: Uuid, ctx: &Ctx) -> AppResult<Loaded> {
     let mut loaded = load(conn, tenant, id, true)?;
     if loaded.stored.approval.status != ApprovalStatus::Pending {
-        return Err(engine_error(EngineError::Closed));
+        return Err(AppError::from(EngineError::Closed));
     }
     let extra = EventContext {
         remind: true,

@@ -1,7 +1,15 @@
 //! What the approval endpoints read from a body: a request and a decision, every fault listed.
 
-#[allow(unused_imports)]
-use super::*;
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::domain::engine::Verdict;
+use crate::domain::process::{Requirement, Rule, read_requirement};
+use crate::domain::validate::{Faults, FieldError, index, is_external_id};
+use crate::service::view::{RuleRef, Ticket};
 
 /// The body of `POST /v1/approvals`.
 #[derive(Clone, Debug, Deserialize, ToSchema)]

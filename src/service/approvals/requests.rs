@@ -1,8 +1,28 @@
 //! Requesting approval: the definition to run, the checks only the directory can make, the
 //! stages seated as they start, supersede, and the preview of all of it.
 
-#[allow(unused_imports)]
-use super::*;
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::PgConnection;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::input::*;
+use crate::db::models::{ApprovalRow, PrincipalRow};
+use crate::db::{approvals as q, principals, processes};
+use crate::domain::engine::{
+    Approval, ApprovalStatus, EngineError, GroupPlan, Parties, Policy, StagePlan, TaskState,
+};
+use crate::domain::process::{
+    Combine, GroupDef, ProcessDefinition, ProcessSettings, Requirement, Rule, Source, StageDef,
+};
+use crate::domain::validate::{Faults, index};
+use crate::error::{AppError, AppResult};
+use crate::service::directory::Directory;
+use crate::service::store::{Ctx, EventContext, Loaded, assemble, engine_json, save};
+use crate::service::view::{AdminAction, ApprovalView, StoredEngine, approval_view, task_from_row};
 
 /// The definition an ad-hoc request runs: one stage, one group.
 pub(super) fn ad_hoc_definition(
@@ -47,7 +67,7 @@ pub(super) fn check_request(
     def: &ProcessDefinition,
     input: &RequestApproval,
     ad_hoc: bool,
-) -> ApiResult<()> {
+) -> AppResult<()> {
     let uses_selection = def
         .stages
         .iter()
@@ -108,7 +128,7 @@ pub(super) fn check_request(
     if faults.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::invalid(faults.errors))
+        Err(AppError::invalid(faults.errors))
     }
 }
 
@@ -141,9 +161,9 @@ pub fn unseated_plan(def: &ProcessDefinition, request_from: Option<&str>) -> Vec
 }
 
 /// Maps what the engine refused at request time to the caller's fault.
-pub(super) fn refused_request(e: EngineError, def: &ProcessDefinition) -> ApiError {
+pub(super) fn refused_request(e: EngineError, def: &ProcessDefinition) -> AppError {
     match e {
-        EngineError::NoApprovers => ApiError::unprocessable(
+        EngineError::NoApprovers => AppError::unprocessable(
             "no_approvers",
             "nobody can be asked: every stage resolved to no approver (the requester and \
              requested_by are removed unless the process allows self-approval)",
@@ -157,12 +177,12 @@ pub(super) fn refused_request(e: EngineError, def: &ProcessDefinition) -> ApiErr
                 s.map_or("", |s| s.name.as_str()),
                 g.map_or("", |g| g.name.as_str()),
             );
-            ApiError::unprocessable("not_enough_approvers", message.clone()).with(
+            AppError::unprocessable("not_enough_approvers", message.clone()).with(
                 "errors",
                 json!([{"field": format!("stages[{stage}].groups[{group}]"), "message": message}]),
             )
         }
-        other => engine_error(other),
+        other => AppError::from(other),
     }
 }
 
@@ -176,23 +196,23 @@ pub(super) fn definition_for(
     tenant: &str,
     input: &RequestApproval,
     now: DateTime<Utc>,
-) -> ApiResult<(ProcessDefinition, Option<Pinned>)> {
+) -> AppResult<(ProcessDefinition, Option<Pinned>)> {
     Ok(match &input.process_id {
         Some(pid) => {
-            let unknown = || ApiError::invalid_field("process_id", "no such process");
+            let unknown = || AppError::invalid_field("process_id", "no such process");
             let id = Uuid::parse_str(pid).map_err(|_| unknown())?;
             let (row, version) = processes::find(conn, tenant, id).map_err(|e| match e {
                 diesel::result::Error::NotFound => unknown(),
                 other => other.into(),
             })?;
             if !row.is_enabled(now) {
-                return Err(ApiError::conflict(
+                return Err(AppError::conflict(
                     "process_disabled",
                     "the process is disabled (expired or switched off); restore it first",
                 ));
             }
             let def: ProcessDefinition = ProcessDefinition::deserialize(&version.definition)
-                .map_err(|e| internal("stored definition", e))?;
+                .map_err(|e| AppError::internal("stored definition", e))?;
             (def, Some((row.id, row.name, version.version)))
         }
         None => {
@@ -209,7 +229,7 @@ pub fn request(
     tenant: &str,
     input: &RequestApproval,
     ctx: &Ctx,
-) -> ApiResult<Loaded> {
+) -> AppResult<Loaded> {
     let now = ctx.now;
     let (definition, process) = definition_for(conn, tenant, input, now)?;
 
@@ -226,7 +246,7 @@ pub fn request(
     let id = Uuid::now_v7();
     if let Some(first) = blocking.first() {
         if !input.supersede {
-            return Err(ApiError::conflict(
+            return Err(AppError::conflict(
                 "approval_pending",
                 format!(
                     "ticket {} already has a pending approval ({}); decide or cancel it, or request with \"supersede\": true",
@@ -243,7 +263,7 @@ pub fn request(
                 .stored
                 .approval
                 .cancel(&reason, input.requested_by.as_deref(), now)
-                .map_err(engine_error)?;
+                .map_err(AppError::from)?;
             old.stored.closed_by = Some(AdminAction {
                 action: "supersede".into(),
                 reason,
@@ -273,14 +293,9 @@ pub fn request(
         "pending",
         now,
     )?;
-    row.definition = serde_json::to_value(&definition).map_err(|e| internal("definition", e))?;
-    let mut loaded = Loaded {
-        row,
-        stored,
-        definition,
-        original: vec![],
-        saved_view: None,
-    };
+    row.definition =
+        serde_json::to_value(&definition).map_err(|e| AppError::internal("definition", e))?;
+    let mut loaded = Loaded::new(row, stored, definition);
     loaded.row.engine = engine_json(&loaded.stored)?;
     q::insert(conn, &loaded.row)?;
     save(conn, &mut loaded, &effects, &EventContext::default(), ctx)?;
@@ -294,7 +309,7 @@ pub fn preview(
     tenant: &str,
     input: &RequestApproval,
     ctx: &Ctx,
-) -> ApiResult<(ApprovalView, Vec<String>)> {
+) -> AppResult<(ApprovalView, Vec<String>)> {
     let now = ctx.now;
     let (definition, process) = definition_for(conn, tenant, input, now)?;
     check_request(conn, tenant, &definition, input, process.is_none())?;
@@ -356,7 +371,7 @@ fn with_directory<T>(
     input: &RequestApproval,
     now: DateTime<Utc>,
     op: impl FnOnce(Vec<StagePlan>, Policy, Parties, &mut Directory<'_>) -> T,
-) -> ApiResult<(T, std::collections::BTreeMap<String, String>)> {
+) -> AppResult<(T, std::collections::BTreeMap<String, String>)> {
     let parties = Parties {
         requester: input.ticket.requester_id.clone(),
         requested_by: input.requested_by.clone(),
@@ -404,12 +419,12 @@ fn new_row(
     exclusive: bool,
     state: &str,
     now: DateTime<Utc>,
-) -> ApiResult<ApprovalRow> {
+) -> AppResult<ApprovalRow> {
     Ok(ApprovalRow {
         tenant_id: tenant.to_string(),
         id,
         ticket_id: input.ticket.id.clone(),
-        ticket: serde_json::to_value(&input.ticket).map_err(|e| internal("ticket", e))?,
+        ticket: serde_json::to_value(&input.ticket).map_err(|e| AppError::internal("ticket", e))?,
         process_id: process.map(|p| p.0),
         process_version: process.map(|p| p.2),
         process_name: process.map(|p| p.1.clone()),

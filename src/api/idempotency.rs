@@ -22,23 +22,20 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use diesel::pg::PgConnection;
-use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool};
 use sha2::{Digest, Sha256};
 
 use crate::auth::Caller;
+use crate::clock::Clock;
 use crate::db::Db;
-use crate::db::schema::idempotency_keys::dsl as k;
-use crate::error::{ApiError, ApiResult};
+use crate::db::idempotency::{self as q, KeyOf};
+use crate::error::{AppError, AppResult};
 use crate::secrets::SecretKeys;
 
 /// How long a key is remembered.
 pub const RETENTION_HOURS: i64 = 24;
-/// A keyed transaction whose client (a replica) stays silent this long is rolled back by
-/// Postgres, which frees its key.
-pub const IDLE_CLAIM_TIMEOUT: &str = "5s";
+pub use q::IDLE_CLAIM_TIMEOUT;
 
 /// An answer: status, JSON body and the headers that matter (Location, ETag).
 pub struct Answer {
@@ -109,7 +106,7 @@ pub fn fingerprint(req: &HttpRequest, body: &serde_json::Value) -> String {
     format!("{:x}", h.finalize())
 }
 
-fn key_of(req: &HttpRequest) -> ApiResult<Option<String>> {
+fn key_of(req: &HttpRequest) -> AppResult<Option<String>> {
     let Some(v) = req.headers().get("idempotency-key") else {
         return Ok(None);
     };
@@ -119,7 +116,7 @@ fn key_of(req: &HttpRequest) -> ApiResult<Option<String>> {
     let allowed = |b: &u8| *b == b'\t' || (0x20..=0x7e).contains(b);
     let s = v.to_str().unwrap_or("").trim();
     if raw.len() > 255 || !raw.iter().all(allowed) || s.is_empty() {
-        return Err(ApiError::bad_request(
+        return Err(AppError::bad_request(
             "invalid_idempotency_key",
             "Idempotency-Key must be 1 to 255 printable characters",
         ));
@@ -138,7 +135,7 @@ fn seal_replay(
     holding_secret: bool,
     keys: Option<&SecretKeys>,
     context: &str,
-) -> ApiResult<(String, bool)> {
+) -> AppResult<(String, bool)> {
     if holding_secret
         && keys.is_none()
         && let Some(o) = body.as_object_mut()
@@ -148,7 +145,7 @@ fn seal_replay(
         o.insert("secret".into(), serde_json::Value::Null);
     }
     let text = serde_json::to_string(&body)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("serialize answer: {e}")))?;
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("serialize answer: {e}")))?;
     match keys {
         Some(k) if holding_secret => Ok((k.seal(context, &text), true)),
         _ => Ok((text, false)),
@@ -161,12 +158,12 @@ fn open_replay(
     sealed: bool,
     keys: Option<&SecretKeys>,
     context: &str,
-) -> ApiResult<String> {
+) -> AppResult<String> {
     if !sealed {
         return Ok(text);
     }
     crate::secrets::open(keys, context, &text)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("sealed idempotency answer: {e}")))
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("sealed idempotency answer: {e}")))
 }
 
 /// The 64-bit advisory lock key of (tenant, client, key): SHA-256 based, so two keys in
@@ -182,12 +179,6 @@ fn lock_key(tenant: &str, client: &str, key: &str) -> i64 {
     i64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }
 
-#[derive(QueryableByName)]
-struct Locked {
-    #[diesel(sql_type = Bool)]
-    locked: bool,
-}
-
 struct Keyed {
     tenant: String,
     client: String,
@@ -195,6 +186,8 @@ struct Keyed {
     hash: String,
     /// Keys to seal answers that hold a secret (SIGNOFF_SECRET_KEY).
     keys: Option<std::sync::Arc<SecretKeys>>,
+    /// Records older than this are forgotten.
+    retention_start: chrono::DateTime<chrono::Utc>,
 }
 
 impl Keyed {
@@ -202,10 +195,15 @@ impl Keyed {
     fn context(&self) -> String {
         format!("idempotency:{}:{}:{}", self.tenant, self.client, self.key)
     }
-}
 
-/// A stored record: request hash, status, body, headers, sealed.
-type StoredRow = (String, Option<i16>, Option<String>, Option<String>, bool);
+    fn key_of(&self) -> KeyOf<'_> {
+        KeyOf {
+            tenant: &self.tenant,
+            client: &self.client,
+            key: &self.key,
+        }
+    }
+}
 
 enum Outcome {
     Replay(StoredAnswer),
@@ -221,9 +219,9 @@ pub async fn run<F>(
     req: &HttpRequest,
     body: &serde_json::Value,
     effect: F,
-) -> ApiResult<HttpResponse>
+) -> AppResult<HttpResponse>
 where
-    F: FnOnce(&mut PgConnection) -> ApiResult<Answer> + Send + 'static,
+    F: FnOnce(&mut PgConnection) -> AppResult<Answer> + Send + 'static,
 {
     let Some(key) = key_of(req)? else {
         return Ok(db.tx(effect).await?.into_response());
@@ -236,6 +234,10 @@ where
         keys: req
             .app_data::<actix_web::web::Data<crate::config::Settings>>()
             .and_then(|s| s.secret_keys.clone()),
+        retention_start: req
+            .app_data::<actix_web::web::Data<Clock>>()
+            .map_or_else(|| Clock::system().now(), |c| c.now())
+            - Duration::hours(RETENTION_HOURS),
     };
     let outcome = db.tx(move |c| keyed_effect(c, &keyed, effect)).await?;
     Ok(match outcome {
@@ -244,68 +246,38 @@ where
     })
 }
 
-fn keyed_effect<F>(c: &mut PgConnection, keyed: &Keyed, effect: F) -> ApiResult<Outcome>
+fn keyed_effect<F>(c: &mut PgConnection, keyed: &Keyed, effect: F) -> AppResult<Outcome>
 where
-    F: FnOnce(&mut PgConnection) -> ApiResult<Answer>,
+    F: FnOnce(&mut PgConnection) -> AppResult<Answer>,
 {
-    diesel::sql_query(format!(
-        "SET LOCAL idle_in_transaction_session_timeout = '{IDLE_CLAIM_TIMEOUT}'"
-    ))
-    .execute(c)?;
-    let locked: Locked = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
-        .bind::<BigInt, _>(lock_key(&keyed.tenant, &keyed.client, &keyed.key))
-        .get_result(c)?;
-    if !locked.locked {
-        return Err(ApiError::conflict(
+    if !q::claim(c, lock_key(&keyed.tenant, &keyed.client, &keyed.key))? {
+        return Err(AppError::conflict(
             "idempotency_key_in_use",
             "a request with this Idempotency-Key is still being processed",
         ));
     }
-    let this = k::tenant_id
-        .eq(keyed.tenant.clone())
-        .and(k::client_id.eq(keyed.client.clone()))
-        .and(k::key.eq(keyed.key.clone()));
-    // Forget an expired record, so the key can be used again; a row without an answer is a
-    // claim the previous code committed ahead of its effect, and claims are locks now.
-    diesel::delete(k::idempotency_keys)
-        .filter(this.clone())
-        .filter(
-            k::created_at
-                .lt(Utc::now() - Duration::hours(RETENTION_HOURS))
-                .or(k::status.is_null()),
-        )
-        .execute(c)?;
-    let found: Option<StoredRow> = k::idempotency_keys
-        .filter(this)
-        .select((
-            k::request_hash,
-            k::status,
-            k::response,
-            k::headers,
-            k::sealed,
-        ))
-        .first(c)
-        .optional()?;
-    if let Some((stored_hash, status, response, headers, sealed)) = found {
-        if stored_hash != keyed.hash {
-            return Err(ApiError::unprocessable(
+    if let Some(found) = q::find(c, &keyed.key_of(), keyed.retention_start)? {
+        if found.request_hash != keyed.hash {
+            return Err(AppError::unprocessable(
                 "idempotency_key_reused",
                 "this Idempotency-Key was used with another request",
             ));
         }
         let body = open_replay(
-            response.unwrap_or_default(),
-            sealed,
+            found.response.unwrap_or_default(),
+            found.sealed,
             keyed.keys.as_deref(),
             &keyed.context(),
         )?;
         return Ok(Outcome::Replay(StoredAnswer {
-            status: status
+            status: found
+                .status
                 .and_then(|s| StatusCode::from_u16(s as u16).ok())
                 .unwrap_or(StatusCode::OK),
             body: serde_json::from_str(&body)
-                .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored answer: {e}")))?,
-            headers: headers
+                .map_err(|e| AppError::internal("stored answer", e))?,
+            headers: found
+                .headers
                 .and_then(|h| serde_json::from_str(&h).ok())
                 .unwrap_or_default(),
         }));
@@ -320,20 +292,18 @@ where
             &keyed.context(),
         )?;
         let headers = serde_json::to_string(&answer.headers)
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("serialize headers: {e}")))?;
-        diesel::insert_into(k::idempotency_keys)
-            .values((
-                k::tenant_id.eq(&keyed.tenant),
-                k::client_id.eq(&keyed.client),
-                k::key.eq(&keyed.key),
-                k::request_hash.eq(&keyed.hash),
-                k::status.eq(answer.status.as_u16() as i16),
-                k::response.eq(text),
-                k::headers.eq(headers),
-                k::sealed.eq(sealed),
-                k::completed_at.eq(diesel::dsl::now),
-            ))
-            .execute(c)?;
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("serialize headers: {e}")))?;
+        q::store(
+            c,
+            &keyed.key_of(),
+            &q::StoredAnswer {
+                request_hash: keyed.hash.clone(),
+                status: Some(answer.status.as_u16() as i16),
+                response: Some(text),
+                headers: Some(headers),
+                sealed,
+            },
+        )?;
     }
     Ok(Outcome::Fresh(answer))
 }

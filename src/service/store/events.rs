@@ -1,19 +1,30 @@
 //! The events a command emits: one per effect, with the approval's view, the recipients to
 //! notify (and their links and messages), paged so no event grows with a group.
 
-#[allow(unused_imports)]
-use super::*;
+use std::collections::HashMap;
+
+use diesel::PgConnection;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::links::{Recipient, issue};
+use super::loaded::{Ctx, EventContext, Loaded};
+use super::timers::escalation_recipients;
+use crate::db::models::{NewEvent, PrincipalRow};
+use crate::db::principals;
+use crate::domain::engine::{ApprovalStatus, Effect};
+use crate::error::{AppError, AppResult};
 
 /// The principals to notify for a stage, with their details, in one query.
 /// Issues links to the approvers of `stage` and builds the event's `recipients`, in two
 /// queries whatever their number.
-pub(super) fn notify(
+pub fn notify(
     conn: &mut PgConnection,
     loaded: &Loaded,
     stage: usize,
     ids: &[String],
     ctx: &Ctx,
-) -> ApiResult<Vec<Value>> {
+) -> AppResult<Vec<Value>> {
     let rows = principals::find_many(conn, &loaded.row.tenant_id, ids)?;
     let by_id: HashMap<&str, &PrincipalRow> = rows.iter().map(|r| (r.id.as_str(), r)).collect();
     let recipients: Vec<Recipient<'_>> = ids
@@ -24,7 +35,7 @@ pub(super) fn notify(
             on_behalf_of: Vec::new(),
         })
         .collect();
-    links::issue(conn, loaded, stage, &recipients, ctx)
+    issue(conn, loaded, stage, &recipients, ctx)
 }
 
 pub(super) fn event_type(effect: &Effect) -> Option<&'static str> {
@@ -105,9 +116,9 @@ pub(super) fn build_events(
     effects: &[Effect],
     extra: &EventContext,
     ctx: &Ctx,
-) -> ApiResult<Vec<NewEvent>> {
+) -> AppResult<Vec<NewEvent>> {
     let now = ctx.now;
-    let full = serde_json::to_value(loaded.view()).map_err(|e| internal("view", e))?;
+    let full = serde_json::to_value(loaded.view()).map_err(|e| AppError::internal("view", e))?;
     let compact = compact_for_events(&full);
     let view = compact.as_ref().unwrap_or(&full);
     let plan_names: Vec<String> = loaded
@@ -250,7 +261,7 @@ pub(super) fn build_events(
     if extra.escalate
         && let Some(stage) = loaded.stored.approval.current_stage
     {
-        let r = crate::service::time::escalation_recipients(conn, loaded, stage, ctx)?;
+        let r = escalation_recipients(conn, loaded, stage, ctx)?;
         if !r.is_empty() {
             push(
                 loaded,

@@ -1,0 +1,157 @@
+//! An approval as a command holds it: the row, the engine's state, the definition it runs,
+//! and what it read; how it is loaded (one or many), and the context every command runs in.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::PgConnection;
+use serde::Deserialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::db::approvals as q;
+use crate::db::models::ApprovalRow;
+use crate::domain::engine::{Approval, EngineError, Task};
+use crate::domain::process::ProcessDefinition;
+use crate::error::{AppError, AppResult};
+use crate::service::directory::Directory;
+use crate::service::view::{
+    AdminAction, ApprovalView, StoredEngine, Ticket, approval_view, task_from_row,
+};
+
+/// An approval loaded for a command.
+pub struct Loaded {
+    pub row: ApprovalRow,
+    pub stored: StoredEngine,
+    pub definition: ProcessDefinition,
+    pub(super) original: Vec<Task>,
+    /// The view as JSON, when [`save`] built it for the events and nothing changed since.
+    pub(super) saved_view: Option<Value>,
+}
+
+impl Loaded {
+    /// A new approval, not stored yet: `save` writes its tasks.
+    pub fn new(row: ApprovalRow, stored: StoredEngine, definition: ProcessDefinition) -> Self {
+        Self {
+            row,
+            stored,
+            definition,
+            original: vec![],
+            saved_view: None,
+        }
+    }
+
+    pub fn view(&self) -> ApprovalView {
+        approval_view(&self.row, &self.stored)
+    }
+
+    /// The view as JSON: the one the last [`save`] built for its events, without building it
+    /// again or copying it.
+    pub fn into_view_json(self) -> AppResult<Value> {
+        match self.saved_view {
+            Some(v) => Ok(v),
+            None => serde_json::to_value(self.view()).map_err(|e| AppError::internal("view", e)),
+        }
+    }
+}
+
+/// Loads an approval with its tasks, locking it when it will change.
+pub fn load(conn: &mut PgConnection, tenant: &str, id: Uuid, lock: bool) -> AppResult<Loaded> {
+    let row = if lock {
+        q::find_for_update(conn, tenant, id)
+    } else {
+        q::find(conn, tenant, id)
+    }
+    .map_err(AppError::missing("approval"))?;
+    let tasks = q::tasks_of_one(conn, tenant, id)?;
+    assemble(row, tasks.iter().map(task_from_row).collect())
+}
+
+pub fn assemble(row: ApprovalRow, tasks: Vec<Task>) -> AppResult<Loaded> {
+    let mut stored: StoredEngine = StoredEngine::deserialize(&row.engine)
+        .map_err(|e| AppError::internal("stored engine", e))?;
+    let definition: ProcessDefinition = ProcessDefinition::deserialize(&row.definition)
+        .map_err(|e| AppError::internal("stored definition", e))?;
+    stored.approval.tasks = tasks.clone();
+    Ok(Loaded {
+        row,
+        stored,
+        definition,
+        original: tasks,
+        saved_view: None,
+    })
+}
+
+/// Loads several approvals for a list, in two queries.
+pub fn load_many(
+    conn: &mut PgConnection,
+    tenant: &str,
+    rows: Vec<ApprovalRow>,
+) -> AppResult<Vec<ApprovalView>> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut by_approval: HashMap<Uuid, Vec<Task>> = HashMap::new();
+    for t in q::tasks_of(conn, tenant, &ids)? {
+        by_approval
+            .entry(t.approval_id)
+            .or_default()
+            .push(task_from_row(&t));
+    }
+    rows.into_iter()
+        .map(|r| {
+            let tasks = by_approval.remove(&r.id).unwrap_or_default();
+            assemble(r, tasks).map(|l| l.view())
+        })
+        .collect()
+}
+
+/// What every command needs besides its input: the time, and where links point.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    pub now: DateTime<Utc>,
+    /// Base of approver links, from SIGNOFF_PUBLIC_URL, without a trailing slash.
+    pub public_url: String,
+}
+
+impl Ctx {
+    pub fn new(now: DateTime<Utc>, public_url: &url::Url) -> Self {
+        Self {
+            now,
+            public_url: public_url.as_str().trim_end_matches('/').to_string(),
+        }
+    }
+}
+
+/// Extra facts a command adds to its events.
+#[derive(Default)]
+pub struct EventContext {
+    /// The caller-supplied detail for admin events (reason, actor).
+    pub admin: Option<AdminAction>,
+    /// Emit `approval.reminder` for these stages' pending approvers.
+    pub remind: bool,
+    /// Emit `approval.escalated` to the substitutes of pending approvers.
+    pub escalate: bool,
+}
+
+/// Runs an engine operation that may start stages, with the directory it seats them from.
+/// The outer error is the directory's (roll back); the inner one is the engine's refusal.
+pub fn run_engine<T>(
+    conn: &mut PgConnection,
+    loaded: &mut Loaded,
+    now: DateTime<Utc>,
+    op: impl FnOnce(&mut Approval, &mut Directory<'_>) -> Result<T, EngineError>,
+) -> AppResult<Result<T, EngineError>> {
+    let ticket: Ticket = Ticket::deserialize(&loaded.row.ticket)
+        .map_err(|e| AppError::internal("stored ticket", e))?;
+    let mut directory = Directory::new(
+        conn,
+        &loaded.row.tenant_id,
+        &loaded.definition,
+        &ticket,
+        &loaded.stored.selected,
+        now,
+    );
+    let result = op(&mut loaded.stored.approval, &mut directory);
+    let names = directory.finish()?;
+    loaded.stored.names.extend(names);
+    Ok(result)
+}

@@ -1,0 +1,94 @@
+//! Storing what a command did, in the command's transaction: the changed tasks, the approval
+//! row, the timers of the stages it started, and one event per effect with its webhook
+//! fan-out. A fixed number of statements, whatever the size of the process.
+
+use std::collections::HashMap;
+
+use diesel::PgConnection;
+use serde_json::{Value, json};
+
+use super::events::build_events;
+use super::loaded::{Ctx, EventContext, Loaded};
+use super::timers::schedule_started;
+use crate::db::approvals as q;
+use crate::domain::engine::{ApprovalStatus, Effect, Task};
+use crate::error::{AppError, AppResult};
+use crate::service::view::{StoredEngine, status_str, task_row};
+
+/// Stores what a command did: changed tasks, the approval row, and one event per effect.
+pub fn save(
+    conn: &mut PgConnection,
+    loaded: &mut Loaded,
+    effects: &[Effect],
+    extra: &EventContext,
+    ctx: &Ctx,
+) -> AppResult<()> {
+    let now = ctx.now;
+    let tenant = loaded.row.tenant_id.clone();
+    let id = loaded.row.id;
+    // Tasks in the order they are read back (stage, approver), so an answer built now equals a
+    // later read.
+    loaded
+        .stored
+        .approval
+        .tasks
+        .sort_by(|a, b| (a.stage, &a.approver_id).cmp(&(b.stage, &b.approver_id)));
+    // Tasks handed to a delegate leave their old key behind. Keyed lookups: a stage of
+    // thousands must not compare every task with every other.
+    let now_keys: HashMap<(usize, &str), &Task> = loaded
+        .stored
+        .approval
+        .tasks
+        .iter()
+        .map(|t| ((t.stage, t.approver_id.as_str()), t))
+        .collect();
+    let before: HashMap<(usize, &str), &Task> = loaded
+        .original
+        .iter()
+        .map(|t| ((t.stage, t.approver_id.as_str()), t))
+        .collect();
+    let gone: Vec<(i32, String)> = loaded
+        .original
+        .iter()
+        .filter(|o| !now_keys.contains_key(&(o.stage, o.approver_id.as_str())))
+        .map(|o| (o.stage as i32, o.approver_id.clone()))
+        .collect();
+    let changed: Vec<_> = loaded
+        .stored
+        .approval
+        .tasks
+        .iter()
+        .filter(|t| before.get(&(t.stage, t.approver_id.as_str())) != Some(t))
+        .map(|t| task_row(&tenant, id, t))
+        .collect();
+    q::delete_tasks(conn, &tenant, id, &gone)?;
+
+    let engine = &loaded.stored.approval;
+    loaded.row.state = status_str(engine.status);
+    loaded.row.current_stage = engine.current_stage.map(|s| s as i32);
+    if let Some(o) = &engine.outcome {
+        loaded.row.decided_at = Some(o.decided_at);
+        loaded.row.status_to_set = match o.decision {
+            ApprovalStatus::Approved => loaded.definition.on_approved_status.clone(),
+            ApprovalStatus::Rejected => loaded.definition.on_rejected_status.clone(),
+            _ => None,
+        };
+    }
+    loaded.row.updated_at = now;
+
+    schedule_started(conn, loaded, effects, ctx)?;
+    let events = build_events(conn, loaded, effects, extra, ctx)?;
+    loaded.row.engine = engine_json(&loaded.stored)?;
+    q::save(conn, &loaded.row, &changed, &events)?;
+    loaded.original = loaded.stored.approval.tasks.clone();
+    Ok(())
+}
+
+pub fn engine_json(stored: &StoredEngine) -> AppResult<Value> {
+    let mut v = serde_json::to_value(stored).map_err(|e| AppError::internal("engine", e))?;
+    // Tasks live in approval_tasks; keeping a copy here would only drift.
+    if let Some(o) = v.as_object_mut() {
+        o.insert("tasks".into(), json!([]));
+    }
+    Ok(v)
+}
