@@ -74,7 +74,7 @@ pub async fn put_delegation(
     db: web::Data<Db>,
     id: web::Path<String>,
     body: JsonBody<DelegationInput>,
-    now: super::Now,
+    now: super::extract::Now,
 ) -> AppResult<web::Json<DelegationView>> {
     caller.require(Scope::DirectoryWrite)?;
     let id = id.into_inner();
@@ -138,7 +138,7 @@ pub async fn get_delegation(
     caller: Caller,
     db: web::Data<Db>,
     id: web::Path<String>,
-    now: super::Now,
+    now: super::extract::Now,
 ) -> AppResult<web::Json<DelegationView>> {
     let id = id.into_inner();
     check_id(&id)?;

@@ -56,6 +56,12 @@ impl Answer {
         }
     }
 
+    /// An answer whose body is `body`, serialized.
+    pub fn of(status: StatusCode, body: &impl serde::Serialize) -> AppResult<Self> {
+        let body = serde_json::to_value(body).map_err(|e| AppError::internal("answer", e))?;
+        Ok(Self::new(status, body))
+    }
+
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_string(), value.into()));
         self

@@ -203,7 +203,7 @@ pub async fn create_process(
     db: web::Data<Db>,
     req: HttpRequest,
     body: JsonBody<Value>,
-    now: super::Now,
+    now: super::extract::Now,
 ) -> AppResult<HttpResponse> {
     caller.require(Scope::ProcessesWrite)?;
     let (tenant, def) = (caller.tenant.clone(), body.clone());
@@ -258,7 +258,7 @@ pub async fn list_processes(
     db: web::Data<Db>,
     paging: web::Query<PageParams>,
     filter: web::Query<ProcessFilter>,
-    now: super::Now,
+    now: super::extract::Now,
 ) -> AppResult<web::Json<ProcessList>> {
     caller.require(Scope::ProcessesRead)?;
     let limit = paging.limit()?;
@@ -304,7 +304,7 @@ pub async fn get_process(
     caller: Caller,
     db: web::Data<Db>,
     id: web::Path<String>,
-    now: super::Now,
+    now: super::extract::Now,
 ) -> AppResult<HttpResponse> {
     caller.require(Scope::ProcessesRead)?;
     let id = parse_id(&id)?;
@@ -386,7 +386,7 @@ pub async fn update_process(
     req: HttpRequest,
     id: web::Path<String>,
     body: JsonBody<Value>,
-    now: super::Now,
+    now: super::extract::Now,
 ) -> AppResult<HttpResponse> {
     caller.require(Scope::ProcessesWrite)?;
     let id = parse_id(&id)?;
@@ -463,7 +463,7 @@ pub async fn restore_process(
     db: web::Data<Db>,
     id: web::Path<String>,
     body: JsonBody<RestoreProcess>,
-    now: super::Now,
+    now: super::extract::Now,
 ) -> AppResult<HttpResponse> {
     caller.require(Scope::ProcessesWrite)?;
     let id = parse_id(&id)?;
@@ -545,7 +545,7 @@ pub async fn disable_process(
     db: web::Data<Db>,
     id: web::Path<String>,
     body: JsonBody<DisableProcess>,
-    now: super::Now,
+    now: super::extract::Now,
 ) -> AppResult<HttpResponse> {
     caller.require(Scope::ProcessesWrite)?;
     let id = parse_id(&id)?;

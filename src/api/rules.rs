@@ -72,7 +72,7 @@ pub async fn create_rule(
     db: web::Data<Db>,
     req: HttpRequest,
     body: JsonBody<Value>,
-    now: super::Now,
+    now: super::extract::Now,
 ) -> AppResult<HttpResponse> {
     caller.require(Scope::ProcessesWrite)?;
     let input = RuleInput::parse(&body).map_err(AppError::invalid)?;
@@ -219,7 +219,7 @@ pub async fn update_rule(
     req: HttpRequest,
     id: web::Path<String>,
     body: JsonBody<Value>,
-    now: super::Now,
+    now: super::extract::Now,
 ) -> AppResult<HttpResponse> {
     caller.require(Scope::ProcessesWrite)?;
     let id = parse_id(&id)?;

@@ -228,10 +228,10 @@ pub async fn create_endpoint(
     settings: web::Data<Settings>,
     req: HttpRequest,
     raw: JsonBody<Value>,
-    now: super::Now,
+    now: super::extract::Now,
 ) -> AppResult<HttpResponse> {
     caller.require(Scope::WebhooksManage)?;
-    let body: CreateEndpoint = super::typed_body(&raw)?;
+    let body: CreateEndpoint = super::extract::typed_body(&raw)?;
     let (row, secret) = new_endpoint(&caller, &settings, body, now.0)?;
     idempotency::run(&db, &caller, &req, &raw, move |c| {
         let row = q::insert_endpoint(c, &row)?;
@@ -514,7 +514,7 @@ pub async fn rotate_secret(
             AppError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
         })?
     };
-    let parsed: RotateSecret = super::typed_body(&raw)?;
+    let parsed: RotateSecret = super::extract::typed_body(&raw)?;
     let grace = parsed.grace_period.map(|d| d.seconds).unwrap_or(24 * 3600);
     if !(0..=MAX_GRACE_SECS).contains(&grace) {
         return Err(AppError::invalid_field(

@@ -10,7 +10,6 @@ mod jwks;
 use std::collections::HashSet;
 use std::fmt;
 
-use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, http::header, web};
 use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header,
 };
@@ -246,39 +245,6 @@ impl Authenticator {
             scopes: split_scopes(&claims.scope)
                 .filter_map(Scope::parse)
                 .collect(),
-        })
-    }
-}
-
-impl FromRequest for Caller {
-    type Error = AppError;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        if let Some(c) = req.extensions().get::<Caller>() {
-            let c = c.clone();
-            return Box::pin(async move { Ok(c) });
-        }
-        let auth = req.app_data::<web::Data<Authenticator>>().cloned();
-        let token = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(|t| t.trim().to_string());
-        let req = req.clone();
-        Box::pin(async move {
-            let auth =
-                auth.ok_or_else(|| AppError::Internal(anyhow::anyhow!("no authenticator")))?;
-            let token = token
-                .ok_or_else(|| AppError::unauthorized("send `Authorization: Bearer <token>`"))?;
-            let caller = auth.authenticate(&token).await?;
-            tracing::Span::current().record("tenant", caller.tenant.as_str());
-            req.extensions_mut().insert(caller.clone());
-            Ok(caller)
         })
     }
 }

@@ -1,0 +1,380 @@
+//! Decisions on a running approval, one or in bulk, and the administrator's actions on it:
+//! cancel, bypass, remind.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use diesel::Connection;
+use diesel::pg::PgConnection;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::approvals::parse_id;
+use super::body::JsonBody;
+use super::idempotency::{self, Answer};
+use super::problem::Problem;
+use crate::auth::{Caller, Scope};
+use crate::db::Db;
+use crate::domain::engine::Verdict;
+use crate::domain::validate::FieldError;
+use crate::error::{AppError, AppResult};
+use crate::service::approvals::{self as svc, DecisionInput};
+use crate::service::store::Ctx;
+use crate::service::view::ApprovalView;
+
+/// Body of `POST /v1/approvals/{id}/cancel`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelApproval {
+    pub reason: String,
+    #[serde(default)]
+    pub actor_id: Option<String>,
+}
+
+/// Body of `POST /v1/approvals/{id}/bypass`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BypassApproval {
+    pub decision: Verdict,
+    pub reason: String,
+    #[serde(default)]
+    pub actor_id: Option<String>,
+}
+
+/// One decision of a bulk request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkDecision {
+    pub approval_id: String,
+    pub approver_id: String,
+    pub decision: Verdict,
+    #[serde(default)]
+    pub comment: Option<String>,
+    #[serde(default)]
+    pub on_behalf_of: Option<String>,
+}
+
+/// Body of `POST /v1/decisions/bulk`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkDecisions {
+    /// At most 100 decisions, each applied on its own.
+    pub items: Vec<BulkDecision>,
+}
+
+/// The result of one bulk item.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkResult {
+    pub approval_id: String,
+    /// The HTTP status this decision would have had on its own.
+    pub status: u16,
+    pub error: Option<Problem>,
+}
+
+/// Answer of `POST /v1/decisions/bulk`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkResults {
+    pub results: Vec<BulkResult>,
+}
+
+pub const MAX_BULK: usize = 100;
+
+/// Record an approver's decision.
+///
+/// `approver_id` is who decides; with `on_behalf_of`, a substitute decides for that approver.
+/// 403 `not_an_approver` for someone not asked in the running stage, 409 `already_decided` for
+/// a second answer, 409 `approval_closed` once the approval has ended, 422 when the process
+/// requires a comment to reject. Concurrent decisions are serialised on the approval: exactly
+/// one outcome. Honours `Idempotency-Key`.
+#[utoipa::path(
+    tag = "approvals",
+    params(
+        ("id" = String, Path, description = "Approval id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+    ),
+    request_body = DecisionInput,
+    responses(
+        (status = 200, description = "Recorded; the approval as it now stands", body = ApprovalView),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `approvals:decide` scope, not an approver (`not_an_approver`), not a substitute (`not_a_substitute`), already answered in this stage (`double_answer`), the requester or requested_by (`self_approval_not_allowed`), or inactive (`inactive_principal`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such approval", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already decided (`already_decided`) or closed (`approval_closed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body, or a comment is required to reject", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["approvals:decide"]))
+)]
+#[post("/approvals/{id}/decisions")]
+pub async fn decide(
+    caller: Caller,
+    ctx: Ctx,
+    db: web::Data<Db>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: JsonBody<Value>,
+) -> AppResult<HttpResponse> {
+    caller.require(Scope::ApprovalsDecide)?;
+    let id = parse_id(&id)?;
+    let input = DecisionInput::parse(&body).map_err(AppError::invalid)?;
+    let tenant = caller.tenant.clone();
+    idempotency::run(&db, &caller, &req, &body, move |c| {
+        let loaded = svc::decide(c, &tenant, id, &input, &ctx)?;
+        Ok(Answer::new(StatusCode::OK, loaded.into_view_json()?))
+    })
+    .await
+}
+
+fn check_reason(reason: &str) -> AppResult<()> {
+    if reason.trim().is_empty() || reason.len() > 2_000 {
+        return Err(AppError::invalid_field(
+            "reason",
+            "must be 1 to 2000 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Cancel a pending approval.
+#[utoipa::path(
+    tag = "approvals",
+    params(
+        ("id" = String, Path, description = "Approval id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+    ),
+    request_body = CancelApproval,
+    responses(
+        (status = 200, description = "Cancelled", body = ApprovalView),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `approvals:admin` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such approval", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already closed (`approval_closed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Missing reason", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["approvals:admin"]))
+)]
+#[post("/approvals/{id}/cancel")]
+pub async fn cancel(
+    caller: Caller,
+    ctx: Ctx,
+    db: web::Data<Db>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    raw: JsonBody<Value>,
+) -> AppResult<HttpResponse> {
+    caller.require(Scope::ApprovalsAdmin)?;
+    let body: CancelApproval = super::extract::typed_body(&raw)?;
+    let action = Close {
+        verdict: None,
+        reason: body.reason,
+        actor_id: body.actor_id,
+    };
+    let (tenant, ctx, id) = (caller.tenant.clone(), ctx, parse_id(&id)?);
+    check_reason(&action.reason)?;
+    idempotency::run(&db, &caller, &req, &raw, move |c| {
+        let view = close(c, &tenant, id, action, &ctx)?;
+        Ok(Answer::of(StatusCode::OK, &view)?)
+    })
+    .await
+}
+
+/// An administrator closing an approval: a cancel, or a bypass with its verdict.
+struct Close {
+    verdict: Option<Verdict>,
+    reason: String,
+    actor_id: Option<String>,
+}
+
+fn close(
+    c: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+    action: Close,
+    ctx: &Ctx,
+) -> AppResult<ApprovalView> {
+    let (reason, actor) = (action.reason.trim(), action.actor_id.as_deref());
+    let loaded = match action.verdict {
+        None => svc::cancel(c, tenant, id, reason, actor, ctx),
+        Some(v) => svc::bypass(c, tenant, id, v, reason, actor, ctx),
+    }?;
+    Ok(loaded.view())
+}
+
+/// Force an outcome, recorded as a bypass.
+#[utoipa::path(
+    tag = "approvals",
+    params(
+        ("id" = String, Path, description = "Approval id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+    ),
+    request_body = BypassApproval,
+    responses(
+        (status = 200, description = "Decided by bypass", body = ApprovalView),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `approvals:admin` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such approval", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already closed (`approval_closed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Missing reason or decision", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["approvals:admin"]))
+)]
+#[post("/approvals/{id}/bypass")]
+pub async fn bypass(
+    caller: Caller,
+    ctx: Ctx,
+    db: web::Data<Db>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    raw: JsonBody<Value>,
+) -> AppResult<HttpResponse> {
+    caller.require(Scope::ApprovalsAdmin)?;
+    let body: BypassApproval = super::extract::typed_body(&raw)?;
+    let action = Close {
+        verdict: Some(body.decision),
+        reason: body.reason,
+        actor_id: body.actor_id,
+    };
+    let (tenant, ctx, id) = (caller.tenant.clone(), ctx, parse_id(&id)?);
+    check_reason(&action.reason)?;
+    idempotency::run(&db, &caller, &req, &raw, move |c| {
+        let view = close(c, &tenant, id, action, &ctx)?;
+        Ok(Answer::of(StatusCode::OK, &view)?)
+    })
+    .await
+}
+
+/// Re-notify the approvers who have not answered (`approval.reminder`).
+#[utoipa::path(
+    tag = "approvals",
+    params(("id" = String, Path, description = "Approval id")),
+    request_body(content = Object, description = "An empty object"),
+    responses(
+        (status = 202, description = "Reminder emitted"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `approvals:write` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such approval", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already closed (`approval_closed`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["approvals:write"]))
+)]
+#[post("/approvals/{id}/remind")]
+pub async fn remind(
+    caller: Caller,
+    ctx: Ctx,
+    db: web::Data<Db>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    caller.require(Scope::ApprovalsWrite)?;
+    let id = parse_id(&id)?;
+    let tenant = caller.tenant.clone();
+    db.tx(move |c| svc::remind(c, &tenant, id, &ctx)).await?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({"status": "reminded"})))
+}
+
+/// Record many decisions at once (an approver's inbox, approved in bulk).
+///
+/// Each item is applied in its own transaction and answered with the status it would have had
+/// alone; one failing item does not stop the others.
+#[utoipa::path(
+    tag = "approvals",
+    request_body = BulkDecisions,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    responses(
+        (status = 200, description = "One result per item, in order", body = BulkResults),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Missing `approvals:decide` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a list of decisions, or more than 100", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["approvals:decide"]))
+)]
+#[post("/decisions/bulk")]
+pub async fn bulk_decide(
+    caller: Caller,
+    ctx: Ctx,
+    db: web::Data<Db>,
+    req: HttpRequest,
+    body: JsonBody<Value>,
+) -> AppResult<HttpResponse> {
+    caller.require(Scope::ApprovalsDecide)?;
+    let (tenant, items) = (caller.tenant.clone(), body.clone());
+    idempotency::run(&db, &caller, &req, &body, move |c| {
+        let results = bulk(c, &tenant, &ctx, &items)?;
+        Ok(Answer::of(StatusCode::OK, &results)?)
+    })
+    .await
+}
+
+/// Each item runs in its own savepoint of the request's transaction: a failing item is
+/// rolled back alone.
+fn bulk(c: &mut PgConnection, tenant: &str, ctx: &Ctx, body: &Value) -> AppResult<BulkResults> {
+    if let Some(unknown) = body
+        .as_object()
+        .and_then(|m| m.keys().find(|k| k.as_str() != "items"))
+    {
+        return Err(AppError::invalid_field(unknown, "is not a known field"));
+    }
+    let items = match body.get("items").and_then(Value::as_array) {
+        Some(items) if items.len() <= MAX_BULK => items.clone(),
+        Some(_) => {
+            return Err(AppError::invalid_field(
+                "items",
+                format!("at most {MAX_BULK} decisions"),
+            ));
+        }
+        None => {
+            return Err(AppError::invalid_field(
+                "items",
+                "is required: an array of decisions",
+            ));
+        }
+    };
+    // Each item is read on its own, but one that is not an object is a malformed request.
+    let not_objects: Vec<FieldError> = items
+        .iter()
+        .enumerate()
+        .filter(|(_, item)| !item.is_object())
+        .map(|(i, _)| FieldError {
+            field: format!("items[{i}]"),
+            message: "must be an object".into(),
+        })
+        .collect();
+    if !not_objects.is_empty() {
+        return Err(AppError::invalid(not_objects));
+    }
+    let mut results = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let approval_id = item
+            .get("approval_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let outcome = (|| {
+            let id = parse_id(&approval_id)?;
+            let input = DecisionInput::parse(item).map_err(|errors| {
+                AppError::invalid(
+                    errors
+                        .into_iter()
+                        .map(|mut e| {
+                            e.field = svc::bulk_path(i, &e.field);
+                            e
+                        })
+                        .collect(),
+                )
+            })?;
+            c.transaction(|c| svc::decide(c, tenant, id, &input, ctx))
+                .map(|_| ())
+        })();
+        results.push(match outcome {
+            Ok(()) => BulkResult {
+                approval_id,
+                status: 200,
+                error: None,
+            },
+            Err(e) => BulkResult {
+                approval_id,
+                status: actix_web::ResponseError::status_code(&e).as_u16(),
+                error: Some(super::problem::problem_of(&e)),
+            },
+        });
+    }
+    Ok(BulkResults { results })
+}
