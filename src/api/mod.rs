@@ -8,6 +8,7 @@ pub mod body;
 pub mod calendars;
 pub mod decisions;
 pub mod delegations;
+pub mod deliveries;
 pub mod extract;
 pub mod idempotency;
 pub mod ids;
@@ -22,6 +23,7 @@ pub mod routes;
 pub mod rules;
 pub mod spec;
 pub mod tickets;
+pub mod versions;
 pub mod webhooks;
 
 pub use body::MAX_BODY_BYTES;

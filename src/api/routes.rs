@@ -12,8 +12,8 @@ use utoipa_actix_web::{AppExt, scope};
 use super::body::MAX_BODY_BYTES;
 use super::problem::{Problem, problem_of, problem_response};
 use super::{
-    approvals, calendars, decisions, delegations, links, ops, principals, processes, rules, spec,
-    tickets, webhooks,
+    approvals, calendars, decisions, delegations, deliveries, links, ops, principals, processes,
+    rules, spec, tickets, versions, webhooks,
 };
 use crate::error::AppError;
 
@@ -74,8 +74,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(processes::delete_process)
                 .service(processes::restore_process)
                 .service(processes::disable_process)
-                .service(processes::list_versions)
-                .service(processes::get_version)
+                .service(versions::list_versions)
+                .service(versions::get_version)
                 .service(rules::create_rule)
                 .service(rules::list_rules)
                 .service(rules::test_rules)
@@ -102,8 +102,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(webhooks::update_endpoint)
                 .service(webhooks::delete_endpoint)
                 .service(webhooks::rotate_secret)
-                .service(webhooks::list_deliveries)
-                .service(webhooks::retry_delivery)
+                .service(deliveries::list_deliveries)
+                .service(deliveries::retry_delivery)
                 .service(calendars::put_calendar)
                 .service(calendars::get_calendar)
                 .service(delegations::put_delegation)
