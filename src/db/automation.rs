@@ -77,7 +77,7 @@ pub fn upsert(conn: &mut PgConnection, row: &TicketRow) -> QueryResult<TicketRow
 pub fn merge(
     conn: &mut PgConnection,
     tenant: &str,
-    ticket: &crate::service::view::Ticket,
+    ticket: &crate::domain::ticket::Ticket,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
     use diesel::sql_types::{Jsonb, Nullable, Text, Timestamptz};

@@ -7,4 +7,5 @@ pub mod engine;
 pub mod messages;
 pub mod principal;
 pub mod process;
+pub mod ticket;
 pub mod validate;

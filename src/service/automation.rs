@@ -154,17 +154,6 @@ pub struct TicketAnswer {
     pub effects: Vec<TicketEffect>,
 }
 
-/// Keeps the ticket store current from a request's ticket: the fields it carries replace the
-/// stored ones (attributes when it has some). Rules do not run: only reports run them.
-pub fn remember(
-    conn: &mut PgConnection,
-    tenant: &str,
-    ticket: &Ticket,
-    now: DateTime<Utc>,
-) -> AppResult<()> {
-    Ok(q::merge(conn, tenant, ticket, now)?)
-}
-
 fn as_ticket(row: &TicketRow) -> Ticket {
     Ticket {
         id: row.id.clone(),

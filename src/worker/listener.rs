@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc};
-use tokio_postgres::{AsyncMessage, Client};
+use tokio_postgres::Client;
 
 use super::supervise::AbortOnDrop;
 use crate::db::webhooks::{CHANNEL, LIVENESS_LOCK_NS};
@@ -56,25 +56,3 @@ impl Session {
     }
 }
 
-/// Polls a connection, forwarding notifications, until it ends.
-pub(super) async fn drive<S, T>(
-    mut connection: tokio_postgres::Connection<S, T>,
-    tx: mpsc::UnboundedSender<()>,
-) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    loop {
-        match futures_util::future::poll_fn(|cx| connection.poll_message(cx)).await {
-            Some(Ok(AsyncMessage::Notification(_))) => {
-                let _ = tx.send(());
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "worker database session failed");
-                break;
-            }
-            None => break,
-        }
-    }
-}

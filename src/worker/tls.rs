@@ -14,7 +14,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_postgres::config::SslMode;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{AsyncMessage, Client, NoTls};
 
 /// Parameters libpq knows that tokio-postgres does not parse; we read the ones that matter.
 const LIBPQ_ONLY: &[&str] = &[
@@ -112,14 +112,37 @@ pub(super) async fn connect(
     Ok(match tls {
         None => {
             let (client, conn) = config.connect(NoTls).await?;
-            (client, tokio::spawn(super::listener::drive(conn, tx)))
+            (client, tokio::spawn(drive(conn, tx)))
         }
         Some(tls) => {
             let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls);
             let (client, conn) = config.connect(connector).await?;
-            (client, tokio::spawn(super::listener::drive(conn, tx)))
+            (client, tokio::spawn(drive(conn, tx)))
         }
     })
+}
+
+/// Polls a connection, forwarding notifications, until it ends.
+pub(super) async fn drive<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+    tx: mpsc::UnboundedSender<()>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        match futures_util::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            Some(Ok(AsyncMessage::Notification(_))) => {
+                let _ = tx.send(());
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "worker database session failed");
+                break;
+            }
+            None => break,
+        }
+    }
 }
 
 /// libpq's `require` without a root certificate: encrypted, the certificate not checked

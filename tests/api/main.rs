@@ -1,6 +1,7 @@
 //! Integration tests: the real application over HTTP against a real Postgres.
 
 mod approvals;
+mod architecture;
 mod auth;
 mod automation;
 mod browser;

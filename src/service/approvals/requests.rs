@@ -234,7 +234,9 @@ pub fn request(
     let (definition, process) = definition_for(conn, tenant, input, now)?;
 
     q::lock_ticket(conn, tenant, &input.ticket.id)?;
-    crate::service::automation::remember(conn, tenant, &input.ticket, now)?;
+    // Keep the ticket store current: the fields the request carries replace the stored ones
+    // (attributes when it has some). Rules do not run: only reports run them.
+    crate::db::automation::merge(conn, tenant, &input.ticket, now)?;
     check_request(conn, tenant, &definition, input, process.is_none())?;
     let exclusive = definition.settings.one_active_per_ticket;
 
