@@ -31,6 +31,9 @@ pub struct StoredAnswer {
     pub sealed: bool,
 }
 
+/// A stored record as selected: request hash, status, body, headers, sealed.
+type StoredRow = (String, Option<i16>, Option<String>, Option<String>, bool);
+
 #[derive(QueryableByName)]
 struct Locked {
     #[diesel(sql_type = Bool)]
@@ -65,18 +68,17 @@ pub fn find(
         .filter(this)
         .filter(k::created_at.lt(retention_start).or(k::status.is_null()))
         .execute(c)?;
-    let found: Option<(String, Option<i16>, Option<String>, Option<String>, bool)> =
-        k::idempotency_keys
-            .filter(this)
-            .select((
-                k::request_hash,
-                k::status,
-                k::response,
-                k::headers,
-                k::sealed,
-            ))
-            .first(c)
-            .optional()?;
+    let found: Option<StoredRow> = k::idempotency_keys
+        .filter(this)
+        .select((
+            k::request_hash,
+            k::status,
+            k::response,
+            k::headers,
+            k::sealed,
+        ))
+        .first(c)
+        .optional()?;
     Ok(found.map(
         |(request_hash, status, response, headers, sealed)| StoredAnswer {
             request_hash,

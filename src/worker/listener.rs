@@ -55,4 +55,3 @@ impl Session {
         anyhow::bail!("the worker's database session ended")
     }
 }
-

@@ -111,8 +111,13 @@ fn use_paths(code: &str) -> Vec<String> {
     while let Some(at) = find_use(rest) {
         let after = &rest[at..];
         let end = after.find(';').unwrap_or(after.len());
-        let tree: String = after[..end].split_whitespace().collect::<Vec<_>>().join(" ");
-        let tree = tree.trim_start_matches("pub(crate) ").trim_start_matches("pub(super) ");
+        let tree: String = after[..end]
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let tree = tree
+            .trim_start_matches("pub(crate) ")
+            .trim_start_matches("pub(super) ");
         let tree = tree.trim_start_matches("pub ").trim_start_matches("use ");
         let tree = without_aliases(tree).replace(' ', "");
         expand("", &tree, &mut out);
@@ -395,7 +400,11 @@ fn no_import_points_up_the_layers_or_across_to_a_sibling() {
             }
         }
     }
-    assert!(wrong.is_empty(), "imports against the layers:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "imports against the layers:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]
@@ -425,7 +434,10 @@ fn no_source_file_is_too_long_to_read_in_one_sitting() {
 fn the_checker_reads_use_trees_and_paths() {
     let mut got = use_paths("use crate::a::{b, c::{d, self}};\npub use super::e as f;\n");
     got.sort();
-    assert_eq!(got, ["crate::a::b", "crate::a::c", "crate::a::c::d", "super::e"]);
+    assert_eq!(
+        got,
+        ["crate::a::b", "crate::a::c", "crate::a::c::d", "super::e"]
+    );
     assert_eq!(
         absolute(&["x".into(), "y".into()], false, "super::z::w"),
         Some(vec!["x".into(), "z".into(), "w".into()])

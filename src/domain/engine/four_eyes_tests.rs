@@ -9,7 +9,9 @@ use proptest::test_runner::TestCaseError;
 
 use super::tests::{group, stage};
 use super::*;
+use crate::domain::process::{Combine, Requirement, Rule, WhenNoApprovers, WhenShort};
 use Verdict::{Approve, Reject};
+use chrono::{DateTime, Utc};
 
 fn t0() -> DateTime<Utc> {
     "2026-11-22T10:00:00Z".parse().unwrap()

@@ -1,6 +1,10 @@
 //! Table and property tests of the engine.
 use super::*;
+use crate::domain::process::{
+    Combine, ProcessSettings, Requirement, Rule, TimeoutOutcome, WhenNoApprovers, WhenShort,
+};
 use chrono::Duration;
+use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
@@ -250,16 +254,16 @@ fn group_requirements_follow_the_rules() {
 
 #[test]
 fn required_approvals_round_up_and_are_capped_by_the_group_size() {
-    assert_eq!(seating::required(Rule::Majority, 4), 3);
-    assert_eq!(seating::required(Rule::Percent { percent: 50 }, 3), 2);
-    assert_eq!(seating::required(Rule::Percent { percent: 1 }, 3), 1);
-    assert_eq!(seating::required(count(5), 2), 2);
-    assert_eq!(seating::required(Rule::All, 4), 4);
-    assert_eq!(seating::required(Rule::FirstReply, 4), 1);
+    assert_eq!(model::required(Rule::Majority, 4), 3);
+    assert_eq!(model::required(Rule::Percent { percent: 50 }, 3), 2);
+    assert_eq!(model::required(Rule::Percent { percent: 1 }, 3), 1);
+    assert_eq!(model::required(count(5), 2), 2);
+    assert_eq!(model::required(Rule::All, 4), 4);
+    assert_eq!(model::required(Rule::FirstReply, 4), 1);
     // Degenerate rules that validation refuses still need one approval.
-    assert_eq!(seating::required(count(0), 3), 1);
-    assert_eq!(seating::required(Rule::Percent { percent: 0 }, 3), 1);
-    assert_eq!(seating::required(Rule::All, 0), 0);
+    assert_eq!(model::required(count(0), 3), 1);
+    assert_eq!(model::required(Rule::Percent { percent: 0 }, 3), 1);
+    assert_eq!(model::required(Rule::All, 0), 0);
     let a = open(vec![single("S", Rule::Majority, &["a", "b", "c", "d"])]);
     assert_eq!(a.group_tally(0, 0).unwrap().required, 3);
 }
