@@ -1,7 +1,6 @@
 //! What a process says: its stages, groups, sources, requirements, timeouts and settings, as
 //! stored (JSONB, read back with serde) and as the API shows them.
 
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -26,8 +26,11 @@ impl ProcessDefinition {
     }
 }
 
-
-pub(super) fn read_definition(f: &mut Faults, body: &Value, now: DateTime<Utc>) -> Option<ProcessDefinition> {
+pub(super) fn read_definition(
+    f: &mut Faults,
+    body: &Value,
+    now: DateTime<Utc>,
+) -> Option<ProcessDefinition> {
     let m = f.object(body, "")?;
     let mut allowed = vec![
         "name",
@@ -607,4 +610,3 @@ pub(super) fn check_semantics(f: &mut Faults, def: &ProcessDefinition) {
         }
     }
 }
-
