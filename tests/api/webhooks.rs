@@ -519,6 +519,29 @@ fn live_worker(app: &TestApp, key: i32) -> diesel::PgConnection {
     conn
 }
 
+/// Waits until Postgres has ended the session of a dropped [`live_worker`] connection, and
+/// with it worker `key`'s liveness lock: its backend exits on its own time, after the client
+/// has gone.
+async fn until_dead(app: &TestApp, key: i32) {
+    use diesel::RunQueryDsl;
+    let held = format!(
+        "EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid::int4 = {}
+                   AND objid::int4 = {key} AND objsubid = 2)",
+        signoff::db::webhooks::LIVENESS_LOCK_NS
+    );
+    eventually(
+        "the dead worker's session to end",
+        Duration::from_secs(10),
+        || {
+            let held = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&held))
+                .get_result::<bool>(&mut app.db())
+                .unwrap();
+            std::future::ready((!held).then_some(()))
+        },
+    )
+    .await
+}
+
 fn leased_by(app: &TestApp) -> Vec<Option<i32>> {
     use diesel::prelude::*;
     use signoff::db::schema::webhook_deliveries::dsl as d;
@@ -573,6 +596,7 @@ async fn a_live_workers_lease_is_never_taken_and_only_the_holder_records() {
     // The holder dies: the lease is taken over at once, and the old holder can no longer
     // record an attempt for it.
     drop(holder);
+    until_dead(&app, 4242).await;
     assert_eq!(app.run_worker_once().await.deliveries, 1);
     assert_eq!(rx.got().len(), 1);
     use signoff::db::webhooks::{AttemptResult, Recording, record_attempts};
