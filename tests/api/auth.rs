@@ -281,6 +281,9 @@ async fn a_jwks_url_is_cached_and_refetched_for_a_new_kid_at_most_every_few_seco
         assert_unauthorized(&status_with(&app, &ec).await);
     }
     assert_eq!(keys.fetches.load(Ordering::SeqCst), 1);
+    // Real time on purpose, for now: the JWKS refetch throttle (`MIN_REFETCH`, 5 s in
+    // src/auth/jwks.rs) measures `std::time::Instant`, not the app's clock. Once
+    // `JwksSource` takes the app's `Clock`, advance the clock by 6 s instead.
     tokio::time::sleep(std::time::Duration::from_millis(5_200)).await;
     assert_eq!(
         status_with(&app, &ec).await.status,

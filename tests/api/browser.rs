@@ -139,25 +139,20 @@ impl Browser {
     }
 
     async fn wait_until_ready(&mut self) {
-        let deadline = Instant::now() + WAIT;
         let url = format!("http://127.0.0.1:{}/status", self.port);
-        loop {
-            if let Ok(res) = self.http.get(&url).send().await
-                && let Ok(v) = res.json::<Value>().await
-                && v["value"]["ready"] == true
-            {
-                return;
-            }
-            if let Ok(Some(status)) = self.driver.try_wait() {
+        let what = format!("{CHROMEDRIVER} to be ready on port {}", self.port);
+        let (http, driver) = (&self.http, &mut self.driver);
+        eventually(&what, WAIT, || {
+            if let Ok(Some(status)) = driver.try_wait() {
                 panic!("{CHROMEDRIVER} exited at start: {status}");
             }
-            assert!(
-                Instant::now() < deadline,
-                "{CHROMEDRIVER} not ready on port {} after {WAIT:?}",
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            let status = http.get(&url).send();
+            async move {
+                let v = status.await.ok()?.json::<Value>().await.ok()?;
+                (v["value"]["ready"] == true).then_some(())
+            }
+        })
+        .await
     }
 
     /// One WebDriver command; returns its `value`, panics with the driver's error otherwise.
@@ -270,14 +265,14 @@ impl Browser {
 
     /// Waits until `script` returns true.
     async fn wait_for(&self, what: &str, script: &str) {
-        let deadline = Instant::now() + WAIT;
-        while self.script(script).await != true {
-            assert!(
-                Instant::now() < deadline,
+        let done = within(WAIT, || async {
+            (self.script(script).await == true).then_some(())
+        });
+        if done.await.is_none() {
+            panic!(
                 "timed out waiting for {what}; the page says:\n{}",
                 self.text().await
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -152,6 +153,47 @@ pub async fn spawn_with_clock(settings: Settings, db_name: String, clock: Clock)
         token: token(TENANT, ALL_SCOPES),
         worker,
         clock,
+    }
+}
+
+/// How often [`within`] looks again.
+const POLL_EVERY: Duration = Duration::from_millis(20);
+
+/// Looks until `check` answers `Some`, for at most `timeout`; `None` if it never did (for a
+/// caller that wants to say more than [`eventually`] does when it gives up).
+///
+/// This is the one place the tests wait on real time, and only for what is outside the test's
+/// clock: a child process starting or exiting, a receiver or a browser answering, Postgres
+/// reaching a state (a lock waited on, a dead client's session ended). Anything the app decides
+/// by its own clock is moved with `app.clock` and `run_worker_once` instead.
+pub async fn within<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(found) = check().await {
+            return Some(found);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        // Real time on purpose: what is awaited does not read the test's clock (see above).
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+/// What `check` answers once it answers `Some`, looking for at most `timeout` (see [`within`]);
+/// panics naming `what` otherwise.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    match within(timeout, check).await {
+        Some(found) => found,
+        None => panic!("timed out after {timeout:?} waiting for {what}"),
     }
 }
 

@@ -1,7 +1,8 @@
 //! Integrity at the edges: an Idempotency-Key commits with its effect, reads see one snapshot,
 //! and tokens and ids cannot smuggle in what a reader does not see.
 
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection, RunQueryDsl};
@@ -29,25 +30,30 @@ fn count_of(list: &Answer) -> usize {
     list.body["items"].as_array().map(Vec::len).unwrap_or(0)
 }
 
-/// The pid of a backend of this test's database waiting for a lock, once there is one.
-fn lock_waiter(url: &str) -> Option<i32> {
-    let mut conn = PgConnection::establish(url).unwrap();
-    for _ in 0..1_000 {
-        let pids: Vec<i32> = diesel::select(diesel::dsl::sql::<
-            diesel::sql_types::Array<diesel::sql_types::Integer>,
-        >(
-            "(SELECT coalesce(array_agg(pid), '{}') FROM pg_stat_activity
-               WHERE datname = current_database() AND wait_event_type = 'Lock'
-                 AND pid <> pg_backend_pid())",
-        ))
-        .get_result(&mut conn)
-        .unwrap();
-        if let Some(pid) = pids.first() {
-            return Some(*pid);
+/// The pid of a backend of this test's database waiting for a lock, once there is one;
+/// panics naming `what` after 10 s.
+async fn lock_waiter(url: &str, what: &str) -> i32 {
+    let conn = Arc::new(Mutex::new(PgConnection::establish(url).unwrap()));
+    eventually(what, Duration::from_secs(10), || {
+        let conn = conn.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let pids: Vec<i32> = diesel::select(diesel::dsl::sql::<
+                    diesel::sql_types::Array<diesel::sql_types::Integer>,
+                >(
+                    "(SELECT coalesce(array_agg(pid), '{}') FROM pg_stat_activity
+                       WHERE datname = current_database() AND wait_event_type = 'Lock'
+                         AND pid <> pg_backend_pid())",
+                ))
+                .get_result(&mut *conn.lock().unwrap())
+                .unwrap();
+                pids.first().copied()
+            })
+            .await
+            .unwrap()
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    None
+    })
+    .await
 }
 
 /// Holds `LOCK TABLE {table} IN {mode} MODE` in a transaction until `release` is sent.
@@ -162,19 +168,20 @@ impl Replica {
             child,
             address: format!("http://127.0.0.1:{port}"),
         };
-        for _ in 0..500 {
-            if let Ok(r) = app
-                .client
-                .get(format!("{}/livez", replica.address))
-                .send()
-                .await
-                && r.status() == 200
-            {
-                return replica;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        panic!("the replica did not come up");
+        eventually(
+            "the replica to come up",
+            Duration::from_secs(10),
+            || async {
+                let up = app
+                    .client
+                    .get(format!("{}/livez", replica.address))
+                    .send()
+                    .await;
+                up.is_ok_and(|r| r.status() == 200).then_some(())
+            },
+        )
+        .await;
+        replica
     }
 }
 
@@ -203,11 +210,7 @@ async fn a_replica_killed_mid_request_leaves_its_key_free_for_a_retry() {
         .json(&body)
         .send();
     let meanwhile = async {
-        let u = url.clone();
-        let pid = tokio::task::spawn_blocking(move || lock_waiter(&u))
-            .await
-            .unwrap()
-            .expect("the replica's request waits inside its effect");
+        let pid = lock_waiter(&url, "the replica's request to wait inside its effect").await;
         // A try with the key while the first runs: 409 at once, not a wait.
         let second = post_with_key(&app, "/v1/approvals", "k-1", body.clone()).await;
         // The replica dies (SIGKILL: no code of it runs again). Postgres notices the dead
@@ -267,14 +270,12 @@ async fn read_across_a_decision(app: &TestApp, approval: &str, path: &str) -> An
         .unwrap();
     });
     locked_rx.await.unwrap();
-    let waiter = tokio::task::spawn_blocking(move || {
-        let waited = lock_waiter(&url).is_some();
+    let waiter = async {
+        lock_waiter(&url, "the read to reach the tasks").await;
         go_tx.send(()).unwrap();
-        waited
-    });
-    let (answer, waited) = tokio::join!(app.get(path), waiter);
+    };
+    let (answer, ()) = tokio::join!(app.get(path), waiter);
     decider.await.unwrap();
-    assert!(waited.unwrap(), "the read never reached the tasks");
     answer
 }
 

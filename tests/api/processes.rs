@@ -300,6 +300,9 @@ async fn an_expired_process_is_disabled_and_restore_enables_it() {
     app.post(&format!("{path}/restore"), json!({"expires_at": null}))
         .await
         .assert_problem(409, "process_not_disabled");
+    // TODO(clock): whether a process has expired is read at the handler's time, the system's;
+    // once handlers read the app's clock, spawn on a manual clock and advance it past
+    // `expires_at` instead of waiting (no worker needed: the read itself sees the expiry).
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     let got = app.get(&path).await;
     assert_eq!(got.body["enabled"], false);

@@ -1,18 +1,27 @@
-//! Time over HTTP with real timers: timeouts, reminders, substitutes, delegation, process
-//! expiry, business-hours deadlines, and a timer that survives a restart.
-
-use std::time::{Duration, Instant};
+//! Time over HTTP: timeouts, reminders, substitutes, delegation, process expiry,
+//! business-hours deadlines, and a timer that survives a restart. Timers run on a manual clock:
+//! a test moves it past a deadline and runs the worker once by hand.
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use signoff::clock::Clock;
+use signoff::worker::Ran;
 
 use crate::helpers::*;
 
-/// Quick worker polling so second-long timers fire promptly.
-const QUICK: &[(&str, &str)] = &[("SIGNOFF_WORKER_POLL_INTERVAL", "PT0.1S")];
+/// No worker in the background: timers fire when the test moves `clock` and calls
+/// [`TestApp::run_worker_once`].
+const BY_HAND: &[(&str, &str)] = &[("SIGNOFF_WORKER", "false")];
 
-async fn quick_app() -> TestApp {
-    spawn_app_with(QUICK).await
+/// An app on a manual clock starting now, whose worker runs only when the test says so.
+async fn app_by_hand() -> TestApp {
+    spawn_app_with_clock(BY_HAND, Clock::manual(chrono::Utc::now())).await
+}
+
+/// Moves the app's clock on by `by`, then runs the worker once.
+async fn after(app: &TestApp, by: chrono::Duration) -> Ran {
+    app.clock.advance(by);
+    app.run_worker_once().await
 }
 
 async fn process(app: &TestApp, name: &str, stages: Value) -> String {
@@ -43,20 +52,8 @@ fn group(ids: &[&str]) -> Value {
             "require": {"type": "count", "count": 1}}])
 }
 
-/// Polls the approval until `pred` holds, up to 10 s.
-async fn wait_until(app: &TestApp, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let v = app.get(&format!("/v1/approvals/{id}")).await.body;
-        if pred(&v) {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+async fn view(app: &TestApp, id: &str) -> Value {
+    app.get(&format!("/v1/approvals/{id}")).await.body
 }
 
 async fn event_types(app: &TestApp, id: &str) -> Vec<String> {
@@ -84,7 +81,7 @@ async fn events_of(app: &TestApp, id: &str, kind: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn a_stage_times_out_with_the_processes_default_outcome() {
-    let app = quick_app().await;
+    let app = app_by_hand().await;
     app.principal("u-1", json!({})).await;
     let p = process(
         &app,
@@ -93,7 +90,10 @@ async fn a_stage_times_out_with_the_processes_default_outcome() {
                 "timeout": {"after": "PT1S", "outcome": "reject"}}]),
     )
     .await;
+    // TODO(clock): once handlers read the app's clock, the deadline is exactly 1 s after
+    // `app.clock.now()`; until then it is 1 s after the system's now.
     let started = chrono::Utc::now();
+    app.clock.set(started);
     let id = request(&app, &p, "T-1").await;
     let v = app.get(&format!("/v1/approvals/{id}")).await.body;
     let deadline: chrono::DateTime<chrono::Utc> = v["stages"][0]["deadline"]
@@ -106,7 +106,8 @@ async fn a_stage_times_out_with_the_processes_default_outcome() {
         (900..=2_000).contains(&secs),
         "deadline {secs} ms after the request"
     );
-    let v = wait_until(&app, &id, "the timeout", |v| v["state"] != "pending").await;
+    assert_eq!(after(&app, chrono::Duration::minutes(1)).await.timers, 1);
+    let v = view(&app, &id).await;
     assert_eq!(v["state"], "rejected");
     assert_eq!(v["outcome"]["reason"], "timeout");
     assert_eq!(v["outcome"]["status_to_set"], "rejected");
@@ -119,7 +120,7 @@ async fn a_stage_times_out_with_the_processes_default_outcome() {
 
 #[tokio::test]
 async fn an_approving_timeout_moves_on_to_the_next_stage() {
-    let app = quick_app().await;
+    let app = app_by_hand().await;
     app.principal("u-1", json!({})).await;
     app.principal("u-2", json!({})).await;
     let p = process(
@@ -130,7 +131,9 @@ async fn an_approving_timeout_moves_on_to_the_next_stage() {
     )
     .await;
     let id = request(&app, &p, "T-1").await;
-    let v = wait_until(&app, &id, "the next stage", |v| v["current_stage"] == 1).await;
+    after(&app, chrono::Duration::minutes(1)).await;
+    let v = view(&app, &id).await;
+    assert_eq!(v["current_stage"], 1, "{v}");
     assert_eq!(v["stages"][0]["state"], "approved");
     assert_eq!(v["stages"][1]["deadline"], Value::Null);
     let types = event_types(&app, &id).await;
@@ -146,7 +149,7 @@ async fn an_approving_timeout_moves_on_to_the_next_stage() {
 
 #[tokio::test]
 async fn a_stage_decided_before_its_deadline_ignores_the_timer() {
-    let app = quick_app().await;
+    let app = app_by_hand().await;
     app.principal("u-1", json!({})).await;
     let p = process(
         &app,
@@ -162,24 +165,29 @@ async fn a_stage_decided_before_its_deadline_ignores_the_timer() {
         )
         .await;
     assert_eq!(a.body["state"], "approved");
-    tokio::time::sleep(Duration::from_millis(1_600)).await;
-    let v = app.get(&format!("/v1/approvals/{id}")).await.body;
+    after(&app, chrono::Duration::minutes(1)).await;
+    let v = view(&app, &id).await;
     assert_eq!(v["state"], "approved");
     assert_eq!(v["outcome"]["reason"], "decisions");
 }
 
 #[tokio::test]
 async fn reminders_repeat_every_interval_up_to_max_with_fresh_links() {
-    let app = quick_app().await;
+    let app = app_by_hand().await;
     app.principal("u-1", json!({})).await;
     let p = process(
         &app,
         "Nag",
-        json!([{"name": "Boss", "groups": group(&["u-1"]), "reminders": {"every": "PT0.5S", "max": 2}}]),
+        json!([{"name": "Boss", "groups": group(&["u-1"]), "reminders": {"every": "PT1H", "max": 2}}]),
     )
     .await;
     let id = request(&app, &p, "T-1").await;
-    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    assert_eq!(after(&app, chrono::Duration::minutes(50)).await.timers, 0);
+    for hour in 1..=4usize {
+        after(&app, chrono::Duration::hours(1)).await;
+        let sent = events_of(&app, &id, "approval.reminder").await.len();
+        assert_eq!(sent, hour.min(2), "after {hour} h");
+    }
     let reminders = events_of(&app, &id, "approval.reminder").await;
     assert_eq!(reminders.len(), 2, "max 2");
     let urls: Vec<&str> = reminders
@@ -195,23 +203,32 @@ async fn reminders_repeat_every_interval_up_to_max_with_fresh_links() {
 
 #[tokio::test]
 async fn reminders_at_percentages_of_the_timeout() {
-    let app = quick_app().await;
+    let app = app_by_hand().await;
     app.principal("u-1", json!({})).await;
     let p = process(
         &app,
         "Percent",
         json!([{"name": "Boss", "groups": group(&["u-1"]),
-                "timeout": {"after": "PT2S", "outcome": "approve"}, "reminders": {"at_percent": [25, 50]}}]),
+                "timeout": {"after": "PT4H", "outcome": "approve"}, "reminders": {"at_percent": [25, 50]}}]),
     )
     .await;
     let id = request(&app, &p, "T-1").await;
-    wait_until(&app, &id, "the timeout", |v| v["state"] != "pending").await;
-    assert_eq!(events_of(&app, &id, "approval.reminder").await.len(), 2);
+    // At 25 % (1 h) the first reminder, at 50 % (2 h) the second, at 4 h the timeout.
+    let steps = [(61, 1, "pending"), (60, 2, "pending"), (120, 2, "approved")];
+    for (minutes, reminders, state) in steps {
+        after(&app, chrono::Duration::minutes(minutes)).await;
+        assert_eq!(
+            events_of(&app, &id, "approval.reminder").await.len(),
+            reminders,
+            "{minutes} min later"
+        );
+        assert_eq!(view(&app, &id).await["state"], state, "{minutes} min later");
+    }
 }
 
 #[tokio::test]
 async fn substitutes_are_escalated_to_and_answer_on_behalf_once() {
-    let app = quick_app().await;
+    let app = app_by_hand().await;
     app.principal("boss", json!({"display_name": "The Boss"}))
         .await;
     app.principal("u-1", json!({"manager_id": "boss"})).await;
@@ -221,7 +238,7 @@ async fn substitutes_are_escalated_to_and_answer_on_behalf_once() {
         "Escalating",
         json!([{"name": "Team", "groups": [{"name": "team", "source": {"type": "principals", "ids": ["u-1", "u-2"]},
                                             "require": {"type": "all"}}],
-                "timeout": {"after": "PT2S", "outcome": "reject"},
+                "timeout": {"after": "PT4H", "outcome": "reject"},
                 "substitutes": {"notify_at_percent": 25, "source": {"type": "approver_manager"}}}]),
     )
     .await;
@@ -234,15 +251,11 @@ async fn substitutes_are_escalated_to_and_answer_on_behalf_once() {
         )
         .await;
     assert_eq!(a.status, 200);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let escalated = loop {
-        let e = events_of(&app, &id, "approval.escalated").await;
-        if !e.is_empty() {
-            break e;
-        }
-        assert!(Instant::now() < deadline, "no escalation");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    // 25 % of 4 h: the substitutes are told after an hour.
+    assert_eq!(after(&app, chrono::Duration::minutes(50)).await.timers, 0);
+    assert_eq!(after(&app, chrono::Duration::minutes(20)).await.timers, 1);
+    let escalated = events_of(&app, &id, "approval.escalated").await;
+    assert_eq!(escalated.len(), 1, "one escalation");
     let r = escalated[0]["data"]["recipients"].as_array().unwrap();
     assert_eq!(r.len(), 1);
     assert_eq!(r[0]["principal"]["id"], "boss");
@@ -292,7 +305,7 @@ async fn substitutes_are_escalated_to_and_answer_on_behalf_once() {
 
 #[tokio::test]
 async fn a_substitute_may_answer_before_being_notified_and_others_may_not() {
-    let app = quick_app().await;
+    let app = spawn_app().await;
     app.principal("boss", json!({})).await;
     app.principal("intruder", json!({})).await;
     app.principal("u-1", json!({"manager_id": "boss"})).await;
@@ -336,7 +349,7 @@ async fn delegate(app: &TestApp, from: &str, to: &str) {
 
 #[tokio::test]
 async fn new_tasks_go_to_the_delegate_who_may_also_act_on_open_ones() {
-    let app = quick_app().await;
+    let app = spawn_app().await;
     for p in ["u-1", "u-2", "u-9"] {
         app.principal(p, json!({})).await;
     }
@@ -395,7 +408,7 @@ async fn new_tasks_go_to_the_delegate_who_may_also_act_on_open_ones() {
 
 #[tokio::test]
 async fn delegation_within_one_group_never_merges_seats() {
-    let app = quick_app().await;
+    let app = spawn_app().await;
     for p in ["a", "b", "c"] {
         app.principal(p, json!({})).await;
     }
@@ -422,7 +435,7 @@ async fn delegation_within_one_group_never_merges_seats() {
 
 #[tokio::test]
 async fn a_delegation_is_validated() {
-    let app = quick_app().await;
+    let app = spawn_app().await;
     app.principal("u-1", json!({})).await;
     let now = chrono::Utc::now();
     let bad = app
@@ -441,7 +454,7 @@ async fn a_delegation_is_validated() {
 
 #[tokio::test]
 async fn a_process_expires_by_itself_and_restore_brings_it_back() {
-    let app = quick_app().await;
+    let app = app_by_hand().await;
     app.principal("u-1", json!({})).await;
     let rx = crate::webhooks::Receiver::start().await;
     let (_, secret) = crate::webhooks::endpoint(&app, &rx.url, json!(["process.expired"])).await;
@@ -451,7 +464,10 @@ async fn a_process_expires_by_itself_and_restore_brings_it_back() {
               json!({"name": "Fleeting", "expires_at": soon.to_rfc3339(), "stages": [{"name": "S", "groups": group(&["u-1"])}]}))
         .await;
     let pid = p.body["id"].as_str().unwrap().to_string();
-    let got = rx.wait_for("process.expired", |g| !g.is_empty()).await;
+    // The worker expires it and sends the event in the same run.
+    after(&app, chrono::Duration::minutes(1)).await;
+    let got = rx.got();
+    assert_eq!(got.len(), 1, "process.expired sent");
     crate::webhooks::verify(&secret, &got[0]);
     let body = got[0].json();
     assert_eq!(body["type"], "process.expired");
@@ -483,16 +499,14 @@ async fn a_process_expires_by_itself_and_restore_brings_it_back() {
         .status,
         201
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    after(&app, chrono::Duration::hours(1)).await;
     assert_eq!(rx.got().len(), 1, "expired once");
 }
 
 #[tokio::test]
 async fn a_timer_survives_a_restart() {
-    // The first replica has no worker and stands for one that died before the deadline.
-    let mut off: Vec<(&str, &str)> = QUICK.to_vec();
-    off.push(("SIGNOFF_WORKER", "false"));
-    let down = spawn_app_with(&off).await;
+    // The first replica runs no worker and stands for one that died before the deadline.
+    let down = app_by_hand().await;
     down.principal("u-1", json!({})).await;
     let p = process(
         &down,
@@ -501,20 +515,22 @@ async fn a_timer_survives_a_restart() {
     )
     .await;
     let id = request(&down, &p, "T-1").await;
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    down.clock.advance(chrono::Duration::minutes(1));
     assert_eq!(
         down.get(&format!("/v1/approvals/{id}")).await.body["state"],
         "pending",
         "no worker, no timeout"
     );
-    let mut on: Vec<(&str, &str)> = QUICK.to_vec();
-    on.push(("SIGNOFF_MIGRATE_ON_START", "false"));
-    let up =
-        spawn_with_settings(settings(&url_for(&down.db_name), &on), down.db_name.clone()).await;
-    let v = wait_until(&up, &id, "the timeout after restart", |v| {
-        v["state"] != "pending"
-    })
+    // A new replica on the same database and the same time finds the timer due.
+    let up = spawn_with_clock(
+        settings(&url_for(&down.db_name), BY_HAND),
+        down.db_name.clone(),
+        down.clock.clone(),
+    )
     .await;
+    assert_eq!(up.run_worker_once().await.timers, 1);
+    assert_eq!(up.run_worker_once().await.timers, 0);
+    let v = view(&up, &id).await;
     assert_eq!(v["state"], "approved");
     assert_eq!(v["outcome"]["reason"], "timeout");
     let approved = events_of(&up, &id, "approval.approved").await;
@@ -523,7 +539,7 @@ async fn a_timer_survives_a_restart() {
 
 #[tokio::test]
 async fn business_hours_deadlines_skip_closed_days() {
-    let app = quick_app().await;
+    let app = spawn_app().await;
     app.principal("u-1", json!({})).await;
     let today = chrono::Utc::now().date_naive();
     let all_day = json!([["00:00", "24:00"]]);
@@ -566,7 +582,7 @@ async fn business_hours_deadlines_skip_closed_days() {
 
 #[tokio::test]
 async fn calendars_are_validated_with_every_fault() {
-    let app = quick_app().await;
+    let app = spawn_app().await;
     let a = app
         .put(
             "/v1/calendars/bad",
@@ -584,19 +600,18 @@ async fn calendars_are_validated_with_every_fault() {
 
 #[tokio::test]
 async fn with_two_replicas_a_timeout_fires_once() {
-    let first = quick_app().await;
-    let mut env: Vec<(&str, &str)> = QUICK.to_vec();
-    env.push(("SIGNOFF_MIGRATE_ON_START", "false"));
-    let second = spawn_with_settings(
-        settings(&url_for(&first.db_name), &env),
+    let first = app_by_hand().await;
+    let second = spawn_with_clock(
+        settings(&url_for(&first.db_name), BY_HAND),
         first.db_name.clone(),
+        first.clock.clone(),
     )
     .await;
     first.principal("u-1", json!({})).await;
     let p = process(
         &first,
         "Raced",
-        json!([{"name": "Boss", "groups": group(&["u-1"]), "timeout": {"after": "PT1S", "outcome": "reject"},
+        json!([{"name": "Boss", "groups": group(&["u-1"]), "timeout": {"after": "PT1H", "outcome": "reject"},
                 "reminders": {"at_percent": [50]}}]),
     )
     .await;
@@ -604,10 +619,17 @@ async fn with_two_replicas_a_timeout_fires_once() {
     for i in 0..5 {
         ids.push(request(&first, &p, &format!("T-{i}")).await);
     }
-    for id in &ids {
-        wait_until(&second, id, "the timeout", |v| v["state"] == "rejected").await;
+    // Both replicas' workers run at once, at the reminders' time, then at the deadline.
+    for minutes in [31, 30] {
+        first.clock.advance(chrono::Duration::minutes(minutes));
+        let (a, b) = tokio::join!(first.run_worker_once(), second.run_worker_once());
+        assert_eq!(a.timers + b.timers, 5, "each timer fired by one of them");
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    for id in &ids {
+        assert_eq!(view(&second, id).await["state"], "rejected");
+    }
+    let (a, b) = tokio::join!(first.run_worker_once(), second.run_worker_once());
+    assert_eq!(a.timers + b.timers, 0);
     for id in &ids {
         let types = event_types(&first, id).await;
         assert_eq!(

@@ -102,21 +102,15 @@ impl Receiver {
         self.state.lock().unwrap().got.clone()
     }
 
-    /// Waits until `pred` holds for what was received, up to 15 s.
+    /// Waits until `pred` holds for what was received, up to 15 s: for an app whose worker
+    /// runs by itself (an app driven by hand has received everything when `run_worker_once`
+    /// returns).
     pub async fn wait_for(&self, what: &str, pred: impl Fn(&[Received]) -> bool) -> Vec<Received> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
+        eventually(what, Duration::from_secs(15), || async {
             let got = self.got();
-            if pred(&got) {
-                return got;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; got {} requests",
-                got.len()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            pred(&got).then_some(got)
+        })
+        .await
     }
 }
 
@@ -444,12 +438,11 @@ async fn a_receiver_down_for_a_while_loses_nothing() {
 
 #[tokio::test]
 async fn two_workers_deliver_each_message_once() {
-    let first = spawn_app_with(FAST).await;
-    let mut env: Vec<(&str, &str)> = FAST.to_vec();
-    env.push(("SIGNOFF_MIGRATE_ON_START", "false"));
-    let second = spawn_with_settings(
-        settings(&url_for(&first.db_name), &env),
+    let first = by_hand(&[]).await;
+    let second = spawn_with_clock(
+        settings(&url_for(&first.db_name), BY_HAND),
         first.db_name.clone(),
+        first.clock.clone(),
     )
     .await;
     first.principal("u-1", json!({})).await;
@@ -460,8 +453,16 @@ async fn two_workers_deliver_each_message_once() {
         let id = approval(app, &format!("T-{i}")).await;
         approve(app, &id).await;
     }
-    rx.wait_for("thirty events", |g| g.len() >= 30).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Both workers at once, round after round, until neither finds anything left to send.
+    let mut sent = 0;
+    loop {
+        let (a, b) = tokio::join!(first.run_worker_once(), second.run_worker_once());
+        if a.deliveries + b.deliveries == 0 {
+            break;
+        }
+        sent += a.deliveries + b.deliveries;
+    }
+    assert_eq!(sent, 30);
     let got = rx.got();
     let mut ids: Vec<String> = got.iter().map(|r| r.id()).collect();
     ids.sort();
@@ -518,6 +519,29 @@ fn live_worker(app: &TestApp, key: i32) -> diesel::PgConnection {
     conn
 }
 
+/// Waits until Postgres has ended the session of a dropped [`live_worker`] connection, and
+/// with it worker `key`'s liveness lock: its backend exits on its own time, after the client
+/// has gone.
+async fn until_dead(app: &TestApp, key: i32) {
+    use diesel::RunQueryDsl;
+    let held = format!(
+        "EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid::int4 = {}
+                   AND objid::int4 = {key} AND objsubid = 2)",
+        signoff::db::webhooks::LIVENESS_LOCK_NS
+    );
+    eventually(
+        "the dead worker's session to end",
+        Duration::from_secs(10),
+        || {
+            let held = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&held))
+                .get_result::<bool>(&mut app.db())
+                .unwrap();
+            std::future::ready((!held).then_some(()))
+        },
+    )
+    .await
+}
+
 fn leased_by(app: &TestApp) -> Vec<Option<i32>> {
     use diesel::prelude::*;
     use signoff::db::schema::webhook_deliveries::dsl as d;
@@ -572,6 +596,7 @@ async fn a_live_workers_lease_is_never_taken_and_only_the_holder_records() {
     // The holder dies: the lease is taken over at once, and the old holder can no longer
     // record an attempt for it.
     drop(holder);
+    until_dead(&app, 4242).await;
     assert_eq!(app.run_worker_once().await.deliveries, 1);
     assert_eq!(rx.got().len(), 1);
     use signoff::db::webhooks::{AttemptResult, Recording, record_attempts};
@@ -863,13 +888,14 @@ async fn private_and_plain_http_targets_are_refused_unless_allowed() {
 
 #[tokio::test]
 async fn metrics_count_attempts_and_show_the_queue() {
-    let app = spawn_app_with(FAST).await;
+    let app = by_hand(&[]).await;
     app.principal("u-1", json!({})).await;
     let rx = Receiver::start().await;
     endpoint(&app, &rx.url, json!(["approval.requested"])).await;
     approval(&app, "T-1").await;
-    rx.wait_for("one delivery", |g| !g.is_empty()).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Sent and recorded when it returns.
+    assert_eq!(app.run_worker_once().await.deliveries, 1);
+    assert_eq!(rx.got().len(), 1);
     let m = app.get("/metrics").await.text;
     assert!(
         m.contains("signoff_webhook_attempts_total{result=\"delivered\"} 1"),
@@ -882,31 +908,34 @@ async fn metrics_count_attempts_and_show_the_queue() {
 
 #[tokio::test]
 async fn an_endpoint_failing_for_too_long_is_disabled() {
-    let mut env: Vec<(&str, &str)> = FAST.to_vec();
-    env.push(("SIGNOFF_WEBHOOK_DISABLE_AFTER", "PT0.5S"));
-    let app = spawn_app_with(&env).await;
+    let app = by_hand(&[("SIGNOFF_WEBHOOK_DISABLE_AFTER", "PT20S")]).await;
     app.principal("u-1", json!({})).await;
     let rx = Receiver::start().await;
     rx.script(&[500; 50]);
     let (ep, _) = endpoint(&app, &rx.url, json!(["approval.requested"])).await;
     approval(&app, "T-1").await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let e = app.get(&format!("/v1/webhook-endpoints/{ep}")).await;
-        if e.body["enabled"] == false {
-            assert!(
-                e.body["disabled_reason"]
-                    .as_str()
-                    .unwrap()
-                    .contains("failing"),
-                "{}",
-                e.text
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "never disabled: {}", e.text);
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let endpoint_now = || async { app.get(&format!("/v1/webhook-endpoints/{ep}")).await };
+    // Failing at once and on each retry (5 s apart, give or take 10 %): still enabled after
+    // 18 s of failing...
+    assert_eq!(app.run_worker_once().await.deliveries, 1);
+    for _ in 0..3 {
+        app.clock.advance(chrono::Duration::seconds(6));
+        assert_eq!(app.run_worker_once().await.deliveries, 1);
     }
+    assert_eq!(endpoint_now().await.body["enabled"], true);
+    // ...and disabled by the attempt that finds it failing for 24 s.
+    app.clock.advance(chrono::Duration::seconds(6));
+    assert_eq!(app.run_worker_once().await.deliveries, 1);
+    let e = endpoint_now().await;
+    assert_eq!(e.body["enabled"], false, "{}", e.text);
+    assert!(
+        e.body["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("failing"),
+        "{}",
+        e.text
+    );
     let log = app
         .get(&format!("/v1/webhook-endpoints/{ep}/deliveries"))
         .await;

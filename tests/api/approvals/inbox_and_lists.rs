@@ -1,0 +1,125 @@
+//! The inbox and the lists of approvals: filters and paging.
+
+use serde_json::{Value, json};
+
+use super::helpers::*;
+use crate::helpers::*;
+
+// ---------------------------------------------------------------------------------------------
+// 12. Inbox
+
+#[tokio::test]
+async fn the_inbox_lists_approvals_waiting_on_a_principal_in_the_running_stage() {
+    let app = spawn_app().await;
+    people(&app, &["u-1", "u-2", "u-3"]).await;
+    let pid = new_process(&app, two_stage_process(json!({}))).await;
+    let staged = id_of(&from_process(&app, "T-1", &pid).await);
+    let adhoc = id_of(&ad_hoc(&app, "T-2", &["u-3", "u-2"], count(2)).await);
+
+    let inbox = |who: &'static str| {
+        let app = &app;
+        async move {
+            let a = app
+                .get(&format!("/v1/principals/{who}/pending-approvals"))
+                .await;
+            assert_eq!(a.status, 200, "{}", a.text);
+            ids(&a.body)
+        }
+    };
+    // u-3 is asked only in stage 2 of `staged`.
+    assert_eq!(inbox("u-3").await, vec![adhoc.clone()]);
+    assert_eq!(inbox("u-2").await, vec![staged.clone(), adhoc.clone()]);
+    assert_eq!(inbox("u-1").await, vec![staged.clone()]);
+
+    decided(&app, &staged, "u-2", "approve").await;
+    assert_eq!(inbox("u-2").await, vec![adhoc.clone()]);
+    assert_eq!(inbox("u-3").await, vec![staged.clone(), adhoc.clone()]);
+    assert_eq!(inbox("u-1").await, vec![staged.clone()]);
+
+    decided(&app, &adhoc, "u-3", "approve").await;
+    assert_eq!(inbox("u-3").await, vec![staged.clone()]);
+    decided(&app, &staged, "u-3", "approve").await;
+    assert_eq!(inbox("u-3").await, Vec::<String>::new());
+    assert_eq!(inbox("u-1").await, Vec::<String>::new());
+    assert_eq!(inbox("u-2").await, vec![adhoc]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 13. Lists
+
+#[tokio::test]
+async fn the_list_filters_by_ticket_state_process_and_approver() {
+    let app = spawn_app().await;
+    people(&app, &["u-1", "u-2", "u-3"]).await;
+    let pid = new_process(
+        &app,
+        one_group_process("Listed", listed(&["u-1", "u-2"]), count(1)),
+    )
+    .await;
+    let p1 = id_of(&from_process(&app, "T-1", &pid).await);
+    let p2 = id_of(&from_process(&app, "T-2", &pid).await);
+    let h3 = id_of(&ad_hoc(&app, "T-3", &["u-3"], count(1)).await);
+    decided(&app, &p2, "u-1", "approve").await;
+
+    let list = |q: &'static str| {
+        let app = &app;
+        async move {
+            let a = app.get(&format!("/v1/approvals{q}")).await;
+            assert_eq!(a.status, 200, "{}", a.text);
+            ids(&a.body)
+        }
+    };
+    assert_eq!(list("").await, vec![p1.clone(), p2.clone(), h3.clone()]);
+    assert_eq!(list("?ticket_id=T-2").await, vec![p2.clone()]);
+    assert_eq!(list("?state=approved").await, vec![p2.clone()]);
+    assert_eq!(list("?state=pending").await, vec![p1.clone(), h3.clone()]);
+    assert_eq!(list("?state=rejected").await, Vec::<String>::new());
+    let by_process = app.get(&format!("/v1/approvals?process_id={pid}")).await;
+    assert_eq!(ids(&by_process.body), vec![p1.clone(), p2.clone()]);
+    assert_eq!(list("?approver_id=u-3").await, vec![h3.clone()]);
+    assert_eq!(list("?approver_id=u-2").await, vec![p1.clone(), p2.clone()]);
+    assert_eq!(
+        list("?approver_id=u-2&state=pending").await,
+        vec![p1.clone()]
+    );
+    assert_eq!(list("?ticket_id=T-9").await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn the_list_pages_with_a_cursor() {
+    let app = spawn_app().await;
+    people(&app, &["u-1"]).await;
+    let mut made = vec![];
+    for t in ["T-1", "T-2", "T-3"] {
+        made.push(id_of(&ad_hoc(&app, t, &["u-1"], count(1)).await));
+    }
+    let a = app.get("/v1/approvals?limit=2").await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(ids(&a.body), made[..2].to_vec());
+    let cursor = a.body["next_cursor"]
+        .as_str()
+        .expect("a next cursor")
+        .to_string();
+    let b = app
+        .get(&format!("/v1/approvals?limit=2&cursor={cursor}"))
+        .await;
+    assert_eq!(b.status, 200, "{}", b.text);
+    assert_eq!(ids(&b.body), made[2..].to_vec());
+    assert_eq!(b.body["next_cursor"], Value::Null);
+    // Full page views, not just ids.
+    assert_eq!(
+        a.body["items"][0]["stages"][0]["tasks"][0]["approver_id"],
+        "u-1"
+    );
+}
+
+#[tokio::test]
+async fn the_list_with_an_invalid_state_or_process_id_is_422() {
+    let app = spawn_app().await;
+    let a = app.get("/v1/approvals?state=maybe").await;
+    a.assert_problem(422, "validation_failed");
+    assert_eq!(a.error_fields(), strings(&["state"]));
+    let a = app.get("/v1/approvals?process_id=nope").await;
+    a.assert_problem(422, "validation_failed");
+    assert_eq!(a.error_fields(), strings(&["process_id"]));
+}
