@@ -92,7 +92,7 @@ impl Application {
                 tracing::info!(?applied, "migrations applied");
             }
         }
-        let auth = Authenticator::new(&settings.jwt)?;
+        let auth = Authenticator::new(&settings.jwt, clock.clone())?;
         auth.warm_up().await?;
         let auth = web::Data::new(auth);
         let metrics = web::Data::new(Metrics::new());

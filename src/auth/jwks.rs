@@ -3,7 +3,11 @@
 //! into a load generator against the key server.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::clock::Clock;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey};
@@ -28,7 +32,9 @@ enum Location {
 pub struct JwksSource {
     location: Location,
     keys: RwLock<HashMap<String, Key>>,
-    last_fetch: Mutex<Option<Instant>>,
+    last_fetch: Mutex<Option<DateTime<Utc>>>,
+    /// The app's clock: tests move it instead of waiting out the throttle.
+    clock: Clock,
     client: reqwest::Client,
 }
 
@@ -84,8 +90,12 @@ fn parse(text: &str) -> anyhow::Result<HashMap<String, Key>> {
     Ok(keys)
 }
 
+fn chrono_of(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
 impl JwksSource {
-    pub fn new(source: &str) -> anyhow::Result<Self> {
+    pub fn new(source: &str, clock: Clock) -> anyhow::Result<Self> {
         let location = if source.starts_with("http://") || source.starts_with("https://") {
             Location::Url(source.to_string())
         } else {
@@ -95,6 +105,7 @@ impl JwksSource {
             location,
             keys: RwLock::new(HashMap::new()),
             last_fetch: Mutex::new(None),
+            clock,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .redirect(reqwest::redirect::Policy::limited(3))
@@ -121,10 +132,11 @@ impl JwksSource {
     /// Re-reads the key set unless it was read less than [`MIN_REFETCH`] ago.
     pub async fn refresh(&self, force: bool) -> anyhow::Result<()> {
         let mut last = self.last_fetch.lock().await;
-        if !force && last.is_some_and(|t| t.elapsed() < MIN_REFETCH) {
+        let now = self.clock.now();
+        if !force && last.is_some_and(|t| now - t < chrono_of(MIN_REFETCH)) {
             return Ok(());
         }
-        *last = Some(Instant::now());
+        *last = Some(now);
         let keys = parse(&self.load().await?)?;
         *self.keys.write().await = keys;
         Ok(())
@@ -147,7 +159,7 @@ impl JwksSource {
             .last_fetch
             .lock()
             .await
-            .is_none_or(|t| t.elapsed() > MAX_AGE);
+            .is_none_or(|t| self.clock.now() - t > chrono_of(MAX_AGE));
         if stale && let Err(e) = self.refresh(false).await {
             tracing::warn!(error = %e, "JWKS refresh failed; keeping the keys we have");
         }

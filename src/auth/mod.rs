@@ -131,9 +131,9 @@ pub fn split_scopes(claim: &str) -> impl Iterator<Item = &str> {
 }
 
 impl Authenticator {
-    pub fn new(settings: &JwtSettings) -> anyhow::Result<Self> {
+    pub fn new(settings: &JwtSettings, clock: crate::clock::Clock) -> anyhow::Result<Self> {
         let jwks = match &settings.jwks {
-            Some(source) => Some(JwksSource::new(source)?),
+            Some(source) => Some(JwksSource::new(source, clock)?),
             None => None,
         };
         Ok(Self {

@@ -253,9 +253,10 @@ async fn a_jwks_url_is_cached_and_refetched_for_a_new_kid_at_most_every_few_seco
     let rsa_only = json!({"keys": [full["keys"][0].clone()]});
     let keys = key_server(rsa_only);
     let db = fresh_database();
-    let app = spawn_with_settings(
+    let app = spawn_with_clock(
         settings(&url_for(&db), &[("SIGNOFF_JWT_JWKS", keys.url.as_str())]),
         db,
+        signoff::clock::Clock::manual(chrono::Utc::now()),
     )
     .await;
     assert_eq!(
@@ -281,10 +282,8 @@ async fn a_jwks_url_is_cached_and_refetched_for_a_new_kid_at_most_every_few_seco
         assert_unauthorized(&status_with(&app, &ec).await);
     }
     assert_eq!(keys.fetches.load(Ordering::SeqCst), 1);
-    // Real time on purpose, for now: the JWKS refetch throttle (`MIN_REFETCH`, 5 s in
-    // src/auth/jwks.rs) measures `std::time::Instant`, not the app's clock. Once
-    // `JwksSource` takes the app's `Clock`, advance the clock by 6 s instead.
-    tokio::time::sleep(std::time::Duration::from_millis(5_200)).await;
+    // Past the refetch throttle (`MIN_REFETCH`, 5 s), on the app's clock.
+    app.clock.advance(chrono::Duration::seconds(6));
     assert_eq!(
         status_with(&app, &ec).await.status,
         200,

@@ -290,9 +290,13 @@ async fn deleted_process_is_gone_and_cannot_be_restored() {
 
 #[tokio::test]
 async fn an_expired_process_is_disabled_and_restore_enables_it() {
-    let app = spawn_app().await;
+    let app = spawn_app_with_clock(
+        &[("SIGNOFF_WORKER", "false")],
+        signoff::clock::Clock::manual(chrono::Utc::now()),
+    )
+    .await;
     let mut body = simple_process("Soon");
-    let soon = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let soon = app.clock.now() + chrono::Duration::seconds(1);
     body["expires_at"] = json!(soon.to_rfc3339());
     let created = app.post("/v1/processes", body).await;
     assert_eq!(created.status, 201, "{}", created.text);
@@ -300,10 +304,8 @@ async fn an_expired_process_is_disabled_and_restore_enables_it() {
     app.post(&format!("{path}/restore"), json!({"expires_at": null}))
         .await
         .assert_problem(409, "process_not_disabled");
-    // TODO(clock): whether a process has expired is read at the handler's time, the system's;
-    // once handlers read the app's clock, spawn on a manual clock and advance it past
-    // `expires_at` instead of waiting (no worker needed: the read itself sees the expiry).
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    // A read sees the expiry by itself, at the app's time: no worker needed.
+    app.clock.advance(chrono::Duration::seconds(2));
     let got = app.get(&path).await;
     assert_eq!(got.body["enabled"], false);
     assert_eq!(got.body["disabled_reason"], "expired");

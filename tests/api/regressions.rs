@@ -264,11 +264,15 @@ async fn an_audience_list_that_names_us_is_accepted() {
 
 #[tokio::test]
 async fn a_later_stage_goes_to_the_approver_once_their_delegation_has_ended() {
-    let app = spawn_app().await;
+    let app = spawn_app_with_clock(
+        &[("SIGNOFF_WORKER", "false")],
+        signoff::clock::Clock::manual(chrono::Utc::now()),
+    )
+    .await;
     for p in ["u-1", "u-2", "d"] {
         app.principal(p, json!({})).await;
     }
-    let now = chrono::Utc::now();
+    let now = app.clock.now();
     let d = app
         .put(
             "/v1/principals/u-2/delegation",
@@ -288,10 +292,7 @@ async fn a_later_stage_goes_to_the_approver_once_their_delegation_has_ended() {
     .await;
     let id = created(&app, json!({"ticket": {"id": "T-1"}, "process_id": p})).await;
     // The delegation ends while the first stage is still running.
-    // TODO(clock): the decision below seats the second stage at the handler's time, the
-    // system's; once handlers read the app's clock, spawn on a manual clock and advance it
-    // past `ends_at` instead of waiting.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    app.clock.advance(chrono::Duration::seconds(3));
     let a = app
         .post(
             &format!("/v1/approvals/{id}/decisions"),
