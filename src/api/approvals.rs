@@ -283,7 +283,7 @@ pub async fn list_events(
     let items = rows
         .into_iter()
         .map(|e| EventView {
-            id: format!("evt_{}", e.id.simple()),
+            id: crate::webhooks::event_id(&e.id),
             kind: e.kind,
             created_at: e.created_at,
             sequence: e.sequence,

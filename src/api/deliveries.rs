@@ -58,7 +58,7 @@ pub struct DeliveryList {
 fn delivery_view(d: DeliveryRow, attempts: &[AttemptRow]) -> DeliveryView {
     DeliveryView {
         id: d.id.to_string(),
-        event_id: format!("evt_{}", d.event_id.simple()),
+        event_id: crate::webhooks::event_id(&d.event_id),
         event_type: d.event_type,
         approval_id: d.approval_id.map(|a| a.to_string()),
         next_attempt_at: (d.state == "pending").then_some(d.next_attempt_at),
@@ -103,13 +103,7 @@ pub async fn list_deliveries(
     caller.require(Scope::WebhooksManage)?;
     let id = parse_id(&id)?;
     let limit = paging.limit()?;
-    let before = match paging.after()? {
-        None => None,
-        Some(c) => Some(
-            c.parse::<i64>()
-                .map_err(|_| AppError::bad_request("invalid_cursor", "the cursor is not valid"))?,
-        ),
-    };
+    let before = paging.after_as::<i64>()?;
     let tenant = caller.tenant.clone();
     let (rows, attempts) = db
         .run(move |c| {

@@ -51,9 +51,16 @@ impl PageParams {
 impl PageParams {
     /// The cursor's position as the id it encodes, for lists ordered by a UUID.
     pub fn after_uuid(&self) -> AppResult<Option<uuid::Uuid>> {
+        self.after_as()
+    }
+
+    /// The cursor's position read as a `T` (an id, a sequence number), or 400 when it is not
+    /// one: a cursor of another list is not one of this list's.
+    pub fn after_as<T: std::str::FromStr>(&self) -> AppResult<Option<T>> {
         match self.after()? {
             None => Ok(None),
-            Some(c) => uuid::Uuid::parse_str(&c)
+            Some(c) => c
+                .parse()
                 .map(Some)
                 .map_err(|_| AppError::bad_request("invalid_cursor", "the cursor is not valid")),
         }

@@ -240,13 +240,7 @@ pub async fn list_processes(
 ) -> AppResult<web::Json<ProcessList>> {
     caller.require(Scope::ProcessesRead)?;
     let limit = paging.limit()?;
-    let after = match paging.after()? {
-        Some(c) => Some(
-            Uuid::parse_str(&c)
-                .map_err(|_| AppError::bad_request("invalid_cursor", "the cursor is not valid"))?,
-        ),
-        None => None,
-    };
+    let after = paging.after_uuid()?;
     let filter = match filter.enabled {
         None => EnabledFilter::Any,
         Some(true) => EnabledFilter::Enabled,

@@ -245,13 +245,7 @@ pub async fn list_endpoints(
 ) -> AppResult<web::Json<EndpointList>> {
     caller.require(Scope::WebhooksManage)?;
     let limit = paging.limit()?;
-    let after = match paging.after()? {
-        None => None,
-        Some(c) => Some(
-            Uuid::parse_str(&c)
-                .map_err(|_| AppError::bad_request("invalid_cursor", "the cursor is not valid"))?,
-        ),
-    };
+    let after = paging.after_uuid()?;
     let tenant = caller.tenant.clone();
     let rows = db
         .run(move |c| Ok(q::list_endpoints(c, &tenant, after, limit + 1)?))

@@ -106,14 +106,9 @@ pub fn expire_next_process(conn: &mut PgConnection, ctx: &Ctx) -> AppResult<bool
     };
     crate::db::processes::mark_expired(conn, &row)?;
     let id = Uuid::now_v7();
-    let payload = json!({
-        "id": format!("evt_{}", id.simple()),
-        "type": "process.expired",
-        "created_at": ctx.now,
-        "tenant": row.tenant_id,
-        "data": {"process": {"id": row.id.to_string(), "name": row.name, "version": row.current_version,
-                             "expires_at": row.expires_at}},
-    });
+    let data = json!({"process": {"id": row.id.to_string(), "name": row.name,
+                                  "version": row.current_version, "expires_at": row.expires_at}});
+    let payload = crate::webhooks::envelope(&id, "process.expired", ctx.now, &row.tenant_id, data);
     let event = crate::db::models::NewEvent {
         tenant_id: row.tenant_id.clone(),
         id,

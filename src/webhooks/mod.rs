@@ -5,6 +5,33 @@ pub mod reseal;
 pub mod signing;
 pub mod ssrf;
 
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// An event's public id, `evt_…`: in its envelope, the `webhook-id` header and the API.
+pub fn event_id(id: &Uuid) -> String {
+    format!("evt_{}", id.simple())
+}
+
+/// The envelope every event is stored and delivered in: `{id, type, created_at, tenant,
+/// data}`.
+pub fn envelope(
+    id: &Uuid,
+    kind: &str,
+    created_at: DateTime<Utc>,
+    tenant: &str,
+    data: Value,
+) -> Value {
+    json!({
+        "id": event_id(id),
+        "type": kind,
+        "created_at": created_at,
+        "tenant": tenant,
+        "data": data,
+    })
+}
+
 /// Every event type a webhook endpoint can subscribe to.
 pub const EVENT_TYPES: &[&str] = &[
     "approval.requested",

@@ -103,8 +103,7 @@ impl Inner {
                     }
                     time::expire_next_process(c, &ctx)
                 })
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .await?;
             if !fired {
                 break;
             }

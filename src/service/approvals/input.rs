@@ -3,12 +3,12 @@
 use std::collections::BTreeSet;
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::domain::engine::Verdict;
 use crate::domain::process::{Requirement, Rule, read_requirement};
-use crate::domain::validate::{Faults, FieldError, index, is_external_id};
+use crate::domain::validate::{Faults, FieldError, index, is_external_id, join};
 use crate::service::view::{RuleRef, Ticket};
 
 /// The body of `POST /v1/approvals`.
@@ -173,6 +173,7 @@ pub(super) fn ids_ok(f: &mut Faults, ids: &[String], path: &str) {
     }
 }
 
+/// A request's `ticket`: its id and what the host says of it.
 pub fn read_ticket(f: &mut Faults, v: &Value) -> Option<Ticket> {
     let m = f.object(v, "ticket")?;
     f.no_unknown(
@@ -189,17 +190,36 @@ pub fn read_ticket(f: &mut Faults, v: &Value) -> Option<Ticket> {
             "must be 1 to 200 printable characters without spaces or slashes",
         );
     }
-    let title = f.opt_text(m, "ticket", "title", 500);
-    let requester_id: Option<String> = f.opt(m, "ticket", "requester_id");
-    let status = f.opt_text(m, "ticket", "status", 100);
-    let attributes: Option<serde_json::Map<String, Value>> = f.opt(m, "ticket", "attributes");
+    let facts = read_ticket_facts(f, m, "ticket");
     Some(Ticket {
         id: id?,
-        title,
-        requester_id,
-        status,
-        attributes: attributes.unwrap_or_default(),
+        title: facts.title,
+        requester_id: facts.requester_id,
+        status: facts.status,
+        attributes: facts.attributes,
     })
+}
+
+/// What a host says of a ticket besides its id, read from the object at `path` (a request's
+/// `ticket`, or a report's body): the same fields and limits wherever a ticket is described.
+pub struct TicketFacts {
+    pub title: Option<String>,
+    pub requester_id: Option<String>,
+    pub status: Option<String>,
+    pub attributes: Map<String, Value>,
+}
+
+pub fn read_ticket_facts(f: &mut Faults, m: &Map<String, Value>, path: &str) -> TicketFacts {
+    let requester_id: Option<String> = f.opt(m, path, "requester_id");
+    if requester_id.as_deref().is_some_and(|r| !is_external_id(r)) {
+        f.push(join(path, "requester_id"), "is not a valid principal id");
+    }
+    TicketFacts {
+        title: f.opt_text(m, path, "title", 500),
+        requester_id,
+        status: f.opt_text(m, path, "status", 100),
+        attributes: f.opt(m, path, "attributes").unwrap_or_default(),
+    }
 }
 
 /// The body of `POST /v1/approvals/{id}/decisions`.

@@ -14,9 +14,9 @@ use crate::db::principals;
 use crate::domain::condition;
 use crate::domain::engine::{ApprovalStatus, OutcomeReason, TaskState, Verdict};
 use crate::domain::messages::{self, Badge};
-use crate::domain::validate::{Faults, FieldError, is_external_id};
+use crate::domain::validate::{Faults, FieldError};
 use crate::error::{AppError, AppResult};
-use crate::service::approvals::{self as svc, RequestApproval};
+use crate::service::approvals::{self as svc, RequestApproval, read_ticket_facts};
 use crate::service::directory::facts;
 use crate::service::store::{self, Ctx, Loaded};
 use crate::service::view::{RuleRef, Ticket};
@@ -43,20 +43,12 @@ impl TicketReport {
         let read = (|| {
             let m = f.object(body, "")?;
             f.no_unknown(m, "", &["title", "requester_id", "status", "attributes"]);
-            let title = f.opt_text(m, "", "title", 500);
-            let requester_id: Option<String> = f.opt(m, "", "requester_id");
-            if let Some(r) = &requester_id
-                && !is_external_id(r)
-            {
-                f.push("requester_id", "is not a valid principal id");
-            }
-            let status = f.opt_text(m, "", "status", 100);
-            let attributes: Option<Map<String, Value>> = f.opt(m, "", "attributes");
+            let facts = read_ticket_facts(&mut f, m, "");
             Some(TicketReport {
-                title,
-                requester_id,
-                status,
-                attributes: attributes.unwrap_or_default(),
+                title: facts.title,
+                requester_id: facts.requester_id,
+                status: facts.status,
+                attributes: facts.attributes,
             })
         })();
         f.finish(read)

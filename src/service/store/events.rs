@@ -14,6 +14,7 @@ use crate::db::models::{NewEvent, PrincipalRow};
 use crate::db::principals;
 use crate::domain::engine::{ApprovalStatus, Effect};
 use crate::error::{AppError, AppResult};
+use crate::webhooks::envelope;
 
 /// The principals to notify for a stage, with their details, in one query.
 /// Issues links to the approvers of `stage` and builds the event's `recipients`, in two
@@ -165,13 +166,7 @@ pub(super) fn build_events(
                 approval_id: Some(loaded.row.id),
                 sequence: loaded.row.last_sequence,
                 kind: kind.to_string(),
-                payload: json!({
-                    "id": format!("evt_{}", id.simple()),
-                    "type": kind,
-                    "created_at": now,
-                    "tenant": loaded.row.tenant_id,
-                    "data": data,
-                }),
+                payload: envelope(&id, kind, now, &loaded.row.tenant_id, data),
                 created_at: now,
             });
         }

@@ -138,3 +138,23 @@ async fn unknown_ad_hoc_approver_is_422_naming_its_index() {
     let list = app.get("/v1/approvals").await;
     assert_eq!(list.body["items"], json!([]));
 }
+
+#[tokio::test]
+async fn a_ticket_is_read_alike_in_a_request_and_a_report_a_malformed_requester_is_422_in_both() {
+    let app = spawn_app().await;
+    people(&app, &["u-1"]).await;
+    let bad = json!({"title": "t", "requester_id": "no spaces please", "status": "new"});
+    let mut in_request = bad.clone();
+    in_request["id"] = json!("T-1");
+    let a = app
+        .post(
+            "/v1/approvals",
+            json!({"ticket": in_request, "approvers": ["u-1"]}),
+        )
+        .await;
+    a.assert_problem(422, "validation_failed");
+    assert_eq!(a.error_fields(), ["ticket.requester_id"]);
+    let r = app.put("/v1/tickets/T-1", bad).await;
+    r.assert_problem(422, "validation_failed");
+    assert_eq!(r.error_fields(), ["requester_id"]);
+}
