@@ -168,13 +168,7 @@ pub async fn cancel(
         reason: body.reason,
         actor_id: body.actor_id,
     };
-    let (tenant, ctx, id) = (caller.tenant.clone(), ctx, parse_id(&id)?);
-    check_reason(&action.reason)?;
-    idempotency::run(&db, &caller, &req, &raw, move |c| {
-        let view = close(c, &tenant, id, action, &ctx)?;
-        Answer::of(StatusCode::OK, &view)
-    })
-    .await
+    close_over_http(caller, ctx, db, req, &id, raw, action).await
 }
 
 /// An administrator closing an approval: a cancel, or a bypass with its verdict.
@@ -182,6 +176,25 @@ struct Close {
     verdict: Option<Verdict>,
     reason: String,
     actor_id: Option<String>,
+}
+
+/// Runs a cancel or a bypass as a request: the reason checked, under its Idempotency-Key.
+async fn close_over_http(
+    caller: Caller,
+    ctx: Ctx,
+    db: web::Data<Db>,
+    req: HttpRequest,
+    id: &str,
+    raw: JsonBody<Value>,
+    action: Close,
+) -> AppResult<HttpResponse> {
+    let (tenant, id) = (caller.tenant.clone(), parse_id(id)?);
+    check_reason(&action.reason)?;
+    idempotency::run(&db, &caller, &req, &raw, move |c| {
+        let view = close(c, &tenant, id, action, &ctx)?;
+        Answer::of(StatusCode::OK, &view)
+    })
+    .await
 }
 
 fn close(
@@ -233,13 +246,7 @@ pub async fn bypass(
         reason: body.reason,
         actor_id: body.actor_id,
     };
-    let (tenant, ctx, id) = (caller.tenant.clone(), ctx, parse_id(&id)?);
-    check_reason(&action.reason)?;
-    idempotency::run(&db, &caller, &req, &raw, move |c| {
-        let view = close(c, &tenant, id, action, &ctx)?;
-        Answer::of(StatusCode::OK, &view)
-    })
-    .await
+    close_over_http(caller, ctx, db, req, &id, raw, action).await
 }
 
 /// Re-notify the approvers who have not answered (`approval.reminder`).

@@ -48,19 +48,10 @@ pub const PROBLEM_CODES: &[&str] = &[
     "worker_not_running",
 ];
 
-/// Every event type, in webhooks and in `GET /v1/approvals/{id}/events`. New types may be
-/// added; a receiver must ignore (and answer 2xx to) types it does not know.
-pub const EVENT_TYPES: &[&str] = &[
-    "approval.requested",
-    "approval.decision_recorded",
-    "approval.stage_advanced",
-    "approval.reminder",
-    "approval.escalated",
-    "approval.approved",
-    "approval.rejected",
-    "approval.cancelled",
-    "process.expired",
-];
+/// Every event type, in webhooks and in `GET /v1/approvals/{id}/events` (the list endpoints
+/// subscribe by). New types may be added; a receiver must ignore (and answer 2xx to) types it
+/// does not know.
+pub use crate::webhooks::EVENT_TYPES;
 
 /// Response fields that are left out, not sent as null, when they have no value.
 pub const SOMETIMES_ABSENT: &[(&str, &str)] = &[
