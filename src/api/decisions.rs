@@ -172,7 +172,7 @@ pub async fn cancel(
     check_reason(&action.reason)?;
     idempotency::run(&db, &caller, &req, &raw, move |c| {
         let view = close(c, &tenant, id, action, &ctx)?;
-        Ok(Answer::of(StatusCode::OK, &view)?)
+        Answer::of(StatusCode::OK, &view)
     })
     .await
 }
@@ -237,7 +237,7 @@ pub async fn bypass(
     check_reason(&action.reason)?;
     idempotency::run(&db, &caller, &req, &raw, move |c| {
         let view = close(c, &tenant, id, action, &ctx)?;
-        Ok(Answer::of(StatusCode::OK, &view)?)
+        Answer::of(StatusCode::OK, &view)
     })
     .await
 }
@@ -298,7 +298,7 @@ pub async fn bulk_decide(
     let (tenant, items) = (caller.tenant.clone(), body.clone());
     idempotency::run(&db, &caller, &req, &body, move |c| {
         let results = bulk(c, &tenant, &ctx, &items)?;
-        Ok(Answer::of(StatusCode::OK, &results)?)
+        Answer::of(StatusCode::OK, &results)
     })
     .await
 }

@@ -37,6 +37,9 @@ struct Locked {
     locked: bool,
 }
 
+/// A stored key as `find` reads it: request hash, status, response, headers, replayable.
+type StoredKey = (String, Option<i16>, Option<String>, Option<String>, bool);
+
 /// Takes the key's transaction-scoped advisory lock (`lock_key`, a hash of the key), and
 /// bounds how long this transaction may sit idle. False when another transaction holds it.
 pub fn claim(c: &mut PgConnection, lock_key: i64) -> QueryResult<bool> {
@@ -65,18 +68,17 @@ pub fn find(
         .filter(this)
         .filter(k::created_at.lt(retention_start).or(k::status.is_null()))
         .execute(c)?;
-    let found: Option<(String, Option<i16>, Option<String>, Option<String>, bool)> =
-        k::idempotency_keys
-            .filter(this)
-            .select((
-                k::request_hash,
-                k::status,
-                k::response,
-                k::headers,
-                k::sealed,
-            ))
-            .first(c)
-            .optional()?;
+    let found: Option<StoredKey> = k::idempotency_keys
+        .filter(this)
+        .select((
+            k::request_hash,
+            k::status,
+            k::response,
+            k::headers,
+            k::sealed,
+        ))
+        .first(c)
+        .optional()?;
     Ok(found.map(
         |(request_hash, status, response, headers, sealed)| StoredAnswer {
             request_hash,
