@@ -6,6 +6,7 @@
 pub mod approvals;
 pub mod body;
 pub mod calendars;
+pub mod conditional;
 pub mod decisions;
 pub mod delegations;
 pub mod deliveries;

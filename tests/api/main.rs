@@ -5,6 +5,7 @@ mod auth;
 mod automation;
 mod browser;
 mod concurrency;
+mod conditional;
 mod config;
 mod contract;
 mod four_eyes;
