@@ -12,9 +12,9 @@ use super::pagination::{PageParams, page};
 use super::problem::Problem;
 use super::webhooks::parse_id;
 use crate::auth::{Caller, Scope};
-use crate::db::Db;
 use crate::db::models::{AttemptRow, DeliveryRow};
 use crate::db::webhooks as q;
+use crate::db::{Db, Order};
 use crate::error::{AppError, AppResult};
 
 /// One attempt to deliver.
@@ -81,7 +81,7 @@ fn delivery_view(d: DeliveryRow, attempts: &[AttemptRow]) -> DeliveryView {
     }
 }
 
-/// An endpoint's deliveries, newest first, each with its attempts.
+/// An endpoint's deliveries, newest first (`order=asc`: oldest first), each with its attempts.
 #[utoipa::path(
     tag = "webhooks",
     params(("id" = String, Path, description = "Endpoint id"), PageParams),
@@ -103,21 +103,16 @@ pub async fn list_deliveries(
     caller.require(Scope::WebhooksManage)?;
     let id = parse_id(&id)?;
     let limit = paging.limit()?;
-    let before = match paging.after()? {
-        None => None,
-        Some(c) => Some(
-            c.parse::<i64>()
-                .map_err(|_| AppError::bad_request("invalid_cursor", "the cursor is not valid"))?,
-        ),
-    };
+    let order = paging.order(Order::Desc);
+    let after = paging.after_number(order)?;
     let tenant = caller.tenant.clone();
     let (rows, attempts) = db
         .run(move |c| {
             q::find_endpoint(c, &tenant, id).map_err(AppError::missing("webhook endpoint"))?;
-            Ok(q::list_deliveries(c, &tenant, id, before, limit + 1)?)
+            Ok(q::list_deliveries(c, &tenant, id, order, after, limit + 1)?)
         })
         .await?;
-    let (rows, next_cursor) = page(rows, limit, |d| d.event_position.to_string());
+    let (rows, next_cursor) = page(rows, limit, order, |d| d.event_position.to_string());
     Ok(web::Json(DeliveryList {
         items: rows
             .into_iter()

@@ -14,9 +14,9 @@ use super::pagination::{PageParams, page};
 use super::problem::Problem;
 use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
-use crate::db::Db;
 use crate::db::models::{NewProcess, ProcessRow, ProcessVersionRow};
 use crate::db::processes::{self, EnabledFilter};
+use crate::db::{Db, Order};
 use crate::domain::process::ProcessDefinition;
 use crate::error::{AppError, AppResult};
 use actix_web::http::StatusCode;
@@ -215,7 +215,7 @@ fn create(
     .header("location", format!("/v1/processes/{}", v.id)))
 }
 
-/// List processes, oldest first.
+/// List processes, oldest first (`order=desc`: newest first).
 #[utoipa::path(
     tag = "processes",
     params(PageParams, ProcessFilter),
@@ -236,13 +236,8 @@ pub async fn list_processes(
 ) -> AppResult<web::Json<ProcessList>> {
     caller.require(Scope::ProcessesRead)?;
     let limit = paging.limit()?;
-    let after = match paging.after()? {
-        Some(c) => Some(
-            Uuid::parse_str(&c)
-                .map_err(|_| AppError::bad_request("invalid_cursor", "the cursor is not valid"))?,
-        ),
-        None => None,
-    };
+    let order = paging.order(Order::Asc);
+    let after = paging.after_uuid(order)?;
     let filter = match filter.enabled {
         None => EnabledFilter::Any,
         Some(true) => EnabledFilter::Enabled,
@@ -251,9 +246,19 @@ pub async fn list_processes(
     let tenant = caller.tenant.clone();
     let now = now.0;
     let rows = db
-        .run(move |c| Ok(processes::list(c, &tenant, filter, after, limit + 1, now)?))
+        .run(move |c| {
+            Ok(processes::list(
+                c,
+                &tenant,
+                filter,
+                order,
+                after,
+                limit + 1,
+                now,
+            )?)
+        })
         .await?;
-    let (rows, next_cursor) = page(rows, limit, |(r, _)| r.id.to_string());
+    let (rows, next_cursor) = page(rows, limit, order, |(r, _)| r.id.to_string());
     let items = rows
         .into_iter()
         .map(|(r, v)| view(r, v, now))

@@ -43,7 +43,11 @@ through signed webhooks.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     modifiers(&BearerAuth),
-    components(schemas(Problem, crate::domain::validate::FieldError)),
+    components(schemas(
+        Problem,
+        crate::domain::validate::FieldError,
+        super::pagination::ListOrder
+    )),
     tags(
         (name = "approvals", description = "Approval requests on tickets, decisions and audit trail"),
         (name = "processes", description = "Reusable, versioned approval definitions"),

@@ -13,8 +13,8 @@ use super::pagination::{PageParams, page};
 use super::problem::Problem;
 use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
-use crate::db::Db;
 use crate::db::automation as q;
+use crate::db::{Db, Order};
 use crate::error::{AppError, AppResult};
 use crate::service::automation::{
     self as svc, RuleInput, RuleView, RulesTest, RulesTestInput, rule_row,
@@ -86,7 +86,7 @@ pub async fn create_rule(
     .await
 }
 
-/// List rules, oldest first.
+/// List rules, oldest first (`order=desc`: newest first).
 #[utoipa::path(
     tag = "rules",
     params(PageParams, RuleFilter),
@@ -108,7 +108,8 @@ pub async fn list_rules(
 ) -> AppResult<web::Json<RuleList>> {
     caller.require(Scope::ProcessesRead)?;
     let limit = paging.limit()?;
-    let after = paging.after_uuid()?;
+    let order = paging.order(Order::Asc);
+    let after = paging.after_uuid(order)?;
     let tenant = caller.tenant.clone();
     let status = filter.into_inner().on_status;
     // Postgres cannot hold a NUL, and no stored status has a control character: refused, not a 500.
@@ -122,8 +123,8 @@ pub async fn list_rules(
     }
     let (items, next_cursor) = db
         .read(move |c| {
-            let rows = q::list_rules(c, &tenant, status.as_deref(), after, limit + 1)?;
-            Ok(page(rows, limit, |r| r.id.to_string()))
+            let rows = q::list_rules(c, &tenant, status.as_deref(), order, after, limit + 1)?;
+            Ok(page(rows, limit, order, |r| r.id.to_string()))
         })
         .await?;
     Ok(web::Json(RuleList {

@@ -16,9 +16,9 @@ use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::db::Db;
 use crate::db::models::EndpointRow;
 use crate::db::webhooks as q;
+use crate::db::{Db, Order};
 use crate::domain::duration::IsoDuration;
 use crate::domain::validate::{Faults, index};
 use crate::error::{AppError, AppResult};
@@ -248,18 +248,13 @@ pub async fn list_endpoints(
 ) -> AppResult<web::Json<EndpointList>> {
     caller.require(Scope::WebhooksManage)?;
     let limit = paging.limit()?;
-    let after = match paging.after()? {
-        None => None,
-        Some(c) => Some(
-            Uuid::parse_str(&c)
-                .map_err(|_| AppError::bad_request("invalid_cursor", "the cursor is not valid"))?,
-        ),
-    };
+    let order = paging.order(Order::Asc);
+    let after = paging.after_uuid(order)?;
     let tenant = caller.tenant.clone();
     let rows = db
-        .run(move |c| Ok(q::list_endpoints(c, &tenant, after, limit + 1)?))
+        .run(move |c| Ok(q::list_endpoints(c, &tenant, order, after, limit + 1)?))
         .await?;
-    let (rows, next_cursor) = page(rows, limit, |r| r.id.to_string());
+    let (rows, next_cursor) = page(rows, limit, order, |r| r.id.to_string());
     Ok(web::Json(EndpointList {
         items: rows.into_iter().map(|r| view(r, None)).collect(),
         next_cursor,

@@ -14,6 +14,7 @@ mod idempotency;
 mod integrity;
 mod links;
 mod ops;
+mod ordering;
 mod plans;
 mod principals;
 mod processes;
