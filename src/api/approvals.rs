@@ -53,16 +53,18 @@ pub struct ApprovalFilter {
     pub approver_id: Option<String>,
 }
 
-/// One stored event.
+/// One stored event: the webhook's envelope, with its `sequence`. The published schema is the
+/// typed union `Event` (`spec::events`), one envelope per type with its `data` typed.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventView {
     /// `evt_…`, the same id the webhook carries.
     pub id: String,
-    /// `approval.requested`, `approval.decision_recorded`, `approval.stage_advanced`,
-    /// `approval.reminder`, `approval.approved`, `approval.rejected`, `approval.cancelled`.
+    /// The event type.
     #[serde(rename = "type")]
     pub kind: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// The tenant the event belongs to.
+    pub tenant: String,
     /// Position in this approval's event stream, from 1.
     pub sequence: i64,
     /// The webhook body's `data`.
@@ -283,6 +285,7 @@ pub async fn list_events(
             id: format!("evt_{}", e.id.simple()),
             kind: e.kind,
             created_at: e.created_at,
+            tenant: e.tenant_id,
             sequence: e.sequence,
             data: e.payload.get("data").cloned().unwrap_or(Value::Null),
         })

@@ -16,6 +16,7 @@ pub mod ids;
 pub mod links;
 pub mod ops;
 pub mod pagination;
+pub mod payloads;
 pub mod principals;
 pub mod problem;
 pub mod processes;

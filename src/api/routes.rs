@@ -122,7 +122,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 fn derived() -> utoipa::openapi::OpenApi {
     let (_, api) = actix_web::App::new()
         .into_utoipa_app()
-        .openapi(ApiDoc::openapi())
+        .openapi(ApiDoc::openapi().merge_from(super::payloads::Payloads::openapi()))
         .configure(configure)
         .split_for_parts();
     api

@@ -8,6 +8,7 @@ mod concurrency;
 mod conditional;
 mod config;
 mod contract;
+mod event_schemas;
 mod four_eyes;
 mod helpers;
 mod idempotency;
