@@ -96,6 +96,7 @@ pub const CLOSED_REQUEST_OBJECTS: &[&str] = &[
     "RuleInput",
     "RulesTestInput",
     "DisableProcess",
+    "RemindInput",
 ];
 
 /// Request objects read field by field (`crate::domain::validate::Faults`), where an optional
