@@ -16,14 +16,15 @@ from signoff_client.api.directory import put_principal
 from signoff_client.api.processes import create_process, get_process
 from signoff_client.api.webhooks import create_endpoint
 from signoff_client.models import (
+    ApprovalApprovedEvent,
     ApprovalList,
+    ApprovalRequestedEvent,
     ApprovalStatus,
     ApprovalView,
     CreateEndpoint,
     DecisionInput,
     EndpointView,
     EventList,
-    EventViewType,
     OutcomeViewDecision,
     Principal,
     PrincipalInput,
@@ -107,9 +108,18 @@ def main():
     # Events: the audit trail, typed.
     r = list_events.sync_detailed(approval.id, client=client)
     check(isinstance(r.parsed, EventList), "events listed")
-    types = [e.type_ for e in r.parsed.items]
-    check(types[0] == EventViewType.APPROVAL_REQUESTED and EventViewType.APPROVAL_APPROVED in types,
+    items = r.parsed.items
+    types = [e.type_.value for e in items]
+    check(types[0] == "approval.requested" and "approval.approved" in types,
           "events run from approval.requested to approval.approved")
+    requested = items[0]
+    check(isinstance(requested, ApprovalRequestedEvent)
+          and requested.data.recipients[0].approve_url.startswith("http")
+          and requested.data.recipients[0].principal.id == "u-42",
+          "the requested event is typed: its recipients carry their links")
+    approved = [e for e in items if isinstance(e, ApprovalApprovedEvent)]
+    check(len(approved) == 1 and approved[0].data.ticket.status_to_set == "approved",
+          "the approved event is typed: data.ticket.status_to_set without a cast")
 
     # A webhook endpoint: its secret is shown on create.
     r = create_endpoint.sync_detailed(client=client, body=CreateEndpoint.from_dict(

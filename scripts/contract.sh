@@ -5,9 +5,10 @@
 #   2. redocly lint (recommended): 0 errors.
 #   3. spectral lint (spectral:oas): nothing but scope names on the bearer scheme.
 #   4. @hey-api/openapi-ts and openapi-typescript generate the TypeScript clients, and tsc
-#      type-checks them.
+#      type-checks them and contract/flow.ts against them.
 #   5. Against a live `signoff serve` on a throwaway Postgres: contract/flow.py drives the
-#      README flow through the generated Python client, and schemathesis (--checks all, bounded
+#      README flow through the generated Python client, contract/flow.ts the same through
+#      both TypeScript clients (node), and schemathesis (--checks all, bounded
 #      in examples and time) finds 0 failures.
 # The tools are installed into .tools/ (gitignored) from the pinned lists in contract/.
 # CONTRACT_STEPS=lint skips the live part; SCHEMATHESIS_MAX_TIME bounds the fuzzing (seconds);
@@ -76,7 +77,9 @@ echo "contract: spectral findings: $spectral_total ($spectral_other other than b
 # --- 4. TypeScript clients -----------------------------------------------------------------------
 rm -rf "$out/ts"
 mkdir -p "$out/ts"
-openapi-typescript "$spec" -o "$out/ts/openapi-typescript/schema.d.ts" >"$out/openapi-typescript.log" 2>&1 \
+# Without --default-non-nullable=false, openapi-typescript makes every property with a
+# `default` required, request bodies included (ProcessSettings would need all six switches).
+openapi-typescript "$spec" --default-non-nullable=false -o "$out/ts/openapi-typescript/schema.d.ts" >"$out/openapi-typescript.log" 2>&1 \
   || { cat "$out/openapi-typescript.log"; fail "openapi-typescript"; }
 openapi-ts -i "$spec" -o "$out/ts/hey-api" >"$out/hey-api.log" 2>&1 \
   || { cat "$out/hey-api.log"; fail "@hey-api/openapi-ts"; }
@@ -88,6 +91,15 @@ JSON
 tsc -p "$out/ts/tsconfig.json" >"$out/tsc.log" 2>&1 || { head -40 "$out/tsc.log"; fail "tsc: the generated TypeScript does not type-check"; }
 ts_errors=$(grep -c 'error TS' "$out/tsc.log" || true)
 echo "contract: tsc errors in the generated TypeScript clients: $ts_errors"
+# contract/flow.ts, the README flow through both TypeScript clients, type-checked against them
+# and compiled to CommonJS for node (no package.json there: Node16 resolution reads CommonJS) (run against the live server below).
+cp contract/flow.ts "$out/ts/flow.ts"
+cat >"$out/ts/tsconfig.flow.json" <<'JSON'
+{"compilerOptions": {"strict": true, "target": "ES2022", "module": "Node16", "moduleResolution": "Node16",
+ "esModuleInterop": true, "lib": ["ES2022", "DOM", "DOM.Iterable"], "types": [], "skipLibCheck": true,
+ "outDir": "flow-js"}, "files": ["flow.ts"]}
+JSON
+tsc -p "$out/ts/tsconfig.flow.json" >"$out/tsc-flow.log" 2>&1 || { head -40 "$out/tsc-flow.log"; fail "tsc: contract/flow.ts does not type-check against the generated clients"; }
 
 if [ "$steps" = lint ]; then
   echo "contract: $failed failed step(s) (live checks skipped)"
@@ -125,6 +137,13 @@ if PYTHONPATH="$out/python" SIGNOFF_URL=$base SIGNOFF_TOKEN=$token python contra
   echo "contract: README flow through the generated Python client: ok"
 else
   cat "$out/flow.log"; fail "the README flow through the generated Python client"
+fi
+
+# The same flow through the generated TypeScript clients.
+if SIGNOFF_URL=$base SIGNOFF_TOKEN=$token node "$out/ts/flow-js/flow.js" >"$out/flow-ts.log" 2>&1; then
+  echo "contract: README flow through the generated TypeScript clients (hey-api, openapi-typescript + openapi-fetch): ok"
+else
+  cat "$out/flow-ts.log"; fail "the README flow through the generated TypeScript clients"
 fi
 
 # Schemathesis: every check, bounded.

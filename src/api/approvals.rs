@@ -14,8 +14,8 @@ use super::principals::check_id;
 use super::problem::Problem;
 use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
-use crate::db::Db;
 use crate::db::approvals::{self as q, ListFilter};
+use crate::db::{Db, Order};
 use crate::domain::validate::{Faults, is_external_id};
 use crate::error::{AppError, AppResult};
 use crate::service::approvals::{self as svc, RequestApproval};
@@ -53,16 +53,18 @@ pub struct ApprovalFilter {
     pub approver_id: Option<String>,
 }
 
-/// One stored event.
+/// One stored event: the webhook's envelope, with its `sequence`. The published schema is the
+/// typed union `Event` (`spec::events`), one envelope per type with its `data` typed.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventView {
     /// `evt_…`, the same id the webhook carries.
     pub id: String,
-    /// `approval.requested`, `approval.decision_recorded`, `approval.stage_advanced`,
-    /// `approval.reminder`, `approval.approved`, `approval.rejected`, `approval.cancelled`.
+    /// The event type.
     #[serde(rename = "type")]
     pub kind: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// The tenant the event belongs to.
+    pub tenant: String,
     /// Position in this approval's event stream, from 1.
     pub sequence: i64,
     /// The webhook body's `data`.
@@ -153,7 +155,7 @@ pub async fn preview_approval(
     Ok(web::Json(ApprovalPreview { approval, notes }))
 }
 
-/// List approvals, oldest first.
+/// List approvals, oldest first (`order=desc`: newest first).
 #[utoipa::path(
     tag = "approvals",
     params(PageParams, ApprovalFilter),
@@ -174,7 +176,8 @@ pub async fn list_approvals(
 ) -> AppResult<web::Json<ApprovalList>> {
     caller.require(Scope::ApprovalsRead)?;
     let limit = paging.limit()?;
-    let after = paging.after_uuid()?;
+    let order = paging.order(Order::Asc);
+    let after = paging.after_uuid(order)?;
     let mut f = Faults::default();
     for (name, value) in [
         ("ticket_id", &filter.ticket_id),
@@ -211,8 +214,8 @@ pub async fn list_approvals(
     let tenant = caller.tenant.clone();
     let (items, next_cursor) = db
         .read(move |c| {
-            let rows = q::list(c, &tenant, &lf, after, limit + 1)?;
-            let (rows, next) = page(rows, limit, |r| r.id.to_string());
+            let rows = q::list(c, &tenant, &lf, order, after, limit + 1)?;
+            let (rows, next) = page(rows, limit, order, |r| r.id.to_string());
             Ok((store::load_many(c, &tenant, rows)?, next))
         })
         .await?;
@@ -244,7 +247,7 @@ pub async fn get_approval(
     Ok(web::Json(loaded.view()))
 }
 
-/// The approval's audit trail: every event, in order.
+/// The approval's audit trail: every event, in sequence order (`order=desc`: newest first).
 #[utoipa::path(
     tag = "approvals",
     params(("id" = String, Path, description = "Approval id"), PageParams),
@@ -266,26 +269,23 @@ pub async fn list_events(
     caller.require(Scope::ApprovalsRead)?;
     let id = parse_id(&id)?;
     let limit = paging.limit()?;
-    let after: i64 = match paging.after()? {
-        None => 0,
-        Some(c) => c
-            .parse()
-            .map_err(|_| AppError::bad_request("invalid_cursor", "the cursor is not valid"))?,
-    };
+    let order = paging.order(Order::Asc);
+    let after = paging.after_number(order)?;
     let tenant = caller.tenant.clone();
     let rows = db
         .read(move |c| {
             q::find(c, &tenant, id).map_err(AppError::missing("approval"))?;
-            Ok(q::events_of(c, &tenant, id, after, limit + 1)?)
+            Ok(q::events_of(c, &tenant, id, order, after, limit + 1)?)
         })
         .await?;
-    let (rows, next_cursor) = page(rows, limit, |e| e.sequence.to_string());
+    let (rows, next_cursor) = page(rows, limit, order, |e| e.sequence.to_string());
     let items = rows
         .into_iter()
         .map(|e| EventView {
             id: crate::webhooks::event_id(&e.id),
             kind: e.kind,
             created_at: e.created_at,
+            tenant: e.tenant_id,
             sequence: e.sequence,
             data: e.payload.get("data").cloned().unwrap_or(Value::Null),
         })
@@ -317,15 +317,16 @@ pub async fn pending_approvals(
     let id = id.into_inner();
     check_id(&id)?;
     let limit = paging.limit()?;
-    let after = paging.after_uuid()?;
+    let order = paging.order(Order::Asc);
+    let after = paging.after_uuid(order)?;
     let tenant = caller.tenant.clone();
     let (items, next_cursor) = db
         .read(move |c| {
             // A delegate in force also sees what waits for the people who delegated to them.
             let mut who = crate::db::time::delegators_of(c, &tenant, &id, now.0)?;
             who.push(id);
-            let rows = q::inbox(c, &tenant, &who, after, limit + 1)?;
-            let (rows, next) = page(rows, limit, |r| r.id.to_string());
+            let rows = q::inbox(c, &tenant, &who, order, after, limit + 1)?;
+            let (rows, next) = page(rows, limit, order, |r| r.id.to_string());
             Ok((store::load_many(c, &tenant, rows)?, next))
         })
         .await?;

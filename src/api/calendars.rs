@@ -1,11 +1,12 @@
 //! Business-hours calendars used by stage timeouts.
 
-use actix_web::{HttpResponse, get, put, web};
+use actix_web::{HttpRequest, HttpResponse, get, put, web};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::conditional::{Precondition, content_tag, read_answer, tagged};
 use super::problem::Problem;
 use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
@@ -39,15 +40,22 @@ fn view(row: CalendarRow) -> AppResult<CalendarView> {
 
 /// Create or replace a calendar: an IANA time zone, weekly working windows (several a day,
 /// windows may cross midnight) and holidays. Stage timeouts naming it count only its hours.
+///
+/// Answers with the calendar's `ETag`. `If-Match` is optional: with it, the calendar is replaced
+/// only if it is still the one read (412 otherwise, and for a calendar that does not exist yet).
 #[utoipa::path(
     tag = "calendars",
-    params(("id" = String, Path, description = "Your id for the calendar")),
+    params(
+        ("id" = String, Path, description = "Your id for the calendar"),
+        ("If-Match" = Option<String>, Header, description = "Replace only if the calendar's ETag is still this one"),
+    ),
     request_body = CalendarDef,
     responses(
-        (status = 200, description = "Replaced", body = CalendarView),
-        (status = 201, description = "Created", body = CalendarView),
+        (status = 200, description = "Replaced", body = CalendarView, headers(("ETag" = String, description = "The calendar's entity tag"))),
+        (status = 201, description = "Created", body = CalendarView, headers(("ETag" = String, description = "The calendar's entity tag"))),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Missing `processes:write` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match names another version (`version_mismatch`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid calendar, every fault listed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["processes:write"]))
@@ -56,6 +64,7 @@ fn view(row: CalendarRow) -> AppResult<CalendarView> {
 pub async fn put_calendar(
     caller: Caller,
     db: web::Data<Db>,
+    req: HttpRequest,
     id: web::Path<String>,
     body: JsonBody<Value>,
 ) -> AppResult<HttpResponse> {
@@ -66,24 +75,39 @@ pub async fn put_calendar(
     }
     let cal: Calendar = CalendarDef::parse(&body).map_err(AppError::invalid)?;
     let stored = serde_json::to_value(cal.definition()).map_err(anyhow::Error::from)?;
+    let precondition = Precondition::read(&req);
     let tenant = caller.tenant.clone();
     let (row, created) = db
-        .run(move |c| Ok(q::upsert_calendar(c, &tenant, &id, &stored)?))
+        .tx(move |c| {
+            if !matches!(precondition, Precondition::None) {
+                let tag = match q::find_calendar_for_update(c, &tenant, &id)? {
+                    Some(r) => Some(content_tag(&view(r)?)),
+                    None => None,
+                };
+                precondition.check(tag.as_ref(), "calendar")?;
+            }
+            Ok(q::upsert_calendar(c, &tenant, &id, &stored)?)
+        })
         .await?;
-    let mut res = if created {
+    let res = if created {
         HttpResponse::Created()
     } else {
         HttpResponse::Ok()
     };
-    Ok(res.json(view(row)?))
+    let v = view(row)?;
+    Ok(tagged(res, content_tag(&v), &v))
 }
 
-/// Read a calendar.
+/// Read a calendar, with its `ETag` (304 when `If-None-Match` names it).
 #[utoipa::path(
     tag = "calendars",
-    params(("id" = String, Path, description = "Calendar id")),
+    params(
+        ("id" = String, Path, description = "Calendar id"),
+        ("If-None-Match" = Option<String>, Header, description = "ETags already held: 304 when one is current"),
+    ),
     responses(
-        (status = 200, description = "The calendar", body = CalendarView),
+        (status = 200, description = "The calendar", body = CalendarView, headers(("ETag" = String, description = "The calendar's entity tag"))),
+        (status = 304, description = "Not modified: the ETag in If-None-Match is current", headers(("ETag" = String, description = "The calendar's entity tag"))),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Missing `processes:read` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such calendar", body = Problem, content_type = "application/problem+json"),
@@ -94,8 +118,9 @@ pub async fn put_calendar(
 pub async fn get_calendar(
     caller: Caller,
     db: web::Data<Db>,
+    req: HttpRequest,
     id: web::Path<String>,
-) -> AppResult<web::Json<CalendarView>> {
+) -> AppResult<HttpResponse> {
     caller.require(Scope::ProcessesRead)?;
     let id = id.into_inner();
     if !is_external_id(&id) {
@@ -105,5 +130,6 @@ pub async fn get_calendar(
     let row = db
         .run(move |c| q::find_calendar(c, &tenant, &id).map_err(AppError::missing("calendar")))
         .await?;
-    Ok(web::Json(view(row)?))
+    let v = view(row)?;
+    Ok(read_answer(&req, content_tag(&v), &v))
 }

@@ -249,11 +249,16 @@ pub async fn bypass(
     close_over_http(caller, ctx, db, req, &id, raw, action).await
 }
 
+/// Body of `POST /v1/approvals/{id}/remind`: an empty object (a reminder takes no options yet).
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RemindInput {}
+
 /// Re-notify the approvers who have not answered (`approval.reminder`).
 #[utoipa::path(
     tag = "approvals",
     params(("id" = String, Path, description = "Approval id")),
-    request_body(content = Object, description = "An empty object"),
+    request_body(content = RemindInput, description = "An empty object"),
     responses(
         (status = 202, description = "Reminder emitted"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
@@ -269,6 +274,8 @@ pub async fn remind(
     ctx: Ctx,
     db: web::Data<Db>,
     id: web::Path<String>,
+    // Read and checked like every body (an object, nothing in it), though it carries nothing.
+    _body: JsonBody<RemindInput>,
 ) -> AppResult<HttpResponse> {
     caller.require(Scope::ApprovalsWrite)?;
     let id = parse_id(&id)?;

@@ -1,11 +1,12 @@
 //! Out-of-office delegation: during a time range a principal's new tasks go to a delegate,
 //! who may also act on their open ones.
 
-use actix_web::{HttpResponse, delete, get, put, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, put, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::conditional::{Precondition, content_tag, read_answer, tagged};
 use super::principals::check_id;
 use super::problem::Problem;
 use crate::api::body::JsonBody;
@@ -55,15 +56,23 @@ fn view(r: DelegationRow, now: chrono::DateTime<Utc>) -> DelegationView {
 ///
 /// Only one hop is followed: if the delegate is away too, their own delegation is not
 /// applied to tasks they receive this way, so chains and cycles cannot hang a request.
+///
+/// Answers with the delegation's `ETag` (it changes when `active` does). `If-Match` is
+/// optional: with it, the delegation is replaced only if it is still the one read (412
+/// otherwise, and when there is no delegation yet).
 #[utoipa::path(
     tag = "directory",
-    params(("id" = String, Path, description = "The principal who is away")),
+    params(
+        ("id" = String, Path, description = "The principal who is away"),
+        ("If-Match" = Option<String>, Header, description = "Replace only if the delegation's ETag is still this one"),
+    ),
     request_body = DelegationInput,
     responses(
-        (status = 200, description = "The delegation", body = DelegationView),
+        (status = 200, description = "The delegation", body = DelegationView, headers(("ETag" = String, description = "The delegation's entity tag"))),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Missing `directory:write` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such principal", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match names another version (`version_mismatch`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown delegate, self-delegation, or an empty or past range", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["directory:write"]))
@@ -72,10 +81,11 @@ fn view(r: DelegationRow, now: chrono::DateTime<Utc>) -> DelegationView {
 pub async fn put_delegation(
     caller: Caller,
     db: web::Data<Db>,
+    req: HttpRequest,
     id: web::Path<String>,
     body: JsonBody<DelegationInput>,
     now: super::extract::Now,
-) -> AppResult<web::Json<DelegationView>> {
+) -> AppResult<HttpResponse> {
     caller.require(Scope::DirectoryWrite)?;
     let id = id.into_inner();
     check_id(&id)?;
@@ -95,10 +105,16 @@ pub async fn put_delegation(
     if !f.is_empty() {
         return Err(AppError::invalid(f.errors));
     }
+    let precondition = Precondition::read(&req);
     let tenant = caller.tenant.clone();
     let row = db
         .tx(move |c| {
             principals::find(c, &tenant, &id).map_err(AppError::missing("principal"))?;
+            if !matches!(precondition, Precondition::None) {
+                let current = q::find_delegation_for_update(c, &tenant, &id)?;
+                let tag = current.map(|r| content_tag(&view(r, now.0)));
+                precondition.check(tag.as_ref(), "delegation")?;
+            }
             if principals::find(c, &tenant, &body.delegate_id).is_err() {
                 return Err(AppError::invalid_field(
                     "delegate_id",
@@ -119,15 +135,20 @@ pub async fn put_delegation(
             )?)
         })
         .await?;
-    Ok(web::Json(view(row, now.0)))
+    let v = view(row, now.0);
+    Ok(tagged(HttpResponse::Ok(), content_tag(&v), &v))
 }
 
-/// Read a principal's delegation.
+/// Read a principal's delegation, with its `ETag` (304 when `If-None-Match` names it).
 #[utoipa::path(
     tag = "directory",
-    params(("id" = String, Path, description = "Principal id")),
+    params(
+        ("id" = String, Path, description = "Principal id"),
+        ("If-None-Match" = Option<String>, Header, description = "ETags already held: 304 when one is current"),
+    ),
     responses(
-        (status = 200, description = "The delegation", body = DelegationView),
+        (status = 200, description = "The delegation", body = DelegationView, headers(("ETag" = String, description = "The delegation's entity tag"))),
+        (status = 304, description = "Not modified: the ETag in If-None-Match is current", headers(("ETag" = String, description = "The delegation's entity tag"))),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No delegation", body = Problem, content_type = "application/problem+json"),
     ),
@@ -137,16 +158,18 @@ pub async fn put_delegation(
 pub async fn get_delegation(
     caller: Caller,
     db: web::Data<Db>,
+    req: HttpRequest,
     id: web::Path<String>,
     now: super::extract::Now,
-) -> AppResult<web::Json<DelegationView>> {
+) -> AppResult<HttpResponse> {
     let id = id.into_inner();
     check_id(&id)?;
     let tenant = caller.tenant.clone();
     let row = db
         .run(move |c| q::find_delegation(c, &tenant, &id).map_err(AppError::missing("delegation")))
         .await?;
-    Ok(web::Json(view(row, now.0)))
+    let v = view(row, now.0);
+    Ok(read_answer(&req, content_tag(&v), &v))
 }
 
 /// End a principal's delegation now.

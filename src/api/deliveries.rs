@@ -12,9 +12,9 @@ use super::pagination::{PageParams, page};
 use super::problem::Problem;
 use super::webhooks::parse_id;
 use crate::auth::{Caller, Scope};
-use crate::db::Db;
 use crate::db::models::{AttemptRow, DeliveryRow};
 use crate::db::webhooks as q;
+use crate::db::{Db, Order};
 use crate::error::{AppError, AppResult};
 
 /// One attempt to deliver.
@@ -58,7 +58,7 @@ pub struct DeliveryList {
 fn delivery_view(d: DeliveryRow, attempts: &[AttemptRow]) -> DeliveryView {
     DeliveryView {
         id: d.id.to_string(),
-        event_id: crate::webhooks::event_id(&d.event_id),
+        event_id: format!("evt_{}", d.event_id.simple()),
         event_type: d.event_type,
         approval_id: d.approval_id.map(|a| a.to_string()),
         next_attempt_at: (d.state == "pending").then_some(d.next_attempt_at),
@@ -81,7 +81,7 @@ fn delivery_view(d: DeliveryRow, attempts: &[AttemptRow]) -> DeliveryView {
     }
 }
 
-/// An endpoint's deliveries, newest first, each with its attempts.
+/// An endpoint's deliveries, newest first (`order=asc`: oldest first), each with its attempts.
 #[utoipa::path(
     tag = "webhooks",
     params(("id" = String, Path, description = "Endpoint id"), PageParams),
@@ -103,15 +103,16 @@ pub async fn list_deliveries(
     caller.require(Scope::WebhooksManage)?;
     let id = parse_id(&id)?;
     let limit = paging.limit()?;
-    let before = paging.after_as::<i64>()?;
+    let order = paging.order(Order::Desc);
+    let after = paging.after_number(order)?;
     let tenant = caller.tenant.clone();
     let (rows, attempts) = db
         .run(move |c| {
             q::find_endpoint(c, &tenant, id).map_err(AppError::missing("webhook endpoint"))?;
-            Ok(q::list_deliveries(c, &tenant, id, before, limit + 1)?)
+            Ok(q::list_deliveries(c, &tenant, id, order, after, limit + 1)?)
         })
         .await?;
-    let (rows, next_cursor) = page(rows, limit, |d| d.event_position.to_string());
+    let (rows, next_cursor) = page(rows, limit, order, |d| d.event_position.to_string());
     Ok(web::Json(DeliveryList {
         items: rows
             .into_iter()

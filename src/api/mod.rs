@@ -6,6 +6,7 @@
 pub mod approvals;
 pub mod body;
 pub mod calendars;
+pub mod conditional;
 pub mod decisions;
 pub mod delegations;
 pub mod deliveries;
@@ -15,6 +16,7 @@ pub mod ids;
 pub mod links;
 pub mod ops;
 pub mod pagination;
+pub mod payloads;
 pub mod principals;
 pub mod problem;
 pub mod processes;

@@ -1,8 +1,9 @@
 //! The directory: principals upserted by the host.
 
-use actix_web::{HttpResponse, get, put, web};
+use actix_web::{HttpRequest, HttpResponse, get, put, web};
 use serde_json::Value;
 
+use super::conditional::{Precondition, content_tag, read_answer, tagged};
 use super::problem::Problem;
 use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
@@ -26,16 +27,22 @@ pub fn check_id(id: &str) -> AppResult<()> {
 /// Create or replace a principal.
 ///
 /// The host owns its people; signoff keeps the copy it needs to resolve approvers and address
-/// them. Answers 201 when the principal is new, 200 when it replaced an existing one.
+/// them. Answers 201 when the principal is new, 200 when it replaced an existing one, with its
+/// `ETag`. `If-Match` is optional: with it, the principal is replaced only if it is still the
+/// one read (412 otherwise, and for a principal that does not exist yet).
 #[utoipa::path(
     tag = "directory",
-    params(("id" = String, Path, description = "The host's id for this principal")),
+    params(
+        ("id" = String, Path, description = "The host's id for this principal"),
+        ("If-Match" = Option<String>, Header, description = "Replace only if the principal's ETag is still this one"),
+    ),
     request_body = PrincipalInput,
     responses(
-        (status = 200, description = "Replaced", body = Principal),
-        (status = 201, description = "Created", body = Principal),
+        (status = 200, description = "Replaced", body = Principal, headers(("ETag" = String, description = "The principal's entity tag"))),
+        (status = 201, description = "Created", body = Principal, headers(("ETag" = String, description = "The principal's entity tag"))),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Missing `directory:write` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match names another version (`version_mismatch`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, all listed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["directory:write"]))
@@ -44,6 +51,7 @@ pub fn check_id(id: &str) -> AppResult<()> {
 pub async fn put_principal(
     caller: Caller,
     db: web::Data<Db>,
+    req: HttpRequest,
     id: web::Path<String>,
     body: JsonBody<Value>,
 ) -> AppResult<HttpResponse> {
@@ -51,6 +59,7 @@ pub async fn put_principal(
     let id = id.into_inner();
     check_id(&id)?;
     let input = PrincipalInput::parse(&id, &body).map_err(AppError::invalid)?;
+    let precondition = Precondition::read(&req);
     let form = PrincipalForm {
         tenant_id: caller.tenant.clone(),
         id,
@@ -63,21 +72,35 @@ pub async fn put_principal(
         roles: input.roles.into_iter().map(Some).collect(),
         active: input.active,
     };
-    let (row, created) = db.run(move |c| Ok(principals::upsert(c, &form)?)).await?;
-    let mut res = if created {
+    let (row, created) = db
+        .tx(move |c| {
+            if !matches!(precondition, Precondition::None) {
+                let current = principals::find_for_update(c, &form.tenant_id, &form.id)?;
+                let tag = current.map(|r| content_tag(&Principal::from(r)));
+                precondition.check(tag.as_ref(), "principal")?;
+            }
+            Ok(principals::upsert(c, &form)?)
+        })
+        .await?;
+    let res = if created {
         HttpResponse::Created()
     } else {
         HttpResponse::Ok()
     };
-    Ok(res.json(Principal::from(row)))
+    let view = Principal::from(row);
+    Ok(tagged(res, content_tag(&view), &view))
 }
 
-/// Read a principal.
+/// Read a principal, with its `ETag` (304 when `If-None-Match` names it).
 #[utoipa::path(
     tag = "directory",
-    params(("id" = String, Path, description = "The host's id for this principal")),
+    params(
+        ("id" = String, Path, description = "The host's id for this principal"),
+        ("If-None-Match" = Option<String>, Header, description = "ETags already held: 304 when one is current"),
+    ),
     responses(
-        (status = 200, description = "The principal", body = Principal),
+        (status = 200, description = "The principal", body = Principal, headers(("ETag" = String, description = "The principal's entity tag"))),
+        (status = 304, description = "Not modified: the ETag in If-None-Match is current", headers(("ETag" = String, description = "The principal's entity tag"))),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such principal in this tenant", body = Problem, content_type = "application/problem+json"),
     ),
@@ -87,13 +110,15 @@ pub async fn put_principal(
 pub async fn get_principal(
     caller: Caller,
     db: web::Data<Db>,
+    req: HttpRequest,
     id: web::Path<String>,
-) -> AppResult<web::Json<Principal>> {
+) -> AppResult<HttpResponse> {
     let id = id.into_inner();
     check_id(&id)?;
     let tenant = caller.tenant.clone();
     let row = db
         .run(move |c| principals::find(c, &tenant, &id).map_err(AppError::missing("principal")))
         .await?;
-    Ok(web::Json(row.into()))
+    let view = Principal::from(row);
+    Ok(read_answer(&req, content_tag(&view), &view))
 }

@@ -1,7 +1,7 @@
 //! Approval processes: create, read, list, version on update, delete, disable, restore, and
 //! the versions kept.
 
-use actix_web::http::header::{self, EntityTag};
+use super::conditional::{Precondition, read_answer, tagged, version_tag};
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -14,9 +14,9 @@ use super::pagination::{PageParams, page};
 use super::problem::Problem;
 use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
-use crate::db::Db;
 use crate::db::models::{NewProcess, ProcessRow, ProcessVersionRow};
 use crate::db::processes::{self, EnabledFilter};
+use crate::db::{Db, Order};
 use crate::domain::process::ProcessDefinition;
 use crate::error::{AppError, AppResult};
 use actix_web::http::StatusCode;
@@ -134,12 +134,8 @@ fn check_calendars(
     }
 }
 
-pub(crate) fn etag(version: i32) -> EntityTag {
-    EntityTag::new_strong(version.to_string())
-}
-
-fn with_etag(mut res: actix_web::HttpResponseBuilder, v: &ProcessView) -> HttpResponse {
-    res.insert_header(header::ETag(etag(v.version))).json(v)
+fn with_etag(res: actix_web::HttpResponseBuilder, v: &ProcessView) -> HttpResponse {
+    tagged(res, version_tag(v.version), v)
 }
 
 /// Process ids are UUIDs; anything else cannot exist.
@@ -210,7 +206,7 @@ fn create(
     let (row, version) =
         processes::insert(c, &new, &stored).map_err(|e| name_taken(e, &new.name))?;
     let v = view(row, version, now)?;
-    let etag = etag(v.version).to_string();
+    let etag = version_tag(v.version).to_string();
     Ok(Answer::new(
         StatusCode::CREATED,
         serde_json::to_value(&v).map_err(anyhow::Error::from)?,
@@ -219,7 +215,7 @@ fn create(
     .header("location", format!("/v1/processes/{}", v.id)))
 }
 
-/// List processes, oldest first.
+/// List processes, oldest first (`order=desc`: newest first).
 #[utoipa::path(
     tag = "processes",
     params(PageParams, ProcessFilter),
@@ -240,7 +236,8 @@ pub async fn list_processes(
 ) -> AppResult<web::Json<ProcessList>> {
     caller.require(Scope::ProcessesRead)?;
     let limit = paging.limit()?;
-    let after = paging.after_uuid()?;
+    let order = paging.order(Order::Asc);
+    let after = paging.after_uuid(order)?;
     let filter = match filter.enabled {
         None => EnabledFilter::Any,
         Some(true) => EnabledFilter::Enabled,
@@ -249,9 +246,19 @@ pub async fn list_processes(
     let tenant = caller.tenant.clone();
     let now = now.0;
     let rows = db
-        .run(move |c| Ok(processes::list(c, &tenant, filter, after, limit + 1, now)?))
+        .run(move |c| {
+            Ok(processes::list(
+                c,
+                &tenant,
+                filter,
+                order,
+                after,
+                limit + 1,
+                now,
+            )?)
+        })
         .await?;
-    let (rows, next_cursor) = page(rows, limit, |(r, _)| r.id.to_string());
+    let (rows, next_cursor) = page(rows, limit, order, |(r, _)| r.id.to_string());
     let items = rows
         .into_iter()
         .map(|(r, v)| view(r, v, now))
@@ -262,9 +269,13 @@ pub async fn list_processes(
 /// Read a process's current definition.
 #[utoipa::path(
     tag = "processes",
-    params(("id" = String, Path, description = "Process id")),
+    params(
+        ("id" = String, Path, description = "Process id"),
+        ("If-None-Match" = Option<String>, Header, description = "ETags already held: 304 when one is current"),
+    ),
     responses(
         (status = 200, description = "The process", body = ProcessView, headers(("ETag" = String, description = "The version"))),
+        (status = 304, description = "Not modified: the ETag in If-None-Match is current", headers(("ETag" = String, description = "The version"))),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Missing `processes:read` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such process", body = Problem, content_type = "application/problem+json"),
@@ -275,6 +286,7 @@ pub async fn list_processes(
 pub async fn get_process(
     caller: Caller,
     db: web::Data<Db>,
+    req: HttpRequest,
     id: web::Path<String>,
     now: super::extract::Now,
 ) -> AppResult<HttpResponse> {
@@ -285,47 +297,7 @@ pub async fn get_process(
         .run(move |c| processes::find(c, &tenant, id).map_err(AppError::missing("process")))
         .await?;
     let v = view(row, version, now.0)?;
-    Ok(with_etag(HttpResponse::Ok(), &v))
-}
-
-/// 412 `version_mismatch` when the version read last (`If-Match`) is not the current one.
-pub(crate) fn check_version(expected: Option<i32>, current: i32, what: &str) -> AppResult<()> {
-    if expected.is_some_and(|v| v != current) {
-        return Err(AppError::new(
-            crate::error::Kind::PreconditionFailed,
-            "version_mismatch",
-            format!("the {what} is at version {current}; read it again before updating"),
-        )
-        .with("current_version", current));
-    }
-    Ok(())
-}
-
-/// Read the If-Match precondition: 428 when absent, `None` for `*`.
-pub(crate) fn expected_version(req: &HttpRequest, what: &str) -> AppResult<Option<i32>> {
-    let raw = req
-        .headers()
-        .get(header::IF_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            AppError::new(
-                crate::error::Kind::PreconditionRequired,
-                "if_match_required",
-                format!("send the {what}'s ETag in If-Match to update it"),
-            )
-        })?;
-    if raw.trim() == "*" {
-        return Ok(None);
-    }
-    let stale = || {
-        AppError::new(
-            crate::error::Kind::PreconditionFailed,
-            "version_mismatch",
-            format!("the {what} has changed since you read it; read it again"),
-        )
-    };
-    let tag = raw.trim().trim_start_matches("W/").trim_matches('"');
-    tag.parse::<i32>().map(Some).map_err(|_| stale())
+    Ok(read_answer(&req, version_tag(v.version), &v))
 }
 
 /// Replace a process's definition, making a new version.
@@ -362,7 +334,7 @@ pub async fn update_process(
 ) -> AppResult<HttpResponse> {
     caller.require(Scope::ProcessesWrite)?;
     let id = parse_id(&id)?;
-    let expected = expected_version(&req, "process")?;
+    let expected = Precondition::require(&req, "process")?;
     let now = now.0;
     let def = ProcessDefinition::parse(&body, now).map_err(AppError::invalid)?;
     let stored = serde_json::to_value(&def).map_err(anyhow::Error::from)?;
@@ -372,7 +344,7 @@ pub async fn update_process(
             let row =
                 processes::find_for_update(c, &tenant, id).map_err(AppError::missing("process"))?;
             check_calendars(c, &tenant, &def)?;
-            check_version(expected, row.current_version, "process")?;
+            expected.check_version(row.current_version, "process")?;
             processes::update(c, &row, &def.name, def.expires_at, &stored)
                 .map_err(|e| name_taken(e, &def.name))
         })

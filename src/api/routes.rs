@@ -43,7 +43,11 @@ through signed webhooks.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     modifiers(&BearerAuth),
-    components(schemas(Problem, crate::domain::validate::FieldError)),
+    components(schemas(
+        Problem,
+        crate::domain::validate::FieldError,
+        super::pagination::ListOrder
+    )),
     tags(
         (name = "approvals", description = "Approval requests on tickets, decisions and audit trail"),
         (name = "processes", description = "Reusable, versioned approval definitions"),
@@ -118,7 +122,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 fn derived() -> utoipa::openapi::OpenApi {
     let (_, api) = actix_web::App::new()
         .into_utoipa_app()
-        .openapi(ApiDoc::openapi())
+        .openapi(ApiDoc::openapi().merge_from(super::payloads::Payloads::openapi()))
         .configure(configure)
         .split_for_parts();
     api

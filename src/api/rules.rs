@@ -1,21 +1,20 @@
 //! Rules: which process starts when a ticket enters a status, under which condition.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::conditional::{Precondition, read_answer, tagged, version_tag};
 use super::idempotency::{self, Answer};
 use super::pagination::{PageParams, page};
 use super::problem::Problem;
-use super::processes::{check_version, etag, expected_version};
 use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
-use crate::db::Db;
 use crate::db::automation as q;
+use crate::db::{Db, Order};
 use crate::error::{AppError, AppResult};
 use crate::service::automation::{
     self as svc, RuleInput, RuleView, RulesTest, RulesTestInput, rule_row,
@@ -41,8 +40,8 @@ fn parse_id(id: &str) -> AppResult<Uuid> {
     Uuid::parse_str(id).map_err(|_| AppError::not_found("rule"))
 }
 
-fn with_etag(mut res: actix_web::HttpResponseBuilder, v: &RuleView) -> HttpResponse {
-    res.insert_header(header::ETag(etag(v.version))).json(v)
+fn with_etag(res: actix_web::HttpResponseBuilder, v: &RuleView) -> HttpResponse {
+    tagged(res, version_tag(v.version), v)
 }
 
 fn to_json<T: Serialize>(v: &T) -> AppResult<Value> {
@@ -81,13 +80,13 @@ pub async fn create_rule(
         let row = rule_row(c, &tenant, Uuid::now_v7(), &input, now.0)?;
         let v = RuleView::from(q::insert_rule(c, &row)?);
         Ok(Answer::new(StatusCode::CREATED, to_json(&v)?)
-            .header("etag", etag(v.version).to_string())
+            .header("etag", version_tag(v.version).to_string())
             .header("location", format!("/v1/rules/{}", v.id)))
     })
     .await
 }
 
-/// List rules, oldest first.
+/// List rules, oldest first (`order=desc`: newest first).
 #[utoipa::path(
     tag = "rules",
     params(PageParams, RuleFilter),
@@ -109,7 +108,8 @@ pub async fn list_rules(
 ) -> AppResult<web::Json<RuleList>> {
     caller.require(Scope::ProcessesRead)?;
     let limit = paging.limit()?;
-    let after = paging.after_uuid()?;
+    let order = paging.order(Order::Asc);
+    let after = paging.after_uuid(order)?;
     let tenant = caller.tenant.clone();
     let status = filter.into_inner().on_status;
     // Postgres cannot hold a NUL, and no stored status has a control character: refused, not a 500.
@@ -123,8 +123,8 @@ pub async fn list_rules(
     }
     let (items, next_cursor) = db
         .read(move |c| {
-            let rows = q::list_rules(c, &tenant, status.as_deref(), after, limit + 1)?;
-            Ok(page(rows, limit, |r| r.id.to_string()))
+            let rows = q::list_rules(c, &tenant, status.as_deref(), order, after, limit + 1)?;
+            Ok(page(rows, limit, order, |r| r.id.to_string()))
         })
         .await?;
     Ok(web::Json(RuleList {
@@ -166,9 +166,13 @@ pub async fn test_rules(
 /// Read a rule, with its version in `ETag`.
 #[utoipa::path(
     tag = "rules",
-    params(("id" = String, Path, description = "Rule id")),
+    params(
+        ("id" = String, Path, description = "Rule id"),
+        ("If-None-Match" = Option<String>, Header, description = "ETags already held: 304 when one is current"),
+    ),
     responses(
         (status = 200, description = "The rule", body = RuleView, headers(("ETag" = String, description = "The version"))),
+        (status = 304, description = "Not modified: the ETag in If-None-Match is current", headers(("ETag" = String, description = "The version"))),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Missing `processes:read` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such rule", body = Problem, content_type = "application/problem+json"),
@@ -179,6 +183,7 @@ pub async fn test_rules(
 pub async fn get_rule(
     caller: Caller,
     db: web::Data<Db>,
+    req: HttpRequest,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     caller.require(Scope::ProcessesRead)?;
@@ -187,7 +192,8 @@ pub async fn get_rule(
     let row = db
         .read(move |c| q::find_rule(c, &tenant, id).map_err(AppError::missing("rule")))
         .await?;
-    Ok(with_etag(HttpResponse::Ok(), &RuleView::from(row)))
+    let v = RuleView::from(row);
+    Ok(read_answer(&req, version_tag(v.version), &v))
 }
 
 /// Replace a rule.
@@ -223,13 +229,13 @@ pub async fn update_rule(
 ) -> AppResult<HttpResponse> {
     caller.require(Scope::ProcessesWrite)?;
     let id = parse_id(&id)?;
-    let expected = expected_version(&req, "rule")?;
+    let expected = Precondition::require(&req, "rule")?;
     let input = RuleInput::parse(&body).map_err(AppError::invalid)?;
     let tenant = caller.tenant.clone();
     let row = db
         .tx(move |c| {
             let old = q::find_rule_for_update(c, &tenant, id).map_err(AppError::missing("rule"))?;
-            check_version(expected, old.version, "rule")?;
+            expected.check_version(old.version, "rule")?;
             let row = rule_row(c, &tenant, id, &input, now.0)?;
             Ok(q::update_rule(c, &row)?)
         })

@@ -8,6 +8,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::conditional::{Precondition, content_tag, read_answer, tagged};
 use super::idempotency::{self, Answer};
 use super::pagination::{PageParams, page};
 use super::problem::Problem;
@@ -15,9 +16,9 @@ use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::db::Db;
 use crate::db::models::EndpointRow;
 use crate::db::webhooks as q;
+use crate::db::{Db, Order};
 use crate::domain::duration::IsoDuration;
 use crate::domain::validate::{Faults, index};
 use crate::error::{AppError, AppResult};
@@ -150,7 +151,7 @@ fn check_fields(
     request_body = CreateEndpoint,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe; the replay carries the same secret")),
     responses(
-        (status = 201, description = "Created, with its secret", body = EndpointView),
+        (status = 201, description = "Created, with its secret", body = EndpointView, headers(("ETag" = String, description = "The endpoint's entity tag (of its view without the secret)"))),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Missing `webhooks:manage` scope", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid URL or event type", body = Problem, content_type = "application/problem+json"),
@@ -171,6 +172,7 @@ pub async fn create_endpoint(
     let (row, secret) = new_endpoint(&caller, &settings, body, now.0)?;
     idempotency::run(&db, &caller, &req, &raw, move |c| {
         let row = q::insert_endpoint(c, &row)?;
+        let tag = content_tag(&view(row.clone(), None));
         let view = view(row, Some(secret));
         let location = format!("/v1/webhook-endpoints/{}", view.id);
         Ok(Answer::new(
@@ -178,6 +180,7 @@ pub async fn create_endpoint(
             serde_json::to_value(&view).map_err(anyhow::Error::from)?,
         )
         .header("location", location)
+        .header("etag", tag.to_string())
         .holding_secret())
     })
     .await
@@ -245,24 +248,30 @@ pub async fn list_endpoints(
 ) -> AppResult<web::Json<EndpointList>> {
     caller.require(Scope::WebhooksManage)?;
     let limit = paging.limit()?;
-    let after = paging.after_uuid()?;
+    let order = paging.order(Order::Asc);
+    let after = paging.after_uuid(order)?;
     let tenant = caller.tenant.clone();
     let rows = db
-        .run(move |c| Ok(q::list_endpoints(c, &tenant, after, limit + 1)?))
+        .run(move |c| Ok(q::list_endpoints(c, &tenant, order, after, limit + 1)?))
         .await?;
-    let (rows, next_cursor) = page(rows, limit, |r| r.id.to_string());
+    let (rows, next_cursor) = page(rows, limit, order, |r| r.id.to_string());
     Ok(web::Json(EndpointList {
         items: rows.into_iter().map(|r| view(r, None)).collect(),
         next_cursor,
     }))
 }
 
-/// Read a webhook endpoint (without its secret).
+/// Read a webhook endpoint (without its secret), with its `ETag` (304 when `If-None-Match`
+/// names it).
 #[utoipa::path(
     tag = "webhooks",
-    params(("id" = String, Path, description = "Endpoint id")),
+    params(
+        ("id" = String, Path, description = "Endpoint id"),
+        ("If-None-Match" = Option<String>, Header, description = "ETags already held: 304 when one is current"),
+    ),
     responses(
-        (status = 200, description = "The endpoint", body = EndpointView),
+        (status = 200, description = "The endpoint", body = EndpointView, headers(("ETag" = String, description = "The endpoint's entity tag"))),
+        (status = 304, description = "Not modified: the ETag in If-None-Match is current", headers(("ETag" = String, description = "The endpoint's entity tag"))),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Missing `webhooks:manage` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
@@ -273,8 +282,9 @@ pub async fn list_endpoints(
 pub async fn get_endpoint(
     caller: Caller,
     db: web::Data<Db>,
+    req: HttpRequest,
     id: web::Path<String>,
-) -> AppResult<web::Json<EndpointView>> {
+) -> AppResult<HttpResponse> {
     caller.require(Scope::WebhooksManage)?;
     let id = parse_id(&id)?;
     let tenant = caller.tenant.clone();
@@ -283,19 +293,25 @@ pub async fn get_endpoint(
             q::find_endpoint(c, &tenant, id).map_err(AppError::missing("webhook endpoint"))
         })
         .await?;
-    Ok(web::Json(view(row, None)))
+    let v = view(row, None);
+    Ok(read_answer(&req, content_tag(&v), &v))
 }
 
-/// Change an endpoint: URL, events, description, or re-enable it.
+/// Change an endpoint: URL, events, description, or re-enable it. `If-Match` is optional: with
+/// it, the endpoint changes only if it is still the one read (412 otherwise).
 #[utoipa::path(
     tag = "webhooks",
-    params(("id" = String, Path, description = "Endpoint id")),
+    params(
+        ("id" = String, Path, description = "Endpoint id"),
+        ("If-Match" = Option<String>, Header, description = "Change only if the endpoint's ETag is still this one"),
+    ),
     request_body = UpdateEndpoint,
     responses(
-        (status = 200, description = "Updated", body = EndpointView),
+        (status = 200, description = "Updated", body = EndpointView, headers(("ETag" = String, description = "The endpoint's entity tag"))),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Missing `webhooks:manage` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match names another version (`version_mismatch`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid URL or event type", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["webhooks:manage"]))
@@ -305,9 +321,10 @@ pub async fn update_endpoint(
     caller: Caller,
     db: web::Data<Db>,
     settings: web::Data<Settings>,
+    req: HttpRequest,
     id: web::Path<String>,
     body: JsonBody<UpdateEndpoint>,
-) -> AppResult<web::Json<EndpointView>> {
+) -> AppResult<HttpResponse> {
     caller.require(Scope::WebhooksManage)?;
     let id = parse_id(&id)?;
     let body = body.into_inner();
@@ -322,11 +339,14 @@ pub async fn update_endpoint(
     if !f.is_empty() {
         return Err(AppError::invalid(f.errors));
     }
+    let precondition = Precondition::read(&req);
     let tenant = caller.tenant.clone();
     let row = db
         .tx(move |c| {
             let mut row = q::find_endpoint_for_update(c, &tenant, id)
                 .map_err(AppError::missing("webhook endpoint"))?;
+            let tag = content_tag(&view(row.clone(), None));
+            precondition.check(Some(&tag), "webhook endpoint")?;
             let was_enabled = row.enabled;
             if let Some(url) = body.url {
                 row.url = url;
@@ -358,7 +378,8 @@ pub async fn update_endpoint(
             Ok(row)
         })
         .await?;
-    Ok(web::Json(view(row, None)))
+    let v = view(row, None);
+    Ok(tagged(HttpResponse::Ok(), content_tag(&v), &v))
 }
 
 /// Delete an endpoint and its delivery log.

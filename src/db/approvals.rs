@@ -1,5 +1,6 @@
 //! Approval, task and event queries. Every function is scoped by tenant.
 
+use super::Order;
 use diesel::dsl::exists;
 use diesel::pg::Pg;
 use diesel::pg::upsert::excluded;
@@ -264,6 +265,7 @@ pub fn list(
     conn: &mut PgConnection,
     tenant: &str,
     f: &ListFilter,
+    order: Order,
     after: Option<Uuid>,
     limit: i64,
 ) -> QueryResult<Vec<ApprovalRow>> {
@@ -285,13 +287,16 @@ pub fn list(
                 .filter(t::approver_id.eq(approver.clone())),
         ));
     }
-    if let Some(after) = after {
-        q = q.filter(a::id.gt(after));
-    }
-    q.order(a::id.asc())
-        .limit(limit)
-        .select(ApprovalRow::as_select())
-        .load(conn)
+    q = match (order, after) {
+        (_, None) => q,
+        (Order::Asc, Some(after)) => q.filter(a::id.gt(after)),
+        (Order::Desc, Some(after)) => q.filter(a::id.lt(after)),
+    };
+    q = match order {
+        Order::Asc => q.order(a::id.asc()),
+        Order::Desc => q.order(a::id.desc()),
+    };
+    q.limit(limit).select(ApprovalRow::as_select()).load(conn)
 }
 
 /// Pending approvals waiting for any of these principals in their running stage.
@@ -299,6 +304,7 @@ pub fn inbox(
     conn: &mut PgConnection,
     tenant: &str,
     approvers: &[String],
+    order: Order,
     after: Option<Uuid>,
     limit: i64,
 ) -> QueryResult<Vec<ApprovalRow>> {
@@ -314,31 +320,43 @@ pub fn inbox(
         .filter(t::approver_id.eq_any(approvers))
         .filter(t::state.eq("pending"))
         .into_boxed();
-    if let Some(after) = after {
-        q = q.filter(a::id.gt(after));
-    }
-    q.order(a::id.asc())
-        .limit(limit)
+    q = match (order, after) {
+        (_, None) => q,
+        (Order::Asc, Some(after)) => q.filter(a::id.gt(after)),
+        (Order::Desc, Some(after)) => q.filter(a::id.lt(after)),
+    };
+    q = match order {
+        Order::Asc => q.order(a::id.asc()),
+        Order::Desc => q.order(a::id.desc()),
+    };
+    q.limit(limit)
         .select(ApprovalRow::as_select())
         .distinct()
         .load(conn)
 }
 
-/// One approval's events after `after_sequence`.
+/// One approval's events past `after_sequence` in `order`.
 pub fn events_of(
     conn: &mut PgConnection,
     tenant: &str,
     approval: Uuid,
-    after_sequence: i64,
+    order: Order,
+    after_sequence: Option<i64>,
     limit: i64,
 ) -> QueryResult<Vec<EventRow>> {
-    e::events
+    let mut q = e::events
         .filter(e::tenant_id.eq(tenant).and(e::approval_id.eq(approval)))
-        .filter(e::sequence.gt(after_sequence))
-        .order(e::sequence.asc())
-        .limit(limit)
-        .select(EventRow::as_select())
-        .load(conn)
+        .into_boxed();
+    q = match (order, after_sequence) {
+        (_, None) => q,
+        (Order::Asc, Some(s)) => q.filter(e::sequence.gt(s)),
+        (Order::Desc, Some(s)) => q.filter(e::sequence.lt(s)),
+    };
+    q = match order {
+        Order::Asc => q.order(e::sequence.asc()),
+        Order::Desc => q.order(e::sequence.desc()),
+    };
+    q.limit(limit).select(EventRow::as_select()).load(conn)
 }
 
 /// Deletes a ticket's approvals; tasks and events go with them.

@@ -1,5 +1,6 @@
 //! Tickets as the host reports them, and the rules that start approvals from them.
 
+use super::Order;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
@@ -223,6 +224,7 @@ pub fn list_rules(
     conn: &mut PgConnection,
     tenant: &str,
     on_status: Option<&str>,
+    order: Order,
     after: Option<Uuid>,
     limit: i64,
 ) -> QueryResult<Vec<RuleRow>> {
@@ -230,13 +232,16 @@ pub fn list_rules(
     if let Some(s) = on_status {
         q = q.filter(r::on_status.eq(s.to_string()));
     }
-    if let Some(after) = after {
-        q = q.filter(r::id.gt(after));
-    }
-    q.order(r::id.asc())
-        .limit(limit)
-        .select(RuleRow::as_select())
-        .load(conn)
+    q = match (order, after) {
+        (_, None) => q,
+        (Order::Asc, Some(after)) => q.filter(r::id.gt(after)),
+        (Order::Desc, Some(after)) => q.filter(r::id.lt(after)),
+    };
+    q = match order {
+        Order::Asc => q.order(r::id.asc()),
+        Order::Desc => q.order(r::id.desc()),
+    };
+    q.limit(limit).select(RuleRow::as_select()).load(conn)
 }
 
 /// The enabled rules for a status, in the order they are tried: priority, then name, then id.

@@ -31,14 +31,14 @@ pub struct StoredAnswer {
     pub sealed: bool,
 }
 
-/// A stored record as selected: request hash, status, body, headers, sealed.
-type StoredRow = (String, Option<i16>, Option<String>, Option<String>, bool);
-
 #[derive(QueryableByName)]
 struct Locked {
     #[diesel(sql_type = Bool)]
     locked: bool,
 }
+
+/// A stored key as `find` reads it: request hash, status, response, headers, replayable.
+type StoredKey = (String, Option<i16>, Option<String>, Option<String>, bool);
 
 /// Takes the key's transaction-scoped advisory lock (`lock_key`, a hash of the key), and
 /// bounds how long this transaction may sit idle. False when another transaction holds it.
@@ -68,7 +68,7 @@ pub fn find(
         .filter(this)
         .filter(k::created_at.lt(retention_start).or(k::status.is_null()))
         .execute(c)?;
-    let found: Option<StoredRow> = k::idempotency_keys
+    let found: Option<StoredKey> = k::idempotency_keys
         .filter(this)
         .select((
             k::request_hash,

@@ -26,6 +26,14 @@ use crate::error::{AppError, AppResult};
 
 /// Rows per multi-row INSERT: Postgres takes at most 65,535 bound parameters per statement, so
 /// a fan-out of thousands (a role with 20,000 members) is written in several statements.
+/// The direction a list is read in, on its key (an id or a sequence): ascending pages go after
+/// the cursor's position, descending ones before it. Both walk the same index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Asc,
+    Desc,
+}
+
 pub const ROWS_PER_INSERT: usize = 2_000;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");

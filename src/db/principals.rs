@@ -25,6 +25,20 @@ pub fn find(conn: &mut PgConnection, tenant: &str, id: &str) -> QueryResult<Prin
         .first(conn)
 }
 
+/// The principal, its row locked until the transaction ends (a conditional update reads it).
+pub fn find_for_update(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: &str,
+) -> QueryResult<Option<PrincipalRow>> {
+    p::principals
+        .filter(p::tenant_id.eq(tenant).and(p::id.eq(id)))
+        .select(PrincipalRow::as_select())
+        .for_update()
+        .first(conn)
+        .optional()
+}
+
 /// Several principals at once, in no particular order; unknown ids are simply absent.
 pub fn find_many(
     conn: &mut PgConnection,

@@ -1,5 +1,6 @@
 //! Process queries: a live row per process plus an immutable row per version.
 
+use super::Order;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
@@ -119,6 +120,7 @@ pub fn list(
     conn: &mut PgConnection,
     tenant: &str,
     filter: EnabledFilter,
+    order: Order,
     after: Option<Uuid>,
     limit: i64,
     now: DateTime<Utc>,
@@ -141,11 +143,16 @@ pub fn list(
         EnabledFilter::Enabled => q = q.filter(live),
         EnabledFilter::Disabled => q = q.filter(diesel::dsl::not(live)),
     }
-    if let Some(after) = after {
-        q = q.filter(p::id.gt(after));
-    }
-    q.order(p::id.asc())
-        .limit(limit)
+    q = match (order, after) {
+        (_, None) => q,
+        (Order::Asc, Some(after)) => q.filter(p::id.gt(after)),
+        (Order::Desc, Some(after)) => q.filter(p::id.lt(after)),
+    };
+    q = match order {
+        Order::Asc => q.order(p::id.asc()),
+        Order::Desc => q.order(p::id.desc()),
+    };
+    q.limit(limit)
         .select((ProcessRow::as_select(), ProcessVersionRow::as_select()))
         .load(conn)
 }

@@ -40,6 +40,20 @@ pub fn find_calendar(conn: &mut PgConnection, tenant: &str, id: &str) -> QueryRe
         .first(conn)
 }
 
+/// The calendar, its row locked until the transaction ends (a conditional update reads it).
+pub fn find_calendar_for_update(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: &str,
+) -> QueryResult<Option<CalendarRow>> {
+    c::calendars
+        .filter(c::tenant_id.eq(tenant).and(c::id.eq(id)))
+        .select(CalendarRow::as_select())
+        .for_update()
+        .first(conn)
+        .optional()
+}
+
 /// Which of these calendar ids exist.
 pub fn existing_calendars(
     conn: &mut PgConnection,
@@ -50,6 +64,20 @@ pub fn existing_calendars(
         .filter(c::tenant_id.eq(tenant).and(c::id.eq_any(ids)))
         .select(c::id)
         .load(conn)
+}
+
+/// The delegation, its row locked until the transaction ends (a conditional update reads it).
+pub fn find_delegation_for_update(
+    conn: &mut PgConnection,
+    tenant: &str,
+    principal: &str,
+) -> QueryResult<Option<DelegationRow>> {
+    d::delegations
+        .filter(d::tenant_id.eq(tenant).and(d::principal_id.eq(principal)))
+        .select(DelegationRow::as_select())
+        .for_update()
+        .first(conn)
+        .optional()
 }
 
 pub fn upsert_delegation(

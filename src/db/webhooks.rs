@@ -1,5 +1,6 @@
 //! Webhook endpoints and the delivery outbox.
 
+use super::Order;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{
@@ -71,19 +72,23 @@ pub fn find_endpoint_for_update(
 pub fn list_endpoints(
     conn: &mut PgConnection,
     tenant: &str,
+    order: Order,
     after: Option<Uuid>,
     limit: i64,
 ) -> QueryResult<Vec<EndpointRow>> {
     let mut q = w::webhook_endpoints
         .filter(w::tenant_id.eq(tenant))
         .into_boxed();
-    if let Some(after) = after {
-        q = q.filter(w::id.gt(after));
-    }
-    q.order(w::id.asc())
-        .limit(limit)
-        .select(EndpointRow::as_select())
-        .load(conn)
+    q = match (order, after) {
+        (_, None) => q,
+        (Order::Asc, Some(after)) => q.filter(w::id.gt(after)),
+        (Order::Desc, Some(after)) => q.filter(w::id.lt(after)),
+    };
+    q = match order {
+        Order::Asc => q.order(w::id.asc()),
+        Order::Desc => q.order(w::id.desc()),
+    };
+    q.limit(limit).select(EndpointRow::as_select()).load(conn)
 }
 
 /// Writes an endpoint's editable fields back.
@@ -369,20 +374,23 @@ pub fn list_deliveries(
     conn: &mut PgConnection,
     tenant: &str,
     endpoint: Uuid,
-    before_position: Option<i64>,
+    order: Order,
+    after_position: Option<i64>,
     limit: i64,
 ) -> QueryResult<(Vec<DeliveryRow>, Vec<AttemptRow>)> {
     let mut q = d::webhook_deliveries
         .filter(d::tenant_id.eq(tenant).and(d::endpoint_id.eq(endpoint)))
         .into_boxed();
-    if let Some(p) = before_position {
-        q = q.filter(d::event_position.lt(p));
-    }
-    let rows: Vec<DeliveryRow> = q
-        .order(d::event_position.desc())
-        .limit(limit)
-        .select(DeliveryRow::as_select())
-        .load(conn)?;
+    q = match (order, after_position) {
+        (_, None) => q,
+        (Order::Asc, Some(p)) => q.filter(d::event_position.gt(p)),
+        (Order::Desc, Some(p)) => q.filter(d::event_position.lt(p)),
+    };
+    q = match order {
+        Order::Asc => q.order(d::event_position.asc()),
+        Order::Desc => q.order(d::event_position.desc()),
+    };
+    let rows: Vec<DeliveryRow> = q.limit(limit).select(DeliveryRow::as_select()).load(conn)?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let attempts = at::webhook_attempts
         .filter(at::delivery_id.eq_any(&ids))

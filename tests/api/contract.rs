@@ -54,6 +54,7 @@ async fn endpoints(app: &TestApp) -> Vec<(Method, String)> {
         (Method::POST, "/v1/approvals".into()),
         (Method::POST, format!("/v1/approvals/{approval}/cancel")),
         (Method::POST, format!("/v1/approvals/{approval}/decisions")),
+        (Method::POST, format!("/v1/approvals/{approval}/remind")),
         (Method::PATCH, format!("/v1/webhook-endpoints/{endpoint}")),
         (Method::PUT, "/v1/principals/u-1/delegation".into()),
         (Method::PUT, "/v1/calendars/office".into()),

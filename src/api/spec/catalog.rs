@@ -60,6 +60,14 @@ pub const SOMETIMES_ABSENT: &[(&str, &str)] = &[
     ("TaskView", "decision"),
     ("TaskView", "delegated_from"),
     ("TicketEffect", "problem"),
+    ("Recipient", "answers_for"),
+    ("RequestedData", "recipients_page"),
+    ("ReminderData", "recipients_page"),
+    ("EscalatedData", "recipients_page"),
+    ("DecisionDetail", "decided_by"),
+    ("DecisionDetail", "comment"),
+    ("DecisionDetail", "on_behalf_of"),
+    ("DecisionDetail", "reused"),
 ];
 
 /// Request objects whose reader refuses fields it does not know (the roots of process,
@@ -79,6 +87,7 @@ pub const CLOSED_REQUEST_OBJECTS: &[&str] = &[
     "RuleInput",
     "RulesTestInput",
     "DisableProcess",
+    "RemindInput",
 ];
 
 /// Request objects read field by field (`crate::domain::validate::Faults`), where an optional

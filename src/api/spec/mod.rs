@@ -11,9 +11,12 @@
 //! - closed sets (`Problem.code`, event types, delivery states) are enums; new values may be
 //!   added, and clients must accept ones they do not know;
 //! - `servers`, `security: []` on the public operations, a description on every operation,
-//!   `info.license` as an SPDX identifier, and `contact`.
+//!   `info.license` as an SPDX identifier, and `contact`;
+//! - every event type has a typed envelope, united as `Event` (what the events endpoint lists)
+//!   and listed in the OpenAPI 3.1 `webhooks` section.
 
 mod catalog;
+mod events;
 mod operations;
 mod schemas;
 
@@ -35,6 +38,7 @@ pub fn finish(spec: &mut Value) {
     closed_request_objects(spec);
     null_is_absent(spec);
     required_response_fields(spec);
+    events::events(spec);
     operations(spec);
 }
 

@@ -1,0 +1,247 @@
+//! What each event carries, as OpenAPI schemas: the `data` of every event type, delivered by
+//! webhook and listed by `GET /v1/approvals/{id}/events`.
+//!
+//! The server builds events as JSON (`crate::service::store::events`, `crate::service::time`);
+//! these types exist to document that JSON, one schema per event type, and the spec's finishing
+//! pass (`super::spec::events`) wraps each in the envelope `{id, type, created_at, tenant,
+//! data}`, unites them under `Event` (a `oneOf` with a discriminator on `type`) and lists them
+//! in the document's `webhooks`. `tests/api/event_schemas.rs` checks real events against them.
+
+#![allow(dead_code)] // built for their schemas only; the server writes the same JSON with json!
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::engine::{ApprovalStatus, OutcomeReason, Verdict};
+use crate::domain::messages::Message;
+use crate::service::view::{AdminAction, ApprovalView, Principal};
+
+/// The ticket an approval event is about.
+#[derive(Serialize, ToSchema)]
+pub struct EventTicket {
+    /// The host's ticket id.
+    pub id: String,
+    /// The status to set on the ticket: null while the approval is pending, then the process's
+    /// `on_approved_status` or `on_rejected_status`.
+    pub status_to_set: Option<String>,
+}
+
+/// Links for one approver a substitute answers for.
+#[derive(Serialize, ToSchema)]
+pub struct AnswerFor {
+    pub approver_id: String,
+    pub display_name: String,
+    /// One-time link that approves on this approver's behalf.
+    pub approve_url: String,
+    /// One-time link that rejects on this approver's behalf.
+    pub reject_url: String,
+    /// The hosted decision page for this approver's task.
+    pub page_url: String,
+}
+
+/// A person to notify, with their one-time links and the message in their language. signoff
+/// sends no mail: the host does.
+#[derive(Serialize, ToSchema)]
+pub struct Recipient {
+    pub principal: Principal,
+    /// The approver this person answers for (a substitute or delegate), else null.
+    pub on_behalf_of: Option<String>,
+    /// One-time link that approves (opens the hosted page with the choice made).
+    pub approve_url: String,
+    /// One-time link that rejects.
+    pub reject_url: String,
+    /// The hosted decision page.
+    pub page_url: String,
+    /// When the links stop working.
+    pub expires_at: DateTime<Utc>,
+    pub message: Message,
+    /// A substitute covering several approvers: each of them with its own links. Absent
+    /// otherwise.
+    pub answers_for: Option<Vec<AnswerFor>>,
+}
+
+/// Which page of recipients this event carries, when a stage asks more than 100 people.
+/// Absent when one event carries them all.
+#[derive(Serialize, ToSchema)]
+pub struct RecipientsPage {
+    #[schema(minimum = 1)]
+    pub page: u32,
+    #[schema(minimum = 1)]
+    pub of: u32,
+    /// Recipients over every page.
+    pub total: u32,
+}
+
+/// `approval.requested`: a stage started.
+#[derive(Serialize, ToSchema)]
+pub struct StageStartedDetail {
+    /// The stage's index, from 0.
+    pub stage: u32,
+    pub stage_name: Option<String>,
+    /// What was decided about the stage as it started (groups skipped, short groups).
+    pub notes: Option<Vec<String>>,
+}
+
+/// `approval.decision_recorded`: an answer was recorded, or an earlier one reused (`reused`).
+#[derive(Serialize, ToSchema)]
+pub struct DecisionDetail {
+    pub stage: u32,
+    /// Whose task the answer is on.
+    pub approver_id: String,
+    pub decision: Verdict,
+    /// Who answered: the approver, or a delegate or substitute. Absent on a reused answer.
+    pub decided_by: Option<String>,
+    /// Absent on a reused answer.
+    pub comment: Option<String>,
+    /// The approver answered for, when someone else answered. Absent on a reused answer.
+    pub on_behalf_of: Option<String>,
+    /// True when the approver's answer in an earlier stage was reused. Absent otherwise.
+    pub reused: Option<bool>,
+}
+
+/// `approval.stage_advanced`: a stage was approved and the next one starts.
+#[derive(Serialize, ToSchema)]
+pub struct StageAdvancedDetail {
+    pub from: u32,
+    pub to: u32,
+    pub from_name: Option<String>,
+    pub to_name: Option<String>,
+}
+
+/// `approval.reminder` and `approval.escalated`: the stage whose approvers are reminded, or
+/// whose substitutes are asked.
+#[derive(Serialize, ToSchema)]
+pub struct StageDetail {
+    pub stage: Option<u32>,
+}
+
+/// `approval.approved` and `approval.rejected`: how the approval ended.
+#[derive(Serialize, ToSchema)]
+pub struct OutcomeDetail {
+    pub decision: ApprovalStatus,
+    pub reason: OutcomeReason,
+    /// Set the ticket to this status.
+    pub status_to_set: Option<String>,
+    /// The administrator's bypass, when one ended it.
+    pub admin: Option<AdminAction>,
+}
+
+/// `approval.cancelled`: cancelled by an administrator, or superseded by a newer request.
+#[derive(Serialize, ToSchema)]
+pub struct CancelledDetail {
+    pub reason: String,
+    pub actor_id: Option<String>,
+}
+
+/// `data` of `approval.requested`, `approval.reminder` and `approval.escalated`: the approval
+/// as it stood after the event, the `detail` of its type, and the people to notify.
+macro_rules! notify_data {
+    ($name:ident, $detail:ty, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Serialize, ToSchema)]
+        pub struct $name {
+            /// The approval as it stood after the event (a stage of more than 100 tasks lists
+            /// the first 100 and counts the rest in `tasks_omitted`).
+            pub approval: ApprovalView,
+            pub ticket: EventTicket,
+            /// The event's place in the approval's trail, from 1.
+            pub sequence: i64,
+            pub detail: $detail,
+            /// At most 100; more are paged over several events of the same type.
+            pub recipients: Vec<Recipient>,
+            pub recipients_page: Option<RecipientsPage>,
+        }
+    };
+}
+
+/// `data` of the other approval events: the approval as it stood after the event and the
+/// `detail` of its type.
+macro_rules! approval_data {
+    ($name:ident, $detail:ty, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Serialize, ToSchema)]
+        pub struct $name {
+            /// The approval as it stood after the event (a stage of more than 100 tasks lists
+            /// the first 100 and counts the rest in `tasks_omitted`).
+            pub approval: ApprovalView,
+            pub ticket: EventTicket,
+            /// The event's place in the approval's trail, from 1.
+            pub sequence: i64,
+            pub detail: $detail,
+        }
+    };
+}
+
+notify_data!(
+    RequestedData,
+    StageStartedDetail,
+    "`data` of `approval.requested`."
+);
+notify_data!(ReminderData, StageDetail, "`data` of `approval.reminder`.");
+notify_data!(
+    EscalatedData,
+    StageDetail,
+    "`data` of `approval.escalated`."
+);
+approval_data!(
+    DecisionRecordedData,
+    DecisionDetail,
+    "`data` of `approval.decision_recorded`."
+);
+approval_data!(
+    StageAdvancedData,
+    StageAdvancedDetail,
+    "`data` of `approval.stage_advanced`."
+);
+approval_data!(
+    OutcomeData,
+    OutcomeDetail,
+    "`data` of `approval.approved` and `approval.rejected`."
+);
+approval_data!(
+    CancelledData,
+    CancelledDetail,
+    "`data` of `approval.cancelled`."
+);
+
+/// The process that expired.
+#[derive(Serialize, ToSchema)]
+pub struct ExpiredProcess {
+    pub id: String,
+    pub name: String,
+    /// Its current version.
+    pub version: i32,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// `data` of `process.expired`: a process passed its `expires_at` and disabled itself.
+#[derive(Serialize, ToSchema)]
+pub struct ProcessExpiredData {
+    pub process: ExpiredProcess,
+}
+
+/// The payload schema of each event type, by name: what `spec::events` wraps in envelopes.
+#[derive(utoipa::OpenApi)]
+#[openapi(components(schemas(
+    EventTicket,
+    AnswerFor,
+    Recipient,
+    RecipientsPage,
+    StageStartedDetail,
+    DecisionDetail,
+    StageAdvancedDetail,
+    StageDetail,
+    OutcomeDetail,
+    CancelledDetail,
+    ExpiredProcess,
+    ProcessExpiredData,
+    RequestedData,
+    ReminderData,
+    EscalatedData,
+    DecisionRecordedData,
+    StageAdvancedData,
+    OutcomeData,
+    CancelledData,
+)))]
+pub struct Payloads;
