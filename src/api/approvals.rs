@@ -96,8 +96,6 @@ pub fn parse_id(id: &str) -> AppResult<Uuid> {
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body answer the first result")),
     responses(
         (status = 201, description = "Requested", body = ApprovalView, headers(("Location" = String, description = "The approval's URL"))),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `approvals:write` scope", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A pending approval exists (`approval_pending`, with `pending_approval_id`), the process is disabled (`process_disabled`), or the key is in use", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid request, or nobody to ask (`no_approvers`)", body = Problem, content_type = "application/problem+json"),
     ),
@@ -132,8 +130,6 @@ pub async fn request_approval(
     request_body = RequestApproval,
     responses(
         (status = 200, description = "The approval a request would start, and notes", body = ApprovalPreview),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `approvals:read` scope", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The process is disabled (`process_disabled`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid request", body = Problem, content_type = "application/problem+json"),
     ),
@@ -161,8 +157,6 @@ pub async fn preview_approval(
     params(PageParams, ApprovalFilter),
     responses(
         (status = 200, description = "A page of approvals", body = ApprovalList),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `approvals:read` scope", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid filter", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["approvals:read"]))
@@ -228,8 +222,6 @@ pub async fn list_approvals(
     params(("id" = String, Path, description = "Approval id")),
     responses(
         (status = 200, description = "The approval", body = ApprovalView),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `approvals:read` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such approval", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["approvals:read"]))
@@ -253,8 +245,6 @@ pub async fn get_approval(
     params(("id" = String, Path, description = "Approval id"), PageParams),
     responses(
         (status = 200, description = "Events in sequence order", body = EventList),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `approvals:read` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such approval", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["approvals:read"]))
@@ -300,8 +290,6 @@ pub async fn list_events(
     params(("id" = String, Path, description = "Principal id"), PageParams),
     responses(
         (status = 200, description = "A page of approvals", body = ApprovalList),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `approvals:read` scope", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["approvals:read"]))
 )]
@@ -339,8 +327,6 @@ pub async fn pending_approvals(
     params(("id" = String, Path, description = "The host's ticket id")),
     responses(
         (status = 204, description = "Deleted (also when there was nothing to delete)"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `approvals:write` scope", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["approvals:write"]))
 )]

@@ -53,8 +53,6 @@ fn view(row: CalendarRow) -> AppResult<CalendarView> {
     responses(
         (status = 200, description = "Replaced", body = CalendarView, headers(("ETag" = String, description = "The calendar's entity tag"))),
         (status = 201, description = "Created", body = CalendarView, headers(("ETag" = String, description = "The calendar's entity tag"))),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `processes:write` scope", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "If-Match names another version (`version_mismatch`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid calendar, every fault listed", body = Problem, content_type = "application/problem+json"),
     ),
@@ -108,8 +106,6 @@ pub async fn put_calendar(
     responses(
         (status = 200, description = "The calendar", body = CalendarView, headers(("ETag" = String, description = "The calendar's entity tag"))),
         (status = 304, description = "Not modified: the ETag in If-None-Match is current", headers(("ETag" = String, description = "The calendar's entity tag"))),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `processes:read` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such calendar", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["processes:read"]))

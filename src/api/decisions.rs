@@ -96,7 +96,6 @@ pub const MAX_BULK: usize = 100;
     request_body = DecisionInput,
     responses(
         (status = 200, description = "Recorded; the approval as it now stands", body = ApprovalView),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Missing `approvals:decide` scope, not an approver (`not_an_approver`), not a substitute (`not_a_substitute`), already answered in this stage (`double_answer`), the requester or requested_by (`self_approval_not_allowed`), or inactive (`inactive_principal`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such approval", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already decided (`already_decided`) or closed (`approval_closed`)", body = Problem, content_type = "application/problem+json"),
@@ -144,8 +143,6 @@ fn check_reason(reason: &str) -> AppResult<()> {
     request_body = CancelApproval,
     responses(
         (status = 200, description = "Cancelled", body = ApprovalView),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `approvals:admin` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such approval", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already closed (`approval_closed`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Missing reason", body = Problem, content_type = "application/problem+json"),
@@ -222,8 +219,6 @@ fn close(
     request_body = BypassApproval,
     responses(
         (status = 200, description = "Decided by bypass", body = ApprovalView),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `approvals:admin` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such approval", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already closed (`approval_closed`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Missing reason or decision", body = Problem, content_type = "application/problem+json"),
@@ -261,8 +256,6 @@ pub struct RemindInput {}
     request_body(content = RemindInput, description = "An empty object"),
     responses(
         (status = 202, description = "Reminder emitted"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `approvals:write` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such approval", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already closed (`approval_closed`)", body = Problem, content_type = "application/problem+json"),
     ),
@@ -294,8 +287,6 @@ pub async fn remind(
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
     responses(
         (status = 200, description = "One result per item, in order", body = BulkResults),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `approvals:decide` scope", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a list of decisions, or more than 100", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["approvals:decide"]))

@@ -69,8 +69,6 @@ fn view(r: DelegationRow, now: chrono::DateTime<Utc>) -> DelegationView {
     request_body = DelegationInput,
     responses(
         (status = 200, description = "The delegation", body = DelegationView, headers(("ETag" = String, description = "The delegation's entity tag"))),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `directory:write` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such principal", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "If-Match names another version (`version_mismatch`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown delegate, self-delegation, or an empty or past range", body = Problem, content_type = "application/problem+json"),
@@ -149,7 +147,6 @@ pub async fn put_delegation(
     responses(
         (status = 200, description = "The delegation", body = DelegationView, headers(("ETag" = String, description = "The delegation's entity tag"))),
         (status = 304, description = "Not modified: the ETag in If-None-Match is current", headers(("ETag" = String, description = "The delegation's entity tag"))),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No delegation", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -178,8 +175,6 @@ pub async fn get_delegation(
     params(("id" = String, Path, description = "Principal id")),
     responses(
         (status = 204, description = "Ended"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `directory:write` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No delegation", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["directory:write"]))

@@ -87,8 +87,6 @@ fn delivery_view(d: DeliveryRow, attempts: &[AttemptRow]) -> DeliveryView {
     params(("id" = String, Path, description = "Endpoint id"), PageParams),
     responses(
         (status = 200, description = "A page of deliveries", body = DeliveryList),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `webhooks:manage` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["webhooks:manage"]))
@@ -131,8 +129,6 @@ pub async fn list_deliveries(
     ),
     responses(
         (status = 202, description = "Scheduled"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `webhooks:manage` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such endpoint or delivery", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The endpoint is disabled (`endpoint_disabled`)", body = Problem, content_type = "application/problem+json"),
     ),

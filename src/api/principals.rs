@@ -40,8 +40,6 @@ pub fn check_id(id: &str) -> AppResult<()> {
     responses(
         (status = 200, description = "Replaced", body = Principal, headers(("ETag" = String, description = "The principal's entity tag"))),
         (status = 201, description = "Created", body = Principal, headers(("ETag" = String, description = "The principal's entity tag"))),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `directory:write` scope", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "If-Match names another version (`version_mismatch`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, all listed", body = Problem, content_type = "application/problem+json"),
     ),
@@ -101,7 +99,6 @@ pub async fn put_principal(
     responses(
         (status = 200, description = "The principal", body = Principal, headers(("ETag" = String, description = "The principal's entity tag"))),
         (status = 304, description = "Not modified: the ETag in If-None-Match is current", headers(("ETag" = String, description = "The principal's entity tag"))),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such principal in this tenant", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))

@@ -164,8 +164,6 @@ fn name_taken(e: diesel::result::Error, name: &str) -> AppError {
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
     responses(
         (status = 201, description = "Created", body = ProcessView, headers(("ETag" = String, description = "The version"))),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `processes:write` scope", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Name already used (`process_name_taken`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid definition, every fault listed", body = Problem, content_type = "application/problem+json"),
     ),
@@ -221,8 +219,6 @@ fn create(
     params(PageParams, ProcessFilter),
     responses(
         (status = 200, description = "A page of processes", body = ProcessList),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `processes:read` scope", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["processes:read"]))
 )]
@@ -276,8 +272,6 @@ pub async fn list_processes(
     responses(
         (status = 200, description = "The process", body = ProcessView, headers(("ETag" = String, description = "The version"))),
         (status = 304, description = "Not modified: the ETag in If-None-Match is current", headers(("ETag" = String, description = "The version"))),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `processes:read` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such process", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["processes:read"]))
@@ -313,8 +307,6 @@ pub async fn get_process(
     request_body = ProcessDefinition,
     responses(
         (status = 200, description = "The new version", body = ProcessView, headers(("ETag" = String, description = "The new version"))),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `processes:write` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such process", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Name already used", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "Stale If-Match (`version_mismatch`)", body = Problem, content_type = "application/problem+json"),
@@ -362,8 +354,6 @@ pub async fn update_process(
     params(("id" = String, Path, description = "Process id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `processes:write` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such process", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["processes:write"]))
@@ -393,8 +383,6 @@ pub async fn delete_process(
     request_body = RestoreProcess,
     responses(
         (status = 200, description = "Enabled again", body = ProcessView),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `processes:write` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such process, or deleted", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The process is not disabled (`process_not_disabled`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Expiry in the past", body = Problem, content_type = "application/problem+json"),
@@ -475,8 +463,6 @@ async fn switch(
     request_body = DisableProcess,
     responses(
         (status = 200, description = "Disabled", body = ProcessView, headers(("ETag" = String, description = "The version"))),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `processes:write` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such process, or deleted", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already disabled (`process_disabled`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Missing or empty reason", body = Problem, content_type = "application/problem+json"),

@@ -58,8 +58,6 @@ fn to_json<T: Serialize>(v: &T) -> AppResult<Value> {
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body answer the first result")),
     responses(
         (status = 201, description = "Created", body = RuleView, headers(("ETag" = String, description = "The version"), ("Location" = String, description = "The rule's URL"))),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `processes:write` scope", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The key is in use", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid rule (unknown process, bad condition…), every fault listed", body = Problem, content_type = "application/problem+json"),
     ),
@@ -92,8 +90,6 @@ pub async fn create_rule(
     params(PageParams, RuleFilter),
     responses(
         (status = 200, description = "A page of rules", body = RuleList),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `processes:read` scope", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "Invalid cursor (`invalid_cursor`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid limit", body = Problem, content_type = "application/problem+json"),
     ),
@@ -142,8 +138,6 @@ pub async fn list_rules(
     request_body = RulesTestInput,
     responses(
         (status = 200, description = "Each rule's verdict and the one chosen", body = RulesTest),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `processes:read` scope", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid ticket", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["processes:read"]))
@@ -173,8 +167,6 @@ pub async fn test_rules(
     responses(
         (status = 200, description = "The rule", body = RuleView, headers(("ETag" = String, description = "The version"))),
         (status = 304, description = "Not modified: the ETag in If-None-Match is current", headers(("ETag" = String, description = "The version"))),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `processes:read` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such rule", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["processes:read"]))
@@ -209,8 +201,6 @@ pub async fn get_rule(
     request_body = RuleInput,
     responses(
         (status = 200, description = "The new version", body = RuleView, headers(("ETag" = String, description = "The new version"))),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `processes:write` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such rule", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "Stale If-Match (`version_mismatch`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid rule", body = Problem, content_type = "application/problem+json"),
@@ -249,8 +239,6 @@ pub async fn update_rule(
     params(("id" = String, Path, description = "Rule id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `processes:write` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such rule", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["processes:write"]))

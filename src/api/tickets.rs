@@ -34,8 +34,6 @@ fn ticket_id(id: String) -> AppResult<String> {
     request_body = TicketReport,
     responses(
         (status = 200, description = "Stored; the effects of the change", body = TicketAnswer),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `approvals:write` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not a valid ticket id", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid ticket, every fault listed", body = Problem, content_type = "application/problem+json"),
     ),
@@ -65,8 +63,6 @@ pub async fn put_ticket(
     params(("id" = String, Path, description = "The host's ticket id")),
     responses(
         (status = 200, description = "The ticket", body = TicketView),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `approvals:read` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such ticket", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["approvals:read"]))

@@ -41,8 +41,6 @@ pub struct ProcessVersionView {
     params(("id" = String, Path, description = "Process id")),
     responses(
         (status = 200, description = "The versions", body = VersionList),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `processes:read` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such process", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["processes:read"]))
@@ -82,8 +80,6 @@ pub async fn list_versions(
     ),
     responses(
         (status = 200, description = "That version", body = ProcessVersionView),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `processes:read` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such process or version", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["processes:read"]))

@@ -152,8 +152,6 @@ fn check_fields(
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe; the replay carries the same secret")),
     responses(
         (status = 201, description = "Created, with its secret", body = EndpointView, headers(("ETag" = String, description = "The endpoint's entity tag (of its view without the secret)"))),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `webhooks:manage` scope", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid URL or event type", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["webhooks:manage"]))
@@ -235,8 +233,6 @@ fn new_endpoint(
     params(PageParams),
     responses(
         (status = 200, description = "A page of endpoints", body = EndpointList),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `webhooks:manage` scope", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["webhooks:manage"]))
 )]
@@ -272,8 +268,6 @@ pub async fn list_endpoints(
     responses(
         (status = 200, description = "The endpoint", body = EndpointView, headers(("ETag" = String, description = "The endpoint's entity tag"))),
         (status = 304, description = "Not modified: the ETag in If-None-Match is current", headers(("ETag" = String, description = "The endpoint's entity tag"))),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `webhooks:manage` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["webhooks:manage"]))
@@ -308,8 +302,6 @@ pub async fn get_endpoint(
     request_body = UpdateEndpoint,
     responses(
         (status = 200, description = "Updated", body = EndpointView, headers(("ETag" = String, description = "The endpoint's entity tag"))),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `webhooks:manage` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "If-Match names another version (`version_mismatch`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid URL or event type", body = Problem, content_type = "application/problem+json"),
@@ -388,8 +380,6 @@ pub async fn update_endpoint(
     params(("id" = String, Path, description = "Endpoint id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `webhooks:manage` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["webhooks:manage"]))
@@ -423,8 +413,6 @@ pub async fn delete_endpoint(
     request_body(content = RotateSecret, description = "Optional grace period"),
     responses(
         (status = 200, description = "The endpoint with its new secret", body = EndpointView),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Missing `webhooks:manage` scope", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),

@@ -65,11 +65,14 @@ pub(super) fn operation(path: &str, method: &str, op: &mut Value) {
     let has = |place: &str| params.iter().any(|p| p["in"] == place);
     let idempotent = params.iter().any(|p| p["name"] == "Idempotency-Key");
     let has_body = op.get("requestBody").is_some();
-    let scoped = op["security"]
+    let scopes: Vec<String> = op["security"]
         .as_array()
         .into_iter()
         .flatten()
-        .any(|s| s["bearer"].as_array().is_some_and(|a| !a.is_empty()));
+        .filter_map(|s| s["bearer"].as_array())
+        .flatten()
+        .filter_map(|s| s.as_str().map(|s| format!("`{s}`")))
+        .collect();
     let responses = op["responses"]
         .as_object_mut()
         .expect("operations have responses");
@@ -90,16 +93,20 @@ pub(super) fn operation(path: &str, method: &str, op: &mut Value) {
             ),
         );
     }
+    // Every operation behind a token answers 401 without a valid one, and 403 without its
+    // scope: declared here once, not on each handler.
     if !public {
-        let mut r = problem("Missing or invalid token (`unauthorized`)");
-        r["headers"] = json!({"WWW-Authenticate": header(
+        add!("401", problem("Missing or invalid token (`unauthorized`)"));
+        responses["401"]["headers"] = json!({"WWW-Authenticate": header(
             "`Bearer realm=\"signoff\", error=\"invalid_token\"`",
             json!({"type": "string"}))});
-        add!("401", r);
-        if scoped {
+        if !scopes.is_empty() {
             add!(
                 "403",
-                problem("The token lacks the scope this operation needs (`insufficient_scope`)"),
+                problem(&format!(
+                    "The token lacks the {} scope (`insufficient_scope`)",
+                    scopes.join(" or ")
+                )),
             );
         }
     }
