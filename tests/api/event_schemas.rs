@@ -253,3 +253,48 @@ async fn every_delivered_event_validates_against_its_webhook_schema() {
     );
     assert!(!faults.is_empty());
 }
+
+#[tokio::test]
+async fn a_delivered_escalation_validates_against_its_webhook_schema() {
+    let app = crate::helpers::spawn_app_with_clock(
+        &[
+            ("SIGNOFF_WORKER", "false"),
+            ("SIGNOFF_WEBHOOK_ALLOW_PRIVATE", "true"),
+        ],
+        signoff::clock::Clock::manual(chrono::Utc::now()),
+    )
+    .await;
+    let rx = Receiver::start().await;
+    endpoint(&app, &rx.url, json!(["approval.escalated"])).await;
+    for id in ["req", "u-1", "s-1"] {
+        app.principal(id, json!({})).await;
+    }
+    let p = app
+        .post(
+            "/v1/processes",
+            json!({"name": "Escalates", "stages": [{"name": "Team",
+                "groups": [{"name": "team", "source": {"type": "principals", "ids": ["u-1"]},
+                            "require": {"type": "count", "count": 1}}],
+                "timeout": {"after": "PT10H", "outcome": "reject"},
+                "substitutes": {"notify_at_percent": 50,
+                                "source": {"type": "principals", "ids": ["s-1"]}}}]}),
+        )
+        .await;
+    assert_eq!(p.status, 201, "{}", p.text);
+    request(
+        &app,
+        json!({"ticket": {"id": "T-1", "requester_id": "req"}, "process_id": p.body["id"]}),
+    )
+    .await;
+    app.clock.advance(chrono::Duration::hours(6));
+    app.run_worker_once().await;
+    let got = rx.wait_for("approval.escalated", |g| !g.is_empty()).await;
+    let doc = app.get("/openapi.json").await.body;
+    let body = got[0].json();
+    assert_eq!(body["type"], "approval.escalated");
+    let schema = &doc["webhooks"]["approval.escalated"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"];
+    assert_valid(&doc, schema, &body, "approval.escalated");
+    assert_eq!(body["data"]["recipients"][0]["principal"]["id"], "s-1");
+    assert_eq!(body["data"]["recipients"][0]["on_behalf_of"], "u-1");
+}
