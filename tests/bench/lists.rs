@@ -18,7 +18,7 @@ use base64::Engine;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use serde_json::{Value, json};
 
-use super::{Api, Stats, TENANT, Table, id_of, load_on, ms};
+use super::{Api, Cpu, Stats, TENANT, Table, id_of, load_on, measure_cpu, ms, per};
 
 /// Approvals of the tenant at the first measurement.
 const SMALL: i64 = 10_000;
@@ -235,9 +235,10 @@ fn grow(db_url: &str, from: i64, to: i64) -> anyhow::Result<()> {
 /// Each list's latencies at one size, and the items its pages held on average.
 async fn measure(
     api: &Arc<Api>,
+    pid: u32,
     size: i64,
     approvals: Arc<Vec<String>>,
-) -> anyhow::Result<Vec<(Stats, f64)>> {
+) -> anyhow::Result<Vec<(Stats, f64, Cpu)>> {
     let mut out = vec![];
     for list in 0..LISTS.len() {
         // A round unmeasured first: every pooled connection opens and warms up.
@@ -245,19 +246,27 @@ async fn measure(
             let (a, ids) = (api.clone(), approvals.clone());
             let items = Arc::new(AtomicUsize::new(0));
             let seen = items.clone();
-            let (took, _) = load_on(READERS, count, move |i| {
-                let (a, ids, seen) = (a.clone(), ids.clone(), seen.clone());
-                async move {
-                    let page = a.get(&path(list, i, size, &ids)).await?;
-                    let n = page["items"].as_array().map_or(0, Vec::len);
-                    seen.fetch_add(n, Ordering::Relaxed);
-                    Ok(())
-                }
-            })
-            .await?;
+            let (result, cpu) = measure_cpu(
+                pid,
+                load_on(READERS, count, move |i| {
+                    let (a, ids, seen) = (a.clone(), ids.clone(), seen.clone());
+                    async move {
+                        let page = a.get(&path(list, i, size, &ids)).await?;
+                        let n = page["items"].as_array().map_or(0, Vec::len);
+                        seen.fetch_add(n, Ordering::Relaxed);
+                        Ok(())
+                    }
+                }),
+            )
+            .await;
+            let (took, _) = result?;
             if measured {
                 let mean = items.load(Ordering::Relaxed) as f64 / count as f64;
-                out.push((Stats::of(&took), mean));
+                let cpu = Cpu {
+                    signoff: per(cpu.signoff, count),
+                    postgres: per(cpu.postgres, count),
+                };
+                out.push((Stats::of(&took), mean, cpu));
             }
         }
     }
@@ -288,7 +297,12 @@ fn settle(conn: &mut PgConnection) -> anyhow::Result<()> {
 }
 
 /// The phase: grow, measure, grow, measure, print the table, note every missed target.
-pub async fn lists(api: &Arc<Api>, db_url: &str, table: &mut Table) -> anyhow::Result<()> {
+pub async fn lists(
+    api: &Arc<Api>,
+    pid: u32,
+    db_url: &str,
+    table: &mut Table,
+) -> anyhow::Result<()> {
     templates(api).await?;
     let mut conn = PgConnection::establish(db_url)?;
     let mut results = vec![];
@@ -305,18 +319,18 @@ pub async fn lists(api: &Arc<Api>, db_url: &str, table: &mut Table) -> anyhow::R
         );
         grown = size;
         let ids = sample(&mut conn, PAGES, size)?;
-        results.push(measure(api, size, ids).await?);
+        results.push(measure(api, pid, size, ids).await?);
     }
     println!();
     println!(
         "lists, a page of 50 at {READERS} connections: p99 at {SMALL} and at {LARGE} approvals"
     );
     println!(
-        "{:<44} {:>9} {:>9} {:>9} {:>9} {:>6} {:>11}  targets",
-        "list", "p50 10k", "p99 10k", "p50 1M", "p99 1M", "ratio", "items/page"
+        "{:<44} {:>9} {:>9} {:>9} {:>9} {:>6} {:>11} {:>15}  targets",
+        "list", "p50 10k", "p99 10k", "p50 1M", "p99 1M", "ratio", "items/page", "CPU/page 1M"
     );
     for (i, what) in LISTS.iter().enumerate() {
-        let ((small, small_items), (large, large_items)) = (&results[0][i], &results[1][i]);
+        let ((small, small_items, _), (large, large_items, cpu)) = (&results[0][i], &results[1][i]);
         let ratio = large.p99.as_secs_f64() / small.p99.as_secs_f64().max(1e-6);
         let worst = small.p99.max(large.p99);
         let flat = ratio <= FLAT_RATIO_TARGET;
@@ -338,12 +352,13 @@ pub async fn lists(api: &Arc<Api>, db_url: &str, table: &mut Table) -> anyhow::R
             ));
         }
         println!(
-            "{what:<44} {:>9} {:>9} {:>9} {:>9} {ratio:>6.2} {:>11}  ≤ {FLAT_RATIO_TARGET} {}, ≤ {} ms {}",
+            "{what:<44} {:>9} {:>9} {:>9} {:>9} {ratio:>6.2} {:>11} {:>15}  ≤ {FLAT_RATIO_TARGET} {}, ≤ {} ms {}",
             ms(small.p50),
             ms(small.p99),
             ms(large.p50),
             ms(large.p99),
             format!("{small_items:.0} / {large_items:.0}"),
+            format!("{} + {} ms", ms(cpu.signoff), ms(cpu.postgres)),
             if flat { "ok" } else { "MISSED" },
             PAGE_P99_TARGET.as_millis(),
             if fast { "ok" } else { "MISSED" },

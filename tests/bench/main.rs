@@ -679,7 +679,7 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
     .await?;
     analyze(db_url)?;
     if std::env::var("BENCH_ONLY").as_deref() == Ok("lists") {
-        return lists::lists(&api, db_url, table).await;
+        return lists::lists(&api, pid, db_url, table).await;
     }
     if std::env::var("BENCH_ONLY").as_deref() == Ok("fan-out") {
         let mut conn = PgConnection::establish(db_url)?;
@@ -917,7 +917,7 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
     delivery_throughput(&mut conn, &endpoint, table).await?;
 
     // (e) Lists and the inbox, at ten thousand approvals and at a million.
-    lists::lists(&api, db_url, table).await
+    lists::lists(&api, pid, db_url, table).await
 }
 
 /// Fan-out: one request asking a role of CROWD members, and the largest event it wrote.
