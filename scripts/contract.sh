@@ -11,7 +11,7 @@
 #      both TypeScript clients (node), and schemathesis (--checks all, bounded
 #      in examples and time) finds 0 failures.
 # The tools are installed into .tools/ (gitignored) from the pinned lists in contract/.
-# CONTRACT_STEPS=lint skips the live part; SCHEMATHESIS_MAX_TIME bounds the fuzzing (seconds);
+# CONTRACT_STEPS=lint skips the live part, CONTRACT_STEPS=tools only installs the tools; SCHEMATHESIS_MAX_TIME bounds the fuzzing (seconds);
 # SCHEMATHESIS_PHASES picks schemathesis phases (CI: examples,coverage).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +48,7 @@ if [ "$(cat "$tools/.stamp" 2>/dev/null)" != "$stamp" ]; then
   (cd "$tools" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   echo "$stamp" >"$tools/.stamp"
 fi
+[ "$steps" = tools ] && exit 0
 export PATH="$tools/venv/bin:$tools/node_modules/.bin:$PATH"
 export NO_UPDATE_NOTIFIER=1 REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true
 

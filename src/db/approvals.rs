@@ -1,7 +1,6 @@
 //! Approval, task and event queries. Every function is scoped by tenant.
 
 use super::Order;
-use diesel::dsl::exists;
 use diesel::pg::Pg;
 use diesel::pg::upsert::excluded;
 use diesel::prelude::*;
@@ -280,12 +279,21 @@ pub fn list(
         q = q.filter(a::process_id.eq(process));
     }
     if let Some(approver) = &f.approver_id {
-        q = q.filter(exists(
-            t::approval_tasks
-                .filter(t::tenant_id.eq(a::tenant_id))
-                .filter(t::approval_id.eq(a::id))
-                .filter(t::approver_id.eq(approver.clone())),
-        ));
+        // `IN (SELECT DISTINCT …)` rather than `EXISTS`: the planner then walks the approver's
+        // tasks in approval order from the cursor and stops after a page. With `EXISTS` it
+        // walked the tenant's approvals and probed each, a million for a rare approver.
+        let mut tasks = t::approval_tasks
+            .filter(t::tenant_id.eq(tenant.to_string()))
+            .filter(t::approver_id.eq(approver.clone()))
+            .select(t::approval_id)
+            .distinct()
+            .into_boxed();
+        tasks = match (order, after) {
+            (_, None) => tasks,
+            (Order::Asc, Some(after)) => tasks.filter(t::approval_id.gt(after)),
+            (Order::Desc, Some(after)) => tasks.filter(t::approval_id.lt(after)),
+        };
+        q = q.filter(a::id.eq_any(tasks));
     }
     q = match (order, after) {
         (_, None) => q,
@@ -300,6 +308,18 @@ pub fn list(
 }
 
 /// Pending approvals waiting for any of these principals in their running stage.
+///
+/// It walks the principal's pending tasks (`approval_tasks_pending_approver_idx`, whose
+/// predicate is written here as a literal so that every plan can use it) in approval order
+/// from the cursor, and stops after a page. One principal (no delegation in force) needs no
+/// `DISTINCT`: the primary key allows one of their tasks per stage, and only the running
+/// stage's joins. Several need it, and then sort their pending tasks (not their history).
+///
+/// No `approvals.state = 'pending'`: only a pending approval has a running stage (closing one
+/// clears `current_stage` and supersedes its open tasks), so the join says it already; with
+/// it the planner, multiplying the two as if independent, expected a handful of rows, read
+/// every pending task of the principal and sorted them (44 ms for a heavy approver at a
+/// million approvals, against 1.6 ms walking the index).
 pub fn inbox(
     conn: &mut PgConnection,
     tenant: &str,
@@ -316,23 +336,30 @@ pub fn inbox(
                 .and(a::current_stage.eq(t::stage.nullable()))),
         )
         .filter(a::tenant_id.eq(tenant))
-        .filter(a::state.eq("pending"))
-        .filter(t::approver_id.eq_any(approvers))
-        .filter(t::state.eq("pending"))
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "approval_tasks.state = 'pending'",
+        ))
         .into_boxed();
+    q = match approvers {
+        [one] => q.filter(t::approver_id.eq(one)),
+        many => q.filter(t::approver_id.eq_any(many)),
+    };
+    // The cursor on the tasks too: Postgres carries equalities across a join, not ranges.
     q = match (order, after) {
         (_, None) => q,
-        (Order::Asc, Some(after)) => q.filter(a::id.gt(after)),
-        (Order::Desc, Some(after)) => q.filter(a::id.lt(after)),
+        (Order::Asc, Some(after)) => q.filter(a::id.gt(after)).filter(t::approval_id.gt(after)),
+        (Order::Desc, Some(after)) => q.filter(a::id.lt(after)).filter(t::approval_id.lt(after)),
     };
     q = match order {
         Order::Asc => q.order(a::id.asc()),
         Order::Desc => q.order(a::id.desc()),
     };
-    q.limit(limit)
-        .select(ApprovalRow::as_select())
-        .distinct()
-        .load(conn)
+    let q = q.limit(limit).select(ApprovalRow::as_select());
+    if approvers.len() == 1 {
+        q.load(conn)
+    } else {
+        q.distinct().load(conn)
+    }
 }
 
 /// One approval's events past `after_sequence` in `order`.

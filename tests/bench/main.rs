@@ -22,6 +22,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+mod lists;
+
 /// Concurrent clients in the load phases.
 const CLIENTS: usize = 16;
 /// Concurrent clients deciding, for signoff and for pgbench alike.
@@ -62,8 +64,8 @@ const WEBHOOK_P95_TARGET: Duration = Duration::from_millis(250);
 
 /// No single request or webhook may take longer than this.
 const WAIT: Duration = Duration::from_secs(10);
-/// The whole run is abandoned after this.
-const DEADLINE: Duration = Duration::from_secs(300);
+/// The whole run is abandoned after this (the lists phase grows a million approvals).
+const DEADLINE: Duration = Duration::from_secs(900);
 
 const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
 const ISSUER: &str = "https://issuer.bench";
@@ -676,6 +678,9 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
     })
     .await?;
     analyze(db_url)?;
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("lists") {
+        return lists::lists(&api, pid, db_url, table).await;
+    }
     if std::env::var("BENCH_ONLY").as_deref() == Ok("fan-out") {
         let mut conn = PgConnection::establish(db_url)?;
         return fan_out(&api, &mut conn, table).await;
@@ -909,7 +914,10 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
         Some(("p95", hooks.p95, WEBHOOK_P95_TARGET)),
     );
 
-    delivery_throughput(&mut conn, &endpoint, table).await
+    delivery_throughput(&mut conn, &endpoint, table).await?;
+
+    // (e) Lists and the inbox, at ten thousand approvals and at a million.
+    lists::lists(&api, pid, db_url, table).await
 }
 
 /// Fan-out: one request asking a role of CROWD members, and the largest event it wrote.

@@ -1,0 +1,1 @@
+DROP INDEX approval_tasks_pending_approver_idx;
