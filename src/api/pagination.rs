@@ -112,20 +112,19 @@ impl PageParams {
 
     /// The cursor's position as the id it encodes, for lists ordered by a UUID.
     pub fn after_uuid(&self, order: Order) -> AppResult<Option<uuid::Uuid>> {
-        match self.after(order)? {
-            None => Ok(None),
-            Some(c) => uuid::Uuid::parse_str(&c)
-                .map(Some)
-                .map_err(|_| invalid_cursor()),
-        }
+        self.after_as(order)
     }
 
     /// The cursor's position as the number it encodes, for lists ordered by a sequence.
     pub fn after_number(&self, order: Order) -> AppResult<Option<i64>> {
-        match self.after(order)? {
-            None => Ok(None),
-            Some(c) => c.parse().map(Some).map_err(|_| invalid_cursor()),
-        }
+        self.after_as(order)
+    }
+
+    /// The cursor's position read as a `T`; a position that is not one is a 400.
+    fn after_as<T: std::str::FromStr>(&self, order: Order) -> AppResult<Option<T>> {
+        self.after(order)?
+            .map(|c| c.parse().map_err(|_| invalid_cursor()))
+            .transpose()
     }
 }
 

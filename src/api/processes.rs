@@ -205,12 +205,9 @@ fn create(
         processes::insert(c, &new, &stored).map_err(|e| name_taken(e, &new.name))?;
     let v = view(row, version, now)?;
     let etag = version_tag(v.version).to_string();
-    Ok(Answer::new(
-        StatusCode::CREATED,
-        serde_json::to_value(&v).map_err(anyhow::Error::from)?,
-    )
-    .header("etag", etag)
-    .header("location", format!("/v1/processes/{}", v.id)))
+    Ok(Answer::of(StatusCode::CREATED, &v)?
+        .header("etag", etag)
+        .header("location", format!("/v1/processes/{}", v.id)))
 }
 
 /// List processes, oldest first (`order=desc`: newest first).

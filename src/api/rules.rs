@@ -44,10 +44,6 @@ fn with_etag(res: actix_web::HttpResponseBuilder, v: &RuleView) -> HttpResponse 
     tagged(res, version_tag(v.version), v)
 }
 
-fn to_json<T: Serialize>(v: &T) -> AppResult<Value> {
-    serde_json::to_value(v).map_err(|e| AppError::Internal(anyhow::anyhow!("serialize: {e}")))
-}
-
 /// Create a rule.
 ///
 /// The condition is compiled now: a syntax error is a 422 naming `condition` with its line and
@@ -77,7 +73,7 @@ pub async fn create_rule(
     idempotency::run(&db, &caller, &req, &body, move |c| {
         let row = rule_row(c, &tenant, Uuid::now_v7(), &input, now.0)?;
         let v = RuleView::from(q::insert_rule(c, &row)?);
-        Ok(Answer::new(StatusCode::CREATED, to_json(&v)?)
+        Ok(Answer::of(StatusCode::CREATED, &v)?
             .header("etag", version_tag(v.version).to_string())
             .header("location", format!("/v1/rules/{}", v.id)))
     })

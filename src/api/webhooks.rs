@@ -173,13 +173,10 @@ pub async fn create_endpoint(
         let tag = content_tag(&view(row.clone(), None));
         let view = view(row, Some(secret));
         let location = format!("/v1/webhook-endpoints/{}", view.id);
-        Ok(Answer::new(
-            StatusCode::CREATED,
-            serde_json::to_value(&view).map_err(anyhow::Error::from)?,
-        )
-        .header("location", location)
-        .header("etag", tag.to_string())
-        .holding_secret())
+        Ok(Answer::of(StatusCode::CREATED, &view)?
+            .header("location", location)
+            .header("etag", tag.to_string())
+            .holding_secret())
     })
     .await
 }
@@ -466,11 +463,7 @@ pub async fn rotate_secret(
     let now = clock.now();
     idempotency::run(&db, &caller, &req, &raw, move |c| {
         let view = rotate(c, &tenant, keys.as_deref(), now, id, grace)?;
-        Ok(Answer::new(
-            StatusCode::OK,
-            serde_json::to_value(&view).map_err(anyhow::Error::from)?,
-        )
-        .holding_secret())
+        Ok(Answer::of(StatusCode::OK, &view)?.holding_secret())
     })
     .await
 }

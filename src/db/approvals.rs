@@ -1,6 +1,6 @@
 //! Approval, task and event queries. Every function is scoped by tenant.
 
-use super::Order;
+use super::{Order, keyset, past};
 use diesel::pg::Pg;
 use diesel::pg::upsert::excluded;
 use diesel::prelude::*;
@@ -288,22 +288,10 @@ pub fn list(
             .select(t::approval_id)
             .distinct()
             .into_boxed();
-        tasks = match (order, after) {
-            (_, None) => tasks,
-            (Order::Asc, Some(after)) => tasks.filter(t::approval_id.gt(after)),
-            (Order::Desc, Some(after)) => tasks.filter(t::approval_id.lt(after)),
-        };
+        tasks = past!(tasks, t::approval_id, order, after);
         q = q.filter(a::id.eq_any(tasks));
     }
-    q = match (order, after) {
-        (_, None) => q,
-        (Order::Asc, Some(after)) => q.filter(a::id.gt(after)),
-        (Order::Desc, Some(after)) => q.filter(a::id.lt(after)),
-    };
-    q = match order {
-        Order::Asc => q.order(a::id.asc()),
-        Order::Desc => q.order(a::id.desc()),
-    };
+    q = keyset!(q, a::id, order, after);
     q.limit(limit).select(ApprovalRow::as_select()).load(conn)
 }
 
@@ -345,15 +333,8 @@ pub fn inbox(
         many => q.filter(t::approver_id.eq_any(many)),
     };
     // The cursor on the tasks too: Postgres carries equalities across a join, not ranges.
-    q = match (order, after) {
-        (_, None) => q,
-        (Order::Asc, Some(after)) => q.filter(a::id.gt(after)).filter(t::approval_id.gt(after)),
-        (Order::Desc, Some(after)) => q.filter(a::id.lt(after)).filter(t::approval_id.lt(after)),
-    };
-    q = match order {
-        Order::Asc => q.order(a::id.asc()),
-        Order::Desc => q.order(a::id.desc()),
-    };
+    q = past!(q, t::approval_id, order, after);
+    q = keyset!(q, a::id, order, after);
     let q = q.limit(limit).select(ApprovalRow::as_select());
     if approvers.len() == 1 {
         q.load(conn)
@@ -374,15 +355,7 @@ pub fn events_of(
     let mut q = e::events
         .filter(e::tenant_id.eq(tenant).and(e::approval_id.eq(approval)))
         .into_boxed();
-    q = match (order, after_sequence) {
-        (_, None) => q,
-        (Order::Asc, Some(s)) => q.filter(e::sequence.gt(s)),
-        (Order::Desc, Some(s)) => q.filter(e::sequence.lt(s)),
-    };
-    q = match order {
-        Order::Asc => q.order(e::sequence.asc()),
-        Order::Desc => q.order(e::sequence.desc()),
-    };
+    q = keyset!(q, e::sequence, order, after_sequence);
     q.limit(limit).select(EventRow::as_select()).load(conn)
 }
 

@@ -1,6 +1,6 @@
 //! Tickets as the host reports them, and the rules that start approvals from them.
 
-use super::Order;
+use super::{Order, keyset};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
@@ -232,15 +232,7 @@ pub fn list_rules(
     if let Some(s) = on_status {
         q = q.filter(r::on_status.eq(s.to_string()));
     }
-    q = match (order, after) {
-        (_, None) => q,
-        (Order::Asc, Some(after)) => q.filter(r::id.gt(after)),
-        (Order::Desc, Some(after)) => q.filter(r::id.lt(after)),
-    };
-    q = match order {
-        Order::Asc => q.order(r::id.asc()),
-        Order::Desc => q.order(r::id.desc()),
-    };
+    q = keyset!(q, r::id, order, after);
     q.limit(limit).select(RuleRow::as_select()).load(conn)
 }
 

@@ -24,8 +24,6 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::{AppError, AppResult};
 
-/// Rows per multi-row INSERT: Postgres takes at most 65,535 bound parameters per statement, so
-/// a fan-out of thousands (a role with 20,000 members) is written in several statements.
 /// The direction a list is read in, on its key (an id or a sequence): ascending pages go after
 /// the cursor's position, descending ones before it. Both walk the same index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +32,33 @@ pub enum Order {
     Desc,
 }
 
+/// Keyset paging on a boxed query: keeps the rows past `$after` (an `Option`) on `$key` in
+/// `$order`: after it ascending, before it descending.
+macro_rules! past {
+    ($q:expr, $key:expr, $order:expr, $after:expr) => {
+        match ($order, $after) {
+            (_, None) => $q,
+            ($crate::db::Order::Asc, Some(after)) => $q.filter($key.gt(after)),
+            ($crate::db::Order::Desc, Some(after)) => $q.filter($key.lt(after)),
+        }
+    };
+}
+
+/// [`past!`], then ordered by `$key` in `$order`: one page of a list.
+macro_rules! keyset {
+    ($q:expr, $key:expr, $order:expr, $after:expr) => {
+        match $order {
+            $crate::db::Order::Asc => $crate::db::past!($q, $key, $order, $after).order($key.asc()),
+            $crate::db::Order::Desc => {
+                $crate::db::past!($q, $key, $order, $after).order($key.desc())
+            }
+        }
+    };
+}
+pub(crate) use {keyset, past};
+
+/// Rows per multi-row INSERT: Postgres takes at most 65,535 bound parameters per statement, so
+/// a fan-out of thousands (a role with 20,000 members) is written in several statements.
 pub const ROWS_PER_INSERT: usize = 2_000;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");

@@ -1,6 +1,6 @@
 //! Process queries: a live row per process plus an immutable row per version.
 
-use super::Order;
+use super::{Order, keyset};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
@@ -143,15 +143,7 @@ pub fn list(
         EnabledFilter::Enabled => q = q.filter(live),
         EnabledFilter::Disabled => q = q.filter(diesel::dsl::not(live)),
     }
-    q = match (order, after) {
-        (_, None) => q,
-        (Order::Asc, Some(after)) => q.filter(p::id.gt(after)),
-        (Order::Desc, Some(after)) => q.filter(p::id.lt(after)),
-    };
-    q = match order {
-        Order::Asc => q.order(p::id.asc()),
-        Order::Desc => q.order(p::id.desc()),
-    };
+    q = keyset!(q, p::id, order, after);
     q.limit(limit)
         .select((ProcessRow::as_select(), ProcessVersionRow::as_select()))
         .load(conn)

@@ -1,6 +1,6 @@
 //! Webhook endpoints and the delivery outbox.
 
-use super::Order;
+use super::{Order, keyset};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{
@@ -79,15 +79,7 @@ pub fn list_endpoints(
     let mut q = w::webhook_endpoints
         .filter(w::tenant_id.eq(tenant))
         .into_boxed();
-    q = match (order, after) {
-        (_, None) => q,
-        (Order::Asc, Some(after)) => q.filter(w::id.gt(after)),
-        (Order::Desc, Some(after)) => q.filter(w::id.lt(after)),
-    };
-    q = match order {
-        Order::Asc => q.order(w::id.asc()),
-        Order::Desc => q.order(w::id.desc()),
-    };
+    q = keyset!(q, w::id, order, after);
     q.limit(limit).select(EndpointRow::as_select()).load(conn)
 }
 
@@ -381,15 +373,7 @@ pub fn list_deliveries(
     let mut q = d::webhook_deliveries
         .filter(d::tenant_id.eq(tenant).and(d::endpoint_id.eq(endpoint)))
         .into_boxed();
-    q = match (order, after_position) {
-        (_, None) => q,
-        (Order::Asc, Some(p)) => q.filter(d::event_position.gt(p)),
-        (Order::Desc, Some(p)) => q.filter(d::event_position.lt(p)),
-    };
-    q = match order {
-        Order::Asc => q.order(d::event_position.asc()),
-        Order::Desc => q.order(d::event_position.desc()),
-    };
+    q = keyset!(q, d::event_position, order, after_position);
     let rows: Vec<DeliveryRow> = q.limit(limit).select(DeliveryRow::as_select()).load(conn)?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let attempts = at::webhook_attempts
