@@ -115,7 +115,10 @@ pub async fn request_approval(
     idempotency::run(&db, &caller, &req, &body, move |c| {
         let loaded = svc::request(c, &tenant, &input, &ctx)?;
         let location = format!("/v1/approvals/{}", loaded.row.id);
-        Ok(Answer::new(StatusCode::CREATED, loaded.into_view_json()?).header("location", location))
+        Ok(
+            Answer::text(StatusCode::CREATED, loaded.into_view_text()?)
+                .header("location", location),
+        )
     })
     .await
 }

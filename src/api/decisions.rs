@@ -116,9 +116,13 @@ pub async fn decide(
     let id = parse_id(&id)?;
     let input = DecisionInput::parse(&body).map_err(AppError::invalid)?;
     let tenant = caller.tenant.clone();
-    idempotency::run(&db, &caller, &req, &body, move |c| {
-        let loaded = svc::decide(c, &tenant, id, &input, &ctx)?;
-        Ok(Answer::new(StatusCode::OK, loaded.into_view_json()?))
+    idempotency::run_atomic(&db, &caller, &req, &body, move |c, in_transaction| {
+        let loaded = if in_transaction {
+            svc::decide(c, &tenant, id, &input, &ctx)?
+        } else {
+            svc::decide_at_once(c, &tenant, id, &input, &ctx)?
+        };
+        Ok(Answer::text(StatusCode::OK, loaded.into_view_text()?))
     })
     .await
 }

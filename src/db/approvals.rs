@@ -6,7 +6,6 @@ use diesel::pg::upsert::excluded;
 use diesel::prelude::*;
 use diesel::query_builder::QueryFragment;
 use diesel::sql_types::Text;
-use serde::Deserialize;
 use uuid::Uuid;
 
 use super::models::{ApprovalRow, EventRow, NewEvent, TaskRow};
@@ -81,79 +80,32 @@ pub fn pending_on_ticket_query<'a>(
         .for_update()
 }
 
-/// The approval, its tasks, and whether the actor is an active principal.
-pub type ForDecision = (ApprovalRow, Vec<TaskRow>, Option<bool>);
+diesel::define_sql_function! {
+    /// Migration 000081: what a command reads, as one JSON text.
+    fn signoff_command_read(
+        tenant: Text,
+        approval: diesel::sql_types::Uuid,
+        actor: Text,
+        lock: diesel::sql_types::Bool,
+    ) -> diesel::sql_types::Nullable<Text>;
+}
 
-/// A decision's reads in one call of `signoff_load_command` (migration 000061): the approval,
-/// locked, its tasks read after the lock, and whether `actor` is an active principal (None
-/// when the directory does not know them). None when there is no such approval.
-pub fn load_for_decision(
+/// What a command reads of an approval, in one call of `signoff_command_read` (migration
+/// 000081), as the JSON text the service parses straight into its types (`{approval, engine,
+/// definition, version, tasks, actor_active}`): the row, its tasks in stage and approver order,
+/// whether `actor` is an active principal (null when the directory does not know them), and
+/// the row's version for [`write`]. With `lock`, the row is locked first (in the caller's
+/// transaction) and the rest read after the lock. None when there is no such approval.
+///
+/// A prepared statement, cached by the connection: one round trip and no planning.
+pub fn read_for_command(
     conn: &mut PgConnection,
     tenant: &str,
     id: Uuid,
     actor: &str,
-) -> QueryResult<Option<ForDecision>> {
-    use diesel::sql_types::{Bool, Jsonb, Nullable, Uuid as SqlUuid};
-    #[derive(QueryableByName)]
-    #[diesel(table_name = super::schema::approvals)]
-    struct Read {
-        tenant_id: String,
-        id: Uuid,
-        ticket_id: String,
-        ticket: serde_json::Value,
-        process_id: Option<Uuid>,
-        process_version: Option<i32>,
-        process_name: Option<String>,
-        definition: serde_json::Value,
-        state: String,
-        engine: serde_json::Value,
-        current_stage: Option<i32>,
-        exclusive: bool,
-        description: Option<String>,
-        requested_by: Option<String>,
-        status_to_set: Option<String>,
-        decided_at: Option<chrono::DateTime<chrono::Utc>>,
-        last_sequence: i64,
-        created_at: chrono::DateTime<chrono::Utc>,
-        updated_at: chrono::DateTime<chrono::Utc>,
-        #[diesel(sql_type = Jsonb)]
-        tasks: serde_json::Value,
-        #[diesel(sql_type = Nullable<Bool>)]
-        actor_active: Option<bool>,
-    }
-    let read: Option<Read> = diesel::sql_query("SELECT * FROM signoff_load_command($1, $2, $3)")
-        .bind::<Text, _>(tenant)
-        .bind::<SqlUuid, _>(id)
-        .bind::<Text, _>(actor)
-        .get_result(conn)
-        .optional()?;
-    let Some(r) = read else {
-        return Ok(None);
-    };
-    let tasks = Vec::<TaskRow>::deserialize(&r.tasks)
-        .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
-    let row = ApprovalRow {
-        tenant_id: r.tenant_id,
-        id: r.id,
-        ticket_id: r.ticket_id,
-        ticket: r.ticket,
-        process_id: r.process_id,
-        process_version: r.process_version,
-        process_name: r.process_name,
-        definition: r.definition,
-        state: r.state,
-        engine: r.engine,
-        current_stage: r.current_stage,
-        exclusive: r.exclusive,
-        description: r.description,
-        requested_by: r.requested_by,
-        status_to_set: r.status_to_set,
-        decided_at: r.decided_at,
-        last_sequence: r.last_sequence,
-        created_at: r.created_at,
-        updated_at: r.updated_at,
-    };
-    Ok(Some((row, tasks, r.actor_active)))
+    lock: bool,
+) -> QueryResult<Option<String>> {
+    diesel::select(signoff_command_read(tenant, id, actor, lock)).get_result(conn)
 }
 
 /// Stores the approval's new state.
@@ -239,13 +191,33 @@ pub fn delete_tasks(
     Ok(())
 }
 
-/// Appends events in one statement.
+/// Appends events (payloads as JSON text) in one statement.
 pub fn insert_events(conn: &mut PgConnection, rows: &[NewEvent]) -> QueryResult<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
+    use diesel::sql_types::{Array, BigInt, Nullable, Timestamptz, Uuid as SqlUuid};
     for chunk in rows.chunks(super::ROWS_PER_INSERT) {
-        diesel::insert_into(e::events).values(chunk).execute(conn)?;
+        diesel::sql_query(
+            "INSERT INTO events (tenant_id, id, approval_id, sequence, type, payload, created_at)
+             SELECT u.tenant_id, u.id, u.approval_id, u.sequence, u.type, u.payload::jsonb,
+                    u.created_at
+             FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::int8[], $5::text[],
+                         $6::text[], $7::timestamptz[])
+                 AS u(tenant_id, id, approval_id, sequence, type, payload, created_at)",
+        )
+        .bind::<Array<Text>, _>(
+            chunk
+                .iter()
+                .map(|e| e.tenant_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<SqlUuid>, _>(chunk.iter().map(|e| e.id).collect::<Vec<_>>())
+        .bind::<Array<Nullable<SqlUuid>>, _>(
+            chunk.iter().map(|e| e.approval_id).collect::<Vec<_>>(),
+        )
+        .bind::<Array<BigInt>, _>(chunk.iter().map(|e| e.sequence).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(chunk.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(chunk.iter().map(|e| e.payload.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(chunk.iter().map(|e| e.created_at).collect::<Vec<_>>())
+        .execute(conn)?;
     }
     Ok(())
 }
@@ -365,56 +337,95 @@ pub fn delete_ticket(conn: &mut PgConnection, tenant: &str, ticket_id: &str) -> 
         .execute(conn)
 }
 
-/// Everything a command writes, in one call of `signoff_save_command` (migration 000060, whose
-/// plans each session caches): the changed tasks (upserted), the approval row, its new events,
-/// and a delivery per event for every endpoint that listens (waking the workers when there is
-/// one). One round trip where there were four, and no planning per command.
-pub fn save(
+diesel::define_sql_function! {
+    /// Migration 000081: what a command writes, in one call.
+    #[allow(clippy::too_many_arguments)]
+    fn signoff_command_write(
+        tenant: Text,
+        approval: diesel::sql_types::Uuid,
+        version: diesel::sql_types::Nullable<Text>,
+        state: Text,
+        engine: Text,
+        current_stage: diesel::sql_types::Nullable<diesel::sql_types::Int4>,
+        status_to_set: diesel::sql_types::Nullable<Text>,
+        decided_at: diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+        last_sequence: diesel::sql_types::BigInt,
+        updated_at: diesel::sql_types::Timestamptz,
+        t_stage: diesel::sql_types::Array<diesel::sql_types::Int4>,
+        t_approver: diesel::sql_types::Array<Text>,
+        t_state: diesel::sql_types::Array<Text>,
+        t_verdict: diesel::sql_types::Array<diesel::sql_types::Nullable<Text>>,
+        t_decided_at: diesel::sql_types::Array<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>,
+        t_comment: diesel::sql_types::Array<diesel::sql_types::Nullable<Text>>,
+        t_actor: diesel::sql_types::Array<diesel::sql_types::Nullable<Text>>,
+        t_on_behalf_of: diesel::sql_types::Array<diesel::sql_types::Nullable<Text>>,
+        e_id: diesel::sql_types::Array<diesel::sql_types::Uuid>,
+        e_sequence: diesel::sql_types::Array<diesel::sql_types::BigInt>,
+        e_type: diesel::sql_types::Array<Text>,
+        e_payload: diesel::sql_types::Array<Text>,
+        e_created_at: diesel::sql_types::Array<diesel::sql_types::Timestamptz>,
+    ) -> diesel::sql_types::Bool;
+}
+
+/// Everything a command writes, in one call of `signoff_command_write` (migration 000081, a
+/// prepared statement whose function caches its plans): the approval row (`engine` is its
+/// engine state as JSON text), the changed tasks (upserted), its new events (payloads as JSON
+/// text) and a delivery per event for every endpoint that listens, waking the workers when
+/// there is one.
+///
+/// With `version` (as [`read_for_command`] answered it) the call needs no transaction of the
+/// caller's: it writes only if the row is still that version, and answers false, having
+/// written nothing, when another command changed it since. Without, the caller holds the row's
+/// lock and the answer is true.
+pub fn write(
     conn: &mut PgConnection,
     row: &ApprovalRow,
+    version: Option<&str>,
+    engine: &str,
     tasks: &[TaskRow],
     events: &[NewEvent],
-) -> QueryResult<()> {
-    use diesel::sql_types::{Array, BigInt, Int4, Jsonb, Nullable, Timestamptz, Uuid as SqlUuid};
-    // A fan-out too large for one call's arrays goes in chunks first.
+) -> QueryResult<bool> {
+    // A fan-out too large for one call's arrays goes in chunks first (only ever in a
+    // transaction: a new stage of thousands is never written optimistically).
     let tasks = if tasks.len() > super::ROWS_PER_INSERT {
         upsert_tasks(conn, tasks)?;
         &[][..]
     } else {
         tasks
     };
-    let column = |f: fn(&TaskRow) -> Option<String>| tasks.iter().map(f).collect::<Vec<_>>();
-    diesel::sql_query(
-        "SELECT signoff_save_command($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-         $14, $15, $16, $17, $18, $19, $20, $21, $22)",
-    )
-    .bind::<Text, _>(&row.tenant_id)
-    .bind::<SqlUuid, _>(row.id)
-    .bind::<Text, _>(&row.state)
-    .bind::<Jsonb, _>(&row.engine)
-    .bind::<Nullable<Int4>, _>(row.current_stage)
-    .bind::<Nullable<Text>, _>(&row.status_to_set)
-    .bind::<Nullable<Timestamptz>, _>(row.decided_at)
-    .bind::<BigInt, _>(row.last_sequence)
-    .bind::<Timestamptz, _>(row.updated_at)
-    .bind::<Array<Int4>, _>(tasks.iter().map(|t| t.stage).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(
+    let texts = |f: fn(&TaskRow) -> &Option<String>| -> Vec<Option<&str>> {
+        tasks.iter().map(|t| f(t).as_deref()).collect()
+    };
+    diesel::select(signoff_command_write(
+        &row.tenant_id,
+        row.id,
+        version,
+        &row.state,
+        engine,
+        row.current_stage,
+        row.status_to_set.as_deref(),
+        row.decided_at,
+        row.last_sequence,
+        row.updated_at,
+        tasks.iter().map(|t| t.stage).collect::<Vec<_>>(),
         tasks
             .iter()
-            .map(|t| t.approver_id.clone())
+            .map(|t| t.approver_id.as_str())
             .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Text>, _>(tasks.iter().map(|t| t.state.clone()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(column(|t| t.verdict.clone()))
-    .bind::<Array<Nullable<Timestamptz>>, _>(tasks.iter().map(|t| t.decided_at).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(column(|t| t.comment.clone()))
-    .bind::<Array<Nullable<Text>>, _>(column(|t| t.actor_id.clone()))
-    .bind::<Array<Nullable<Text>>, _>(column(|t| t.on_behalf_of.clone()))
-    .bind::<Array<SqlUuid>, _>(events.iter().map(|e| e.id).collect::<Vec<_>>())
-    .bind::<Array<BigInt>, _>(events.iter().map(|e| e.sequence).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(events.iter().map(|e| e.kind.clone()).collect::<Vec<_>>())
-    .bind::<Array<Jsonb>, _>(events.iter().map(|e| &e.payload).collect::<Vec<_>>())
-    .bind::<Array<Timestamptz>, _>(events.iter().map(|e| e.created_at).collect::<Vec<_>>())
-    .execute(conn)?;
-    Ok(())
+        tasks.iter().map(|t| t.state.as_str()).collect::<Vec<_>>(),
+        texts(|t| &t.verdict),
+        tasks.iter().map(|t| t.decided_at).collect::<Vec<_>>(),
+        texts(|t| &t.comment),
+        texts(|t| &t.actor_id),
+        texts(|t| &t.on_behalf_of),
+        events.iter().map(|e| e.id).collect::<Vec<_>>(),
+        events.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        events
+            .iter()
+            .map(|e| e.payload.as_str())
+            .collect::<Vec<_>>(),
+        events.iter().map(|e| e.created_at).collect::<Vec<_>>(),
+    ))
+    .get_result(conn)
 }

@@ -81,7 +81,9 @@ pub struct ProcessVersionRow {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+/// An approval row. A command holds its engine state and definition typed instead (the
+/// `engine` and `definition` values are then null, and read as such from JSON without them).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, serde::Deserialize)]
 #[diesel(table_name = super::schema::approvals, check_for_backend(diesel::pg::Pg))]
 pub struct ApprovalRow {
     pub tenant_id: String,
@@ -91,8 +93,10 @@ pub struct ApprovalRow {
     pub process_id: Option<Uuid>,
     pub process_version: Option<i32>,
     pub process_name: Option<String>,
+    #[serde(default)]
     pub definition: serde_json::Value,
     pub state: String,
+    #[serde(default)]
     pub engine: serde_json::Value,
     pub current_stage: Option<i32>,
     pub exclusive: bool,
@@ -134,16 +138,15 @@ pub struct EventRow {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = super::schema::events)]
+/// An event to append; its payload is the envelope as JSON text, serialized once.
+#[derive(Debug, Clone)]
 pub struct NewEvent {
     pub tenant_id: String,
     pub id: Uuid,
     pub approval_id: Option<Uuid>,
     pub sequence: i64,
-    #[diesel(column_name = type_)]
     pub kind: String,
-    pub payload: serde_json::Value,
+    pub payload: String,
     pub created_at: DateTime<Utc>,
 }
 

@@ -108,7 +108,8 @@ pub fn expire_next_process(conn: &mut PgConnection, ctx: &Ctx) -> AppResult<bool
     let id = Uuid::now_v7();
     let data = json!({"process": {"id": row.id.to_string(), "name": row.name,
                                   "version": row.current_version, "expires_at": row.expires_at}});
-    let payload = crate::webhooks::envelope(&id, "process.expired", ctx.now, &row.tenant_id, data);
+    let payload = crate::webhooks::envelope(&id, "process.expired", ctx.now, &row.tenant_id, &data)
+        .map_err(|e| AppError::internal("event", e))?;
     let event = crate::db::models::NewEvent {
         tenant_id: row.tenant_id.clone(),
         id,

@@ -6,7 +6,7 @@ pub mod signing;
 pub mod ssrf;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde::Serialize;
 use uuid::Uuid;
 
 /// An event's public id, `evt_…`: in its envelope, the `webhook-id` header and the API.
@@ -15,20 +15,29 @@ pub fn event_id(id: &Uuid) -> String {
 }
 
 /// The envelope every event is stored and delivered in: `{id, type, created_at, tenant,
-/// data}`.
-pub fn envelope(
+/// data}`, as JSON text (serialized once, straight from `data`).
+pub fn envelope<D: Serialize>(
     id: &Uuid,
     kind: &str,
     created_at: DateTime<Utc>,
     tenant: &str,
-    data: Value,
-) -> Value {
-    json!({
-        "id": event_id(id),
-        "type": kind,
-        "created_at": created_at,
-        "tenant": tenant,
-        "data": data,
+    data: &D,
+) -> serde_json::Result<String> {
+    #[derive(Serialize)]
+    struct Envelope<'a, D> {
+        id: String,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        created_at: DateTime<Utc>,
+        tenant: &'a str,
+        data: &'a D,
+    }
+    serde_json::to_string(&Envelope {
+        id: event_id(id),
+        kind,
+        created_at,
+        tenant,
+        data,
     })
 }
 

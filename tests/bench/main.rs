@@ -227,6 +227,39 @@ async fn measure_cpu<T>(pid: u32, f: impl Future<Output = T>) -> (T, Cpu) {
     (out, cpu)
 }
 
+/// `perf record -a` of the whole machine while a phase runs, when `BENCH_PERF_DIR` is set
+/// (`perf report -i DIR/<phase>.data --sort comm,dso,sym`): what signoff, Postgres and the
+/// bench spend their CPU on, phase by phase.
+struct Perf(Option<std::process::Child>);
+
+impl Perf {
+    fn start(phase: &str) -> Self {
+        let Some(dir) = std::env::var_os("BENCH_PERF_DIR") else {
+            return Self(None);
+        };
+        let out = std::path::Path::new(&dir).join(format!("{phase}.data"));
+        let child = std::process::Command::new("perf")
+            .args(["record", "-a", "-g", "-F", "499", "-o"])
+            .arg(out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok();
+        // perf needs a moment before it samples.
+        std::thread::sleep(Duration::from_millis(300));
+        Self(child)
+    }
+
+    fn stop(self) {
+        if let Some(mut child) = self.0 {
+            let _ = std::process::Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+}
+
 fn per(d: Duration, n: usize) -> Duration {
     d.checked_div(n.max(1) as u32).unwrap_or_default()
 }
@@ -741,6 +774,7 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
             .collect(),
     );
     let a = api.clone();
+    let perf = Perf::start("decisions");
     let (decided, decision_cpu) = measure_cpu(
         pid,
         load_on(DECIDERS, 3 * DECIDED, move |i| {
@@ -755,6 +789,7 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
         }),
     )
     .await;
+    perf.stop();
     let (took, wall) = decided?;
     let all = Stats::of(&took);
     let our_rate = took.len() as f64 / wall.as_secs_f64();
@@ -782,7 +817,9 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
             ))
             .get_result::<i64>(&mut conn)
         })? as usize;
+    let perf = Perf::start("pgbench");
     let yard = pgbench(db_url, targets, (3 * DECIDED).div_ceil(DECIDERS))?;
+    perf.stop();
     table.row(
         "pgbench bench/decision.sql (yardstick)",
         &yard.stats,
@@ -830,6 +867,11 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
         None,
         None,
     );
+
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("decisions") {
+        // Requests and decisions beside their yardsticks only (for iterating on the hot path).
+        return Ok(());
+    }
 
     // (c) A three-stage process, one approver per stage: request, then each stage's decision.
     let stages: Vec<Value> = (1..=3)

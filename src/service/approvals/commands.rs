@@ -2,17 +2,17 @@
 //! remind.
 
 use chrono::{DateTime, Utc};
-use diesel::PgConnection;
+use diesel::{Connection, PgConnection};
 use uuid::Uuid;
 
 use super::input::*;
-use crate::db::{approvals as q, principals};
+use crate::db::principals;
 use crate::domain::engine::{ApprovalStatus, EngineError, Verdict};
 use crate::domain::process::SubstituteSource;
 use crate::domain::validate::{index, join};
 use crate::error::{AppError, AppResult};
-use crate::service::store::{Ctx, EventContext, Loaded, assemble, load, run_engine, save};
-use crate::service::view::{AdminAction, task_from_row};
+use crate::service::store::{Ctx, EventContext, Loaded, Saved, load, read, run_engine, save};
+use crate::service::view::AdminAction;
 
 /// Is `actor` allowed to answer for `approver` in the running stage? Substitutes of the stage
 /// (listed, or the approver's manager) may, at any time.
@@ -57,9 +57,37 @@ pub(super) fn may_act_for(
     })
 }
 
-/// `POST /v1/approvals/{id}/decisions`. The engine owns who may give which answer (four
-/// eyes, self-approval); this checks what only the directory knows: that the actor is active,
-/// and that someone answering for another is that approver's substitute or delegate.
+/// Optimistic attempts of [`decide_at_once`] before it takes the approval's lock.
+const OPTIMISTIC_TRIES: usize = 3;
+
+/// `POST /v1/approvals/{id}/decisions` on a connection outside any transaction: the decision
+/// is read without a lock and written in one statement that checks nobody changed the
+/// approval in between (two round trips, no transaction of its own). When somebody did, it
+/// reads again, a few times; when that keeps happening, or the decision starts a stage (whose
+/// links and timers need more statements), it decides in a transaction under the lock, as
+/// [`decide`] does. Either way racing decisions are applied one at a time.
+pub fn decide_at_once(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+    input: &DecisionInput,
+    ctx: &Ctx,
+) -> AppResult<Loaded> {
+    for _ in 0..OPTIMISTIC_TRIES {
+        let (loaded, written) = decide_read(conn, tenant, id, input, ctx, false)?;
+        match written {
+            Saved::Written => return Ok(loaded),
+            Saved::Stale => continue,
+            Saved::NeedsLock => break,
+        }
+    }
+    conn.transaction(|c| decide(c, tenant, id, input, ctx))
+}
+
+/// `POST /v1/approvals/{id}/decisions` in the caller's transaction, under the approval's
+/// lock. The engine owns who may give which answer (four eyes, self-approval); this checks
+/// what only the directory knows: that the actor is active, and that someone answering for
+/// another is that approver's substitute or delegate.
 pub fn decide(
     conn: &mut PgConnection,
     tenant: &str,
@@ -67,11 +95,22 @@ pub fn decide(
     input: &DecisionInput,
     ctx: &Ctx,
 ) -> AppResult<Loaded> {
+    let (loaded, written) = decide_read(conn, tenant, id, input, ctx, true)?;
+    debug_assert_eq!(written, Saved::Written);
+    Ok(loaded)
+}
+
+fn decide_read(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+    input: &DecisionInput,
+    ctx: &Ctx,
+    lock: bool,
+) -> AppResult<(Loaded, Saved)> {
     let now = ctx.now;
     let actor = input.approver_id.as_str();
-    let (row, tasks, actor_active) = q::load_for_decision(conn, tenant, id, actor)?
-        .ok_or_else(|| AppError::not_found("approval"))?;
-    let mut loaded = assemble(row, tasks.iter().map(task_from_row).collect())?;
+    let (mut loaded, actor_active) = read(conn, tenant, id, actor, lock)?;
     if loaded.stored.approval.status != ApprovalStatus::Pending {
         return Err(AppError::from(EngineError::Closed));
     }
@@ -127,8 +166,8 @@ pub fn decide(
         }
         other => AppError::from(other),
     })?;
-    save(conn, &mut loaded, &effects, &EventContext::default(), ctx)?;
-    Ok(loaded)
+    let written = save(conn, &mut loaded, &effects, &EventContext::default(), ctx)?;
+    Ok((loaded, written))
 }
 
 /// `POST /v1/approvals/{id}/cancel`.

@@ -298,7 +298,7 @@ pub fn request(
     row.definition =
         serde_json::to_value(&definition).map_err(|e| AppError::internal("definition", e))?;
     let mut loaded = Loaded::new(row, stored, definition);
-    loaded.row.engine = engine_json(&loaded.stored)?;
+    loaded.row.engine = engine_json(&mut loaded.stored)?;
     q::insert(conn, &loaded.row)?;
     save(conn, &mut loaded, &effects, &EventContext::default(), ctx)?;
     Ok(loaded)

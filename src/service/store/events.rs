@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 
 use diesel::PgConnection;
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -111,6 +113,38 @@ pub(super) fn compact_for_events(full: &Value) -> Option<Value> {
     Some(Value::Object(v))
 }
 
+/// An event's `data`, serialized once: the approval's view is already JSON text.
+#[derive(Serialize)]
+struct EventData<'a> {
+    approval: &'a RawValue,
+    ticket: TicketNow<'a>,
+    sequence: i64,
+    detail: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipients: Option<&'a [Value]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipients_page: Option<RecipientsPage>,
+}
+
+/// The ticket and the status the host should set on it, as every event carries them.
+#[derive(Serialize)]
+struct TicketNow<'a> {
+    id: &'a str,
+    status_to_set: Option<&'a str>,
+}
+
+/// Which page of an event's recipients this event carries, when there are several.
+#[derive(Serialize)]
+struct RecipientsPage {
+    page: usize,
+    of: usize,
+    total: usize,
+}
+
+fn raw(text: String) -> AppResult<Box<RawValue>> {
+    RawValue::from_string(text).map_err(|e| AppError::internal("view", e))
+}
+
 pub(super) fn build_events(
     conn: &mut PgConnection,
     loaded: &mut Loaded,
@@ -119,9 +153,20 @@ pub(super) fn build_events(
     ctx: &Ctx,
 ) -> AppResult<Vec<NewEvent>> {
     let now = ctx.now;
-    let full = serde_json::to_value(loaded.view()).map_err(|e| AppError::internal("view", e))?;
-    let compact = compact_for_events(&full);
-    let view = compact.as_ref().unwrap_or(&full);
+    let view = loaded.view();
+    let full = serde_json::to_string(&view).map_err(|e| AppError::internal("view", e))?;
+    let big = view
+        .stages
+        .iter()
+        .any(|s| s.tasks.len() > TASKS_PER_STAGE_IN_EVENTS);
+    let in_events = if big {
+        let value = serde_json::to_value(&view).map_err(|e| AppError::internal("view", e))?;
+        let compact = compact_for_events(&value).unwrap_or(value);
+        raw(compact.to_string())?
+    } else {
+        raw(full.clone())?
+    };
+    drop(view);
     let plan_names: Vec<String> = loaded
         .stored
         .approval
@@ -133,43 +178,49 @@ pub(super) fn build_events(
     let mut push = |loaded: &mut Loaded,
                     kind: &str,
                     detail: Value,
-                    recipients: Option<Vec<Value>>| {
+                    recipients: Option<Vec<Value>>|
+     -> AppResult<()> {
         // Thousands of recipients go out as several events of the same type, each with a
         // page of them, so no event or webhook body grows with the size of a role.
         let total = recipients.as_ref().map_or(0, Vec::len);
-        let pages: Vec<Option<Vec<Value>>> = match recipients {
-            Some(r) if r.len() > RECIPIENTS_PER_EVENT => r
-                .chunks(RECIPIENTS_PER_EVENT)
-                .map(|c| Some(c.to_vec()))
-                .collect(),
-            other => vec![other],
+        let pages: Vec<Option<&[Value]>> = match &recipients {
+            Some(r) if r.len() > RECIPIENTS_PER_EVENT => {
+                r.chunks(RECIPIENTS_PER_EVENT).map(Some).collect()
+            }
+            other => vec![other.as_deref()],
         };
         let of = pages.len();
         for (page, recipients) in pages.into_iter().enumerate() {
             loaded.row.last_sequence += 1;
             let id = Uuid::now_v7();
-            let mut data = json!({
-                "approval": view,
-                "ticket": {"id": loaded.row.ticket_id, "status_to_set": loaded.row.status_to_set},
-                "sequence": loaded.row.last_sequence,
-                "detail": detail,
-            });
-            if let Some(r) = recipients {
-                data["recipients"] = Value::Array(r);
-            }
-            if of > 1 {
-                data["recipients_page"] = json!({"page": page + 1, "of": of, "total": total});
-            }
+            let data = EventData {
+                approval: &in_events,
+                ticket: TicketNow {
+                    id: &loaded.row.ticket_id,
+                    status_to_set: loaded.row.status_to_set.as_deref(),
+                },
+                sequence: loaded.row.last_sequence,
+                detail: &detail,
+                recipients,
+                recipients_page: (of > 1).then_some(RecipientsPage {
+                    page: page + 1,
+                    of,
+                    total,
+                }),
+            };
+            let payload = envelope(&id, kind, now, &loaded.row.tenant_id, &data)
+                .map_err(|e| AppError::internal("event", e))?;
             out.push(NewEvent {
                 tenant_id: loaded.row.tenant_id.clone(),
                 id,
                 approval_id: Some(loaded.row.id),
                 sequence: loaded.row.last_sequence,
                 kind: kind.to_string(),
-                payload: envelope(&id, kind, now, &loaded.row.tenant_id, data),
+                payload,
                 created_at: now,
             });
         }
+        Ok(())
     };
     for effect in effects {
         let Some(kind) = event_type(effect) else {
@@ -237,7 +288,7 @@ pub(super) fn build_events(
             }
             _ => continue,
         };
-        push(loaded, kind, detail, recips);
+        push(loaded, kind, detail, recips)?;
     }
     if extra.remind {
         let ids = loaded.stored.approval.pending_approvers();
@@ -251,7 +302,7 @@ pub(super) fn build_events(
             "approval.reminder",
             json!({"stage": stage}),
             Some(r),
-        );
+        )?;
     }
     if extra.escalate
         && let Some(stage) = loaded.stored.approval.current_stage
@@ -263,7 +314,7 @@ pub(super) fn build_events(
                 "approval.escalated",
                 json!({"stage": stage}),
                 Some(r),
-            );
+            )?;
         }
     }
     loaded.saved_view = Some(full);

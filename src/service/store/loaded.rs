@@ -6,11 +6,10 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use diesel::PgConnection;
 use serde::Deserialize;
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::db::approvals as q;
-use crate::db::models::ApprovalRow;
+use crate::db::models::{ApprovalRow, TaskRow};
 use crate::domain::engine::{Approval, EngineError, Task};
 use crate::domain::process::ProcessDefinition;
 use crate::error::{AppError, AppResult};
@@ -19,14 +18,31 @@ use crate::service::view::{
     AdminAction, ApprovalView, StoredEngine, Ticket, approval_view, task_from_row,
 };
 
-/// An approval loaded for a command.
+/// An approval loaded for a command. The row's `engine` and `definition` values are not kept
+/// (null): `stored` and `definition` hold them, typed.
 pub struct Loaded {
     pub row: ApprovalRow,
     pub stored: StoredEngine,
     pub definition: ProcessDefinition,
     pub(super) original: Vec<Task>,
-    /// The view as JSON, when [`save`] built it for the events and nothing changed since.
-    pub(super) saved_view: Option<Value>,
+    /// The view as JSON text, when [`save`] built it for the events and nothing changed since.
+    pub(super) saved_view: Option<String>,
+    /// The row's version as read, when it was read without its lock: [`save`] then writes
+    /// only if no other command changed the approval since (see [`Saved`]).
+    pub(super) version: Option<String>,
+}
+
+/// What [`save`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Saved {
+    Written,
+    /// Read without the lock, and another command changed the approval since: nothing was
+    /// written; read it again.
+    Stale,
+    /// Read without the lock, and the command writes more than one statement can (a stage
+    /// started, with its links and timers): nothing was written; run it again under the lock,
+    /// in a transaction.
+    NeedsLock,
 }
 
 impl Loaded {
@@ -38,6 +54,7 @@ impl Loaded {
             definition,
             original: vec![],
             saved_view: None,
+            version: None,
         }
     }
 
@@ -45,12 +62,12 @@ impl Loaded {
         approval_view(&self.row, &self.stored)
     }
 
-    /// The view as JSON: the one the last [`save`] built for its events, without building it
-    /// again or copying it.
-    pub fn into_view_json(self) -> AppResult<Value> {
+    /// The view as JSON text: the one the last [`save`] built for its events, without building
+    /// it again.
+    pub fn into_view_text(self) -> AppResult<String> {
         match self.saved_view {
             Some(v) => Ok(v),
-            None => serde_json::to_value(self.view()).map_err(|e| AppError::internal("view", e)),
+            None => serde_json::to_string(&self.view()).map_err(|e| AppError::internal("view", e)),
         }
     }
 }
@@ -67,19 +84,63 @@ pub fn load(conn: &mut PgConnection, tenant: &str, id: Uuid, lock: bool) -> AppR
     assemble(row, tasks.iter().map(task_from_row).collect())
 }
 
-pub fn assemble(row: ApprovalRow, tasks: Vec<Task>) -> AppResult<Loaded> {
-    let mut stored: StoredEngine = StoredEngine::deserialize(&row.engine)
+pub fn assemble(mut row: ApprovalRow, tasks: Vec<Task>) -> AppResult<Loaded> {
+    let stored: StoredEngine = serde_json::from_value(std::mem::take(&mut row.engine))
         .map_err(|e| AppError::internal("stored engine", e))?;
-    let definition: ProcessDefinition = ProcessDefinition::deserialize(&row.definition)
+    let definition: ProcessDefinition = serde_json::from_value(std::mem::take(&mut row.definition))
         .map_err(|e| AppError::internal("stored definition", e))?;
+    Ok(with_tasks(row, stored, definition, tasks))
+}
+
+fn with_tasks(
+    row: ApprovalRow,
+    mut stored: StoredEngine,
+    definition: ProcessDefinition,
+    tasks: Vec<Task>,
+) -> Loaded {
     stored.approval.tasks = tasks.clone();
-    Ok(Loaded {
+    Loaded {
         row,
         stored,
         definition,
         original: tasks,
         saved_view: None,
-    })
+        version: None,
+    }
+}
+
+/// What `signoff_command_read` answers, parsed in one pass.
+#[derive(Deserialize)]
+struct CommandRead {
+    approval: ApprovalRow,
+    engine: StoredEngine,
+    definition: ProcessDefinition,
+    version: String,
+    tasks: Vec<TaskRow>,
+    actor_active: Option<bool>,
+}
+
+/// Reads an approval for a command, and whether `actor` is an active principal of the
+/// directory (None when it does not know them), in one round trip. With `lock`, the row is
+/// locked for the caller's transaction; without, [`save`] writes only if no other command
+/// changed the approval in between ([`Saved::Stale`] otherwise).
+pub fn read(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+    actor: &str,
+    lock: bool,
+) -> AppResult<(Loaded, Option<bool>)> {
+    let text = q::read_for_command(conn, tenant, id, actor, lock)?
+        .ok_or_else(|| AppError::not_found("approval"))?;
+    let read: CommandRead =
+        serde_json::from_str(&text).map_err(|e| AppError::internal("stored approval", e))?;
+    let tasks = read.tasks.iter().map(task_from_row).collect();
+    let mut loaded = with_tasks(read.approval, read.engine, read.definition, tasks);
+    if !lock {
+        loaded.version = Some(read.version);
+    }
+    Ok((loaded, read.actor_active))
 }
 
 /// Loads several approvals for a list, in two queries.

@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 
 use diesel::PgConnection;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::events::build_events;
-use super::loaded::{Ctx, EventContext, Loaded};
+use super::loaded::{Ctx, EventContext, Loaded, Saved};
 use super::timers::schedule_started;
 use crate::db::approvals as q;
 use crate::domain::engine::{ApprovalStatus, Effect, Task};
@@ -16,13 +16,18 @@ use crate::error::{AppError, AppResult};
 use crate::service::view::{StoredEngine, status_str, task_row};
 
 /// Stores what a command did: changed tasks, the approval row, and one event per effect.
+///
+/// An approval [`read`](super::read) without its lock is written in one statement, only if
+/// nobody changed it since ([`Saved::Stale`] otherwise), and only when that one statement is
+/// all the command writes ([`Saved::NeedsLock`] otherwise: a stage started, whose links and
+/// timers are written first). Either way nothing is written then.
 pub fn save(
     conn: &mut PgConnection,
     loaded: &mut Loaded,
     effects: &[Effect],
     extra: &EventContext,
     ctx: &Ctx,
-) -> AppResult<()> {
+) -> AppResult<Saved> {
     let now = ctx.now;
     let tenant = loaded.row.tenant_id.clone();
     let id = loaded.row.id;
@@ -61,6 +66,16 @@ pub fn save(
         .filter(|t| before.get(&(t.stage, t.approver_id.as_str())) != Some(t))
         .map(|t| task_row(&tenant, id, t))
         .collect();
+    let more_than_one_statement = !gone.is_empty()
+        || changed.len() > crate::db::ROWS_PER_INSERT
+        || extra.remind
+        || extra.escalate
+        || effects
+            .iter()
+            .any(|e| matches!(e, Effect::StageStarted { .. }));
+    if loaded.version.is_some() && more_than_one_statement {
+        return Ok(Saved::NeedsLock);
+    }
     q::delete_tasks(conn, &tenant, id, &gone)?;
 
     let engine = &loaded.stored.approval;
@@ -78,17 +93,35 @@ pub fn save(
 
     schedule_started(conn, loaded, effects, ctx)?;
     let events = build_events(conn, loaded, effects, extra, ctx)?;
-    loaded.row.engine = engine_json(&loaded.stored)?;
-    q::save(conn, &loaded.row, &changed, &events)?;
+    let engine = engine_text(&mut loaded.stored)?;
+    let written = q::write(
+        conn,
+        &loaded.row,
+        loaded.version.as_deref(),
+        &engine,
+        &changed,
+        &events,
+    )?;
+    if !written {
+        return Ok(Saved::Stale);
+    }
     loaded.original = loaded.stored.approval.tasks.clone();
-    Ok(())
+    Ok(Saved::Written)
 }
 
-pub fn engine_json(stored: &StoredEngine) -> AppResult<Value> {
-    let mut v = serde_json::to_value(stored).map_err(|e| AppError::internal("engine", e))?;
-    // Tasks live in approval_tasks; keeping a copy here would only drift.
-    if let Some(o) = v.as_object_mut() {
-        o.insert("tasks".into(), json!([]));
-    }
-    Ok(v)
+/// The engine's state as the row stores it: without its tasks, which live in approval_tasks
+/// (a copy here would only drift).
+pub fn engine_text(stored: &mut StoredEngine) -> AppResult<String> {
+    let tasks = std::mem::take(&mut stored.approval.tasks);
+    let text = serde_json::to_string(stored);
+    stored.approval.tasks = tasks;
+    text.map_err(|e| AppError::internal("engine", e))
+}
+
+/// The same as a JSON value, for the row of a new approval.
+pub fn engine_json(stored: &mut StoredEngine) -> AppResult<Value> {
+    let tasks = std::mem::take(&mut stored.approval.tasks);
+    let value = serde_json::to_value(&*stored);
+    stored.approval.tasks = tasks;
+    value.map_err(|e| AppError::internal("engine", e))
 }
