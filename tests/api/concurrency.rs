@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use diesel::Connection;
 use diesel::connection::{Instrumentation, InstrumentationEvent};
+use diesel::{Connection, RunQueryDsl};
 use reqwest::Method;
 use serde_json::{Value, json};
 use signoff::service::approvals::{self as svc, DecisionInput, RequestApproval};
@@ -139,7 +139,8 @@ impl Instrumentation for Counter {
     }
 }
 
-async fn queries_for_one_decision(group_size: usize) -> usize {
+/// Statements one decision sends: in the caller's transaction, or (`at_once`) on its own.
+async fn queries_for_one_decision(group_size: usize, at_once: bool) -> usize {
     let app = spawn_app().await;
     let ids = many_principals(&app, group_size).await;
     let mut conn = app.db();
@@ -161,18 +162,189 @@ async fn queries_for_one_decision(group_size: usize) -> usize {
     // A rejection ends the approval: the costliest decision (every other task superseded).
     let decision =
         DecisionInput::parse(&json!({"approver_id": "a-00", "decision": "reject"})).unwrap();
-    conn.transaction(|c| svc::decide(c, TENANT, id, &decision, &ctx))
-        .unwrap();
+    if at_once {
+        svc::decide_at_once(&mut conn, TENANT, id, &decision, &ctx).unwrap();
+    } else {
+        conn.transaction(|c| svc::decide(c, TENANT, id, &decision, &ctx))
+            .unwrap();
+    }
     count.load(Ordering::Relaxed)
 }
 
 #[tokio::test]
 async fn a_decision_costs_the_same_number_of_queries_whatever_the_group_size() {
-    let small = queries_for_one_decision(2).await;
-    let large = queries_for_one_decision(40).await;
+    let small = queries_for_one_decision(2, false).await;
+    let large = queries_for_one_decision(40, false).await;
     println!("queries per decision: {small} (2 approvers), {large} (40 approvers)");
     assert_eq!(small, large);
-    // BEGIN, lock + load, tasks, the actor's active flag, upsert tasks, update approval,
-    // insert events, webhook fan-out, COMMIT.
-    assert!(small <= 9, "{small} queries");
+    // BEGIN, read (locking), write, COMMIT.
+    assert_eq!(small, 4, "{small} queries");
+    // Without a transaction: read, write.
+    assert_eq!(queries_for_one_decision(2, true).await, 2);
+    assert_eq!(queries_for_one_decision(40, true).await, 2);
+}
+
+/// A decision read without the lock, whose approval another decision changed before it was
+/// written, writes nothing (not its task, not its event, not the row); read again, it lands.
+#[tokio::test]
+async fn a_decision_read_before_another_one_landed_writes_nothing_and_lands_when_read_again() {
+    use signoff::domain::engine::Verdict;
+    use signoff::service::store::{self, EventContext, Saved};
+
+    let app = spawn_app().await;
+    let ids = many_principals(&app, 3).await;
+    let mut conn = app.db();
+    let request = RequestApproval::parse(&json!({
+        "ticket": {"id": "T-S"}, "approvers": ids, "require": {"type": "all"}
+    }))
+    .unwrap();
+    let ctx = signoff::service::store::Ctx {
+        now: chrono::Utc::now(),
+        public_url: "http://signoff.test".into(),
+    };
+    let id = conn
+        .transaction(|c| svc::request(c, TENANT, &request, &ctx))
+        .unwrap()
+        .row
+        .id;
+    let approve = |who: &str| {
+        DecisionInput::parse(&json!({"approver_id": who, "decision": "approve"})).unwrap()
+    };
+
+    // a-00's decision is read, without the lock...
+    let (mut stale, _) = store::read(&mut conn, TENANT, id, "a-00", false).unwrap();
+    // ...a-01's lands...
+    svc::decide_at_once(&mut conn, TENANT, id, &approve("a-01"), &ctx).unwrap();
+    let before = app.get(&format!("/v1/approvals/{id}/events")).await.body;
+    // ...and a-00's, computed on what it read, is refused by the write.
+    let effects = store::run_engine(&mut conn, &mut stale, ctx.now, |a, dir| {
+        a.decide("a-00", "a-00", Verdict::Approve, None, ctx.now, dir)
+    })
+    .unwrap()
+    .unwrap();
+    let saved = store::save(
+        &mut conn,
+        &mut stale,
+        &effects,
+        &EventContext::default(),
+        &ctx,
+    );
+    assert_eq!(saved.unwrap(), Saved::Stale);
+    let after = app.get(&format!("/v1/approvals/{id}/events")).await.body;
+    assert_eq!(before, after, "a stale write stored an event");
+    let view = app.get(&format!("/v1/approvals/{id}")).await.body;
+    let states: Vec<&str> = view["stages"][0]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["pending", "approved", "pending"]);
+
+    // Read again, it lands on top of a-01's.
+    let done = svc::decide_at_once(&mut conn, TENANT, id, &approve("a-00"), &ctx).unwrap();
+    assert_eq!(done.row.last_sequence, 3);
+    let view = app.get(&format!("/v1/approvals/{id}")).await.body;
+    assert_eq!(view["stages"][0]["groups"][0]["approved"], 2);
+}
+
+/// A decision that starts the next stage needs that stage's links and timers written with it,
+/// which one statement cannot do: without a transaction of the caller's it is decided in one of
+/// its own, under the lock, and the next stage's approver gets a link that works.
+#[tokio::test]
+async fn a_decision_starting_a_stage_commits_its_links_and_timers_with_it() {
+    use signoff::domain::engine::Verdict;
+    use signoff::service::store::{self, EventContext, Saved};
+
+    let app = spawn_app().await;
+    many_principals(&app, 2).await;
+    let stage = |name: &str, who: &str| {
+        json!({"name": name, "timeout": {"after": "P2D", "outcome": "reject"},
+               "groups": [{"name": name, "source": {"type": "principals", "ids": [who]},
+                           "require": {"type": "all"}}]})
+    };
+    let process = app
+        .post(
+            "/v1/processes",
+            json!({"name": "two", "stages": [stage("one", "a-00"), stage("two", "a-01")]}),
+        )
+        .await;
+    assert_eq!(process.status, 201, "{}", process.text);
+    let view = app
+        .post(
+            "/v1/approvals",
+            json!({"ticket": {"id": "T-2"}, "process_id": process.body["id"]}),
+        )
+        .await
+        .body;
+    let id = view["id"].as_str().unwrap().to_string();
+    let count = |conn: &mut diesel::PgConnection, table: &str| -> i64 {
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+            "(SELECT count(*) FROM {table} WHERE approval_id = '{id}' AND stage = 1)"
+        )))
+        .get_result(conn)
+        .unwrap()
+    };
+    // Read without the lock, the decision is refused by the write before anything is written.
+    let mut conn = app.db();
+    let ctx = signoff::service::store::Ctx {
+        now: chrono::Utc::now(),
+        public_url: "http://signoff.test".into(),
+    };
+    let uuid = id.parse().unwrap();
+    let (mut read, _) = store::read(&mut conn, TENANT, uuid, "a-00", false).unwrap();
+    let effects = store::run_engine(&mut conn, &mut read, ctx.now, |a, dir| {
+        a.decide("a-00", "a-00", Verdict::Approve, None, ctx.now, dir)
+    })
+    .unwrap()
+    .unwrap();
+    let saved = store::save(
+        &mut conn,
+        &mut read,
+        &effects,
+        &EventContext::default(),
+        &ctx,
+    );
+    assert_eq!(saved.unwrap(), Saved::NeedsLock);
+    assert_eq!(
+        (
+            count(&mut conn, "approval_links"),
+            count(&mut conn, "timers")
+        ),
+        (0, 0)
+    );
+
+    let view = app
+        .post(
+            &format!("/v1/approvals/{id}/decisions"),
+            json!({"approver_id": "a-00", "decision": "approve"}),
+        )
+        .await;
+    assert_eq!(view.status, 200, "{}", view.text);
+    assert_eq!(view.body["current_stage"], 1);
+    assert!(view.body["stages"][1]["deadline"].is_string());
+    let events = app.get(&format!("/v1/approvals/{id}/events")).await.body;
+    let requested: Vec<&Value> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "approval.requested" && e["data"]["detail"]["stage"] == 1)
+        .collect();
+    assert_eq!(requested.len(), 1);
+    let recipient = &requested[0]["data"]["recipients"][0];
+    assert_eq!(recipient["principal"]["id"], "a-01");
+    let page = recipient["page_url"].as_str().unwrap();
+    let token = page.rsplit('/').next().unwrap();
+    let link = app
+        .call_as("", Method::GET, &format!("/v1/links/{token}"), None, &[])
+        .await;
+    assert_eq!(
+        link.status, 200,
+        "the stage's link was not stored: {}",
+        link.text
+    );
+    assert!(
+        count(&mut conn, "timers") >= 1,
+        "the stage's timeout was not scheduled"
+    );
 }
