@@ -716,7 +716,7 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
     }
     if std::env::var("BENCH_ONLY").as_deref() == Ok("fan-out") {
         let mut conn = PgConnection::establish(db_url)?;
-        return fan_out(&api, &mut conn, table).await;
+        return fan_out(&api, pid, &mut conn, table).await;
     }
 
     // (a) Requests: ad-hoc, three approvers, all of whom must approve.
@@ -920,7 +920,7 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
 
     // (d) Webhooks: from the answer to the final decision to the receiver getting
     // `approval.approved`, one approval at a time, with an endpoint subscribed to everything.
-    fan_out(&api, &mut conn, table).await?;
+    fan_out(&api, pid, &mut conn, table).await?;
 
     let (endpoint, mut rx) = hooked_endpoint(&api).await?;
     let mut took = Vec::with_capacity(HOOKED);
@@ -963,7 +963,12 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
 }
 
 /// Fan-out: one request asking a role of CROWD members, and the largest event it wrote.
-async fn fan_out(api: &Api, conn: &mut PgConnection, table: &mut Table) -> anyhow::Result<()> {
+async fn fan_out(
+    api: &Api,
+    pid: u32,
+    conn: &mut PgConnection,
+    table: &mut Table,
+) -> anyhow::Result<()> {
     diesel::sql_query(format!(
         "INSERT INTO principals (tenant_id, id, kind, display_name, email, locale, time_zone, roles)
          SELECT '{TENANT}', 'crowd-' || n, 'user', 'Member ' || n, 'm' || n || '@example.com',
@@ -980,13 +985,29 @@ async fn fan_out(api: &Api, conn: &mut PgConnection, table: &mut Table) -> anyho
         )
         .await?;
     let crowd = id_of(&crowd)?;
+    let perf = Perf::start("fan-out");
     let started = Instant::now();
-    api.post(
-        "/v1/approvals",
-        json!({"ticket": {"id": "CROWD-1"}, "process_id": crowd}),
+    let (asked, cpu) = measure_cpu(
+        pid,
+        api.post(
+            "/v1/approvals",
+            json!({"ticket": {"id": "CROWD-1"}, "process_id": crowd}),
+        ),
     )
-    .await?;
+    .await;
+    asked?;
     let took = started.elapsed();
+    perf.stop();
+    for (who, spent) in [("signoff", cpu.signoff), ("Postgres", cpu.postgres)] {
+        table.compared.push([
+            format!("{who} CPU, role of {CROWD} (ms)"),
+            ms(spent),
+            "-".into(),
+            "-".into(),
+            String::new(),
+            String::new(),
+        ]);
+    }
     table.row(
         &format!("POST /v1/approvals, role of {CROWD}"),
         &Stats::of(&[took]),
