@@ -6,7 +6,8 @@
 --   stage and approver order, whether the actor is an active principal, and the row's version
 --   (`xmin`). With p_lock it first locks the row (then reads in a new snapshot, so answers
 --   committed while it waited are seen).
--- * `signoff_command_write` writes what the command did. With p_version it first updates the
+-- * `signoff_command_write` writes what the command did (a new approval's row included, as
+--   p_new). With p_version it first updates the
 --   approval only if the row is still the version that was read, and answers false, having
 --   written nothing, when another command changed it since: the caller reads again. One
 --   statement is one transaction, so the tasks, the row, the events and their deliveries commit
@@ -54,7 +55,7 @@ END;
 $$;
 
 CREATE FUNCTION signoff_command_write(
-    p_tenant text, p_approval uuid, p_version text, p_state text, p_engine text,
+    p_tenant text, p_approval uuid, p_new text, p_version text, p_state text, p_engine text,
     p_current_stage int4, p_status_to_set text, p_decided_at timestamptz, p_last_sequence int8,
     p_updated_at timestamptz,
     t_stage int4[], t_approver text[], t_state text[], t_verdict text[], t_decided_at timestamptz[],
@@ -67,13 +68,26 @@ DECLARE
 BEGIN
     -- The row first: a command that lost the race writes nothing, and every writer takes the
     -- approval's lock before its tasks' (as the locking read does), so two never deadlock.
-    UPDATE approvals SET state = p_state, engine = p_engine::jsonb,
-        current_stage = p_current_stage, status_to_set = p_status_to_set,
-        decided_at = p_decided_at, last_sequence = p_last_sequence, updated_at = p_updated_at
-    WHERE tenant_id = p_tenant AND id = p_approval
-      AND (p_version IS NULL OR xmin = p_version::xid);
-    IF NOT FOUND THEN
-        RETURN false;
+    -- A new approval (p_new: its row as JSON, engine aside) is inserted as it ends the
+    -- command, not inserted and then updated.
+    IF p_new IS NOT NULL THEN
+        INSERT INTO approvals (tenant_id, id, ticket_id, ticket, process_id, process_version,
+            process_name, definition, state, engine, current_stage, exclusive, description,
+            requested_by, status_to_set, decided_at, last_sequence, created_at, updated_at)
+        SELECT p_tenant, p_approval, r.ticket_id, r.ticket, r.process_id, r.process_version,
+            r.process_name, r.definition, p_state, p_engine::jsonb, p_current_stage,
+            r.exclusive, r.description, r.requested_by, p_status_to_set, p_decided_at,
+            p_last_sequence, r.created_at, p_updated_at
+        FROM json_populate_record(NULL::approvals, p_new::json) r;
+    ELSE
+        UPDATE approvals SET state = p_state, engine = p_engine::jsonb,
+            current_stage = p_current_stage, status_to_set = p_status_to_set,
+            decided_at = p_decided_at, last_sequence = p_last_sequence, updated_at = p_updated_at
+        WHERE tenant_id = p_tenant AND id = p_approval
+          AND (p_version IS NULL OR xmin = p_version::xid);
+        IF NOT FOUND THEN
+            RETURN false;
+        END IF;
     END IF;
     IF cardinality(t_stage) > 0 THEN
         INSERT INTO approval_tasks

@@ -22,13 +22,6 @@ pub fn lock_ticket(conn: &mut PgConnection, tenant: &str, ticket_id: &str) -> Qu
     Ok(())
 }
 
-pub fn insert(conn: &mut PgConnection, row: &ApprovalRow) -> QueryResult<()> {
-    diesel::insert_into(a::approvals)
-        .values(row)
-        .execute(conn)?;
-    Ok(())
-}
-
 pub fn find(conn: &mut PgConnection, tenant: &str, id: Uuid) -> QueryResult<ApprovalRow> {
     a::approvals
         .filter(a::tenant_id.eq(tenant).and(a::id.eq(id)))
@@ -343,6 +336,7 @@ diesel::define_sql_function! {
     fn signoff_command_write(
         tenant: Text,
         approval: diesel::sql_types::Uuid,
+        new: diesel::sql_types::Nullable<Text>,
         version: diesel::sql_types::Nullable<Text>,
         state: Text,
         engine: Text,
@@ -371,7 +365,8 @@ diesel::define_sql_function! {
 /// prepared statement whose function caches its plans): the approval row (`engine` is its
 /// engine state as JSON text), the changed tasks (upserted), its new events (payloads as JSON
 /// text) and a delivery per event for every endpoint that listens, waking the workers when
-/// there is one.
+/// there is one. A new approval's row comes as `new_row` (JSON; its engine is `engine`) and is
+/// inserted, not updated.
 ///
 /// With `version` (as [`read_for_command`] answered it) the call needs no transaction of the
 /// caller's: it writes only if the row is still that version, and answers false, having
@@ -380,25 +375,27 @@ diesel::define_sql_function! {
 pub fn write(
     conn: &mut PgConnection,
     row: &ApprovalRow,
+    new_row: Option<&str>,
     version: Option<&str>,
     engine: &str,
     tasks: &[TaskRow],
     events: &[NewEvent],
 ) -> QueryResult<bool> {
-    // A fan-out too large for one call's arrays goes in chunks first (only ever in a
-    // transaction: a new stage of thousands is never written optimistically).
-    let tasks = if tasks.len() > super::ROWS_PER_INSERT {
-        upsert_tasks(conn, tasks)?;
-        &[][..]
+    // A fan-out too large for one call's arrays goes in chunks after it, once the row they
+    // belong to is written (only ever in a transaction: a stage of thousands starting is never
+    // written optimistically).
+    let (tasks, chunked) = if tasks.len() > super::ROWS_PER_INSERT {
+        (&[][..], tasks)
     } else {
-        tasks
+        (tasks, &[][..])
     };
     let texts = |f: fn(&TaskRow) -> &Option<String>| -> Vec<Option<&str>> {
         tasks.iter().map(|t| f(t).as_deref()).collect()
     };
-    diesel::select(signoff_command_write(
+    let written: bool = diesel::select(signoff_command_write(
         &row.tenant_id,
         row.id,
+        new_row,
         version,
         &row.state,
         engine,
@@ -427,5 +424,9 @@ pub fn write(
             .collect::<Vec<_>>(),
         events.iter().map(|e| e.created_at).collect::<Vec<_>>(),
     ))
-    .get_result(conn)
+    .get_result(conn)?;
+    if written {
+        upsert_tasks(conn, chunked)?;
+    }
+    Ok(written)
 }

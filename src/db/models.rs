@@ -83,7 +83,7 @@ pub struct ProcessVersionRow {
 
 /// An approval row. A command holds its engine state and definition typed instead (the
 /// `engine` and `definition` values are then null, and read as such from JSON without them).
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, serde::Deserialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, serde::Deserialize, serde::Serialize)]
 #[diesel(table_name = super::schema::approvals, check_for_backend(diesel::pg::Pg))]
 pub struct ApprovalRow {
     pub tenant_id: String,

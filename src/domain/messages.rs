@@ -175,7 +175,7 @@ fn pick<'a>(
 
 /// Renders the message for one recipient. A template that fails at run time (for example out
 /// of fuel) falls back to our built-in text, so an approver is never left without a message.
-pub fn render(templates: Option<&Templates>, locale: &str, ctx: &serde_json::Value) -> Message {
+pub fn render(templates: Option<&Templates>, locale: &str, ctx: &impl serde::Serialize) -> Message {
     Renderer::default().render(templates, locale, ctx)
 }
 
@@ -202,7 +202,7 @@ impl Renderer {
         &mut self,
         name: &'static str,
         source: &str,
-        ctx: &serde_json::Value,
+        ctx: &minijinja::Value,
     ) -> Result<String, String> {
         let n: usize = self.compiled.values().map(HashMap::len).sum();
         let sources = self.compiled.entry(name).or_default();
@@ -222,13 +222,15 @@ impl Renderer {
             .map_err(describe)
     }
 
-    /// The message for one recipient, as [`render`].
+    /// The message for one recipient, as [`render`]. The context is converted for the
+    /// templates once, not once per part.
     pub fn render(
         &mut self,
         templates: Option<&Templates>,
         locale: &str,
-        ctx: &serde_json::Value,
+        ctx: &impl serde::Serialize,
     ) -> Message {
+        let ctx = &minijinja::Value::from_serialize(ctx);
         let (custom, ours) = pick(templates, locale);
         let mut part = |name: &'static str, custom: Option<&str>, ours: &str| {
             let fallback = |r: &mut Self| r.part(name, ours, ctx).unwrap_or_default();

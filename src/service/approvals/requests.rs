@@ -21,7 +21,7 @@ use crate::domain::process::{
 use crate::domain::validate::{Faults, index};
 use crate::error::{AppError, AppResult};
 use crate::service::directory::Directory;
-use crate::service::store::{Ctx, EventContext, Loaded, assemble, engine_json, save};
+use crate::service::store::{Ctx, EventContext, Loaded, assemble, save};
 use crate::service::view::{AdminAction, ApprovalView, StoredEngine, approval_view, task_from_row};
 
 /// The definition an ad-hoc request runs: one stage, one group.
@@ -298,8 +298,6 @@ pub fn request(
     row.definition =
         serde_json::to_value(&definition).map_err(|e| AppError::internal("definition", e))?;
     let mut loaded = Loaded::new(row, stored, definition);
-    loaded.row.engine = engine_json(&mut loaded.stored)?;
-    q::insert(conn, &loaded.row)?;
     save(conn, &mut loaded, &effects, &EventContext::default(), ctx)?;
     Ok(loaded)
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::links::{Recipient, issue};
 use super::loaded::{Ctx, EventContext, Loaded};
 use super::timers::escalation_recipients;
-use crate::db::models::{NewEvent, PrincipalRow};
+use crate::db::models::{LinkRow, NewEvent, PrincipalRow};
 use crate::db::principals;
 use crate::domain::engine::{ApprovalStatus, Effect};
 use crate::error::{AppError, AppResult};
@@ -27,6 +27,7 @@ pub fn notify(
     stage: usize,
     ids: &[String],
     ctx: &Ctx,
+    links: &mut Vec<LinkRow>,
 ) -> AppResult<Vec<Value>> {
     let rows = principals::find_many(conn, &loaded.row.tenant_id, ids)?;
     let by_id: HashMap<&str, &PrincipalRow> = rows.iter().map(|r| (r.id.as_str(), r)).collect();
@@ -38,7 +39,7 @@ pub fn notify(
             on_behalf_of: Vec::new(),
         })
         .collect();
-    issue(conn, loaded, stage, &recipients, ctx)
+    issue(conn, loaded, stage, &recipients, ctx, links)
 }
 
 pub(super) fn event_type(effect: &Effect) -> Option<&'static str> {
@@ -145,12 +146,15 @@ fn raw(text: String) -> AppResult<Box<RawValue>> {
     RawValue::from_string(text).map_err(|e| AppError::internal("view", e))
 }
 
+/// The events of a command, and the links their recipients were given (to store once the
+/// approval row is written).
 pub(super) fn build_events(
     conn: &mut PgConnection,
     loaded: &mut Loaded,
     effects: &[Effect],
     extra: &EventContext,
     ctx: &Ctx,
+    links: &mut Vec<LinkRow>,
 ) -> AppResult<Vec<NewEvent>> {
     let now = ctx.now;
     let view = loaded.view();
@@ -242,7 +246,7 @@ pub(super) fn build_events(
                     // Earlier answers decided this stage as it started: nobody to ask.
                     continue;
                 }
-                let r = notify(conn, loaded, *stage, &ids, ctx)?;
+                let r = notify(conn, loaded, *stage, &ids, ctx, links)?;
                 let notes = loaded
                     .stored
                     .approval
@@ -294,7 +298,7 @@ pub(super) fn build_events(
         let ids = loaded.stored.approval.pending_approvers();
         let stage = loaded.stored.approval.current_stage;
         let r = match stage {
-            Some(stage) => notify(conn, loaded, stage, &ids, ctx)?,
+            Some(stage) => notify(conn, loaded, stage, &ids, ctx, links)?,
             None => vec![],
         };
         push(
@@ -307,7 +311,7 @@ pub(super) fn build_events(
     if extra.escalate
         && let Some(stage) = loaded.stored.approval.current_stage
     {
-        let r = escalation_recipients(conn, loaded, stage, ctx)?;
+        let r = escalation_recipients(conn, loaded, stage, ctx, links)?;
         if !r.is_empty() {
             push(
                 loaded,

@@ -6,11 +6,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Duration;
 use diesel::PgConnection;
 use rand::RngCore;
+use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::loaded::{Ctx, Loaded};
-use crate::db::links as q;
 use crate::db::models::{LinkRow, PrincipalRow};
 use crate::domain::messages;
 use crate::error::AppResult;
@@ -45,12 +45,15 @@ pub struct Recipient<'a> {
 /// the `recipients` entries of an event: the principal, the URLs and the message rendered in
 /// their language. A substitute's entry lists every approver they cover in `answers_for`,
 /// each with its own links; the top-level URLs and `on_behalf_of` are the first of them.
+///
+/// The links are added to `links`, for the command to store once its approval row is written.
 pub fn issue(
     conn: &mut PgConnection,
     loaded: &Loaded,
     stage: usize,
     recipients: &[Recipient<'_>],
     ctx: &Ctx,
+    links: &mut Vec<LinkRow>,
 ) -> AppResult<Vec<Value>> {
     let expires_at = loaded
         .stored
@@ -60,7 +63,7 @@ pub fn issue(
         .flatten()
         .unwrap_or(ctx.now + Duration::days(DEFAULT_TTL_DAYS));
     let asker = Asker::read(conn, loaded)?;
-    let mut rows = Vec::with_capacity(recipients.len());
+    let rows = links;
     let mut out = Vec::with_capacity(recipients.len());
     let mut renderer = messages::Renderer::default();
     for r in recipients {
@@ -136,7 +139,6 @@ pub fn issue(
         }
         out.push(entry);
     }
-    q::insert(conn, &rows)?;
     Ok(out)
 }
 
@@ -203,34 +205,79 @@ pub fn asked_by_principal(loaded: &Loaded) -> Option<&str> {
         .filter(|by| loaded.stored.rule.is_none() && !by.starts_with("rule:"))
 }
 
-/// What templates can use.
-fn message_context(
-    loaded: &Loaded,
+/// What templates can use, borrowed from what the command holds.
+#[derive(Serialize)]
+struct MessageContext<'a> {
+    approver: &'a Principal,
+    on_behalf_of: Option<&'a Principal>,
+    answers_for: &'a [Value],
+    requester: Option<Named<'a>>,
+    ticket: &'a Value,
+    approval: ApprovalContext<'a>,
+    process: Option<ProcessContext<'a>>,
+    links: &'a Value,
+}
+
+#[derive(Serialize)]
+struct Named<'a> {
+    id: &'a str,
+    display_name: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ApprovalContext<'a> {
+    id: String,
+    description: Option<&'a str>,
+    requested_by: Option<&'a str>,
+    requested_by_name: Option<&'a str>,
+    stage: Option<&'a str>,
+    stage_index: usize,
+}
+
+#[derive(Serialize)]
+struct ProcessContext<'a> {
+    id: String,
+    name: Option<&'a str>,
+    version: Option<i32>,
+}
+
+fn message_context<'a>(
+    loaded: &'a Loaded,
     stage: usize,
-    approver: &Principal,
-    on_behalf_of: Option<&Principal>,
-    answers_for: &[Value],
-    asker: &Asker,
-    links: &Value,
-) -> Value {
+    approver: &'a Principal,
+    on_behalf_of: Option<&'a Principal>,
+    answers_for: &'a [Value],
+    asker: &'a Asker,
+    links: &'a Value,
+) -> MessageContext<'a> {
     let row = &loaded.row;
-    json!({
-        "approver": approver,
-        "on_behalf_of": on_behalf_of,
-        "answers_for": answers_for,
-        "requester": asker.requester.as_ref().map(|(id, name)| json!({"id": id, "display_name": name})),
-        "ticket": row.ticket,
-        "approval": {
-            "id": row.id.to_string(),
-            "description": row.description,
-            "requested_by": row.requested_by,
-            "requested_by_name": asker.name,
-            "stage": loaded.stored.approval.plan.get(stage).map(|s| &s.name),
-            "stage_index": stage,
+    MessageContext {
+        approver,
+        on_behalf_of,
+        answers_for,
+        requester: asker.requester.as_ref().map(|(id, name)| Named {
+            id,
+            display_name: name.as_deref(),
+        }),
+        ticket: &row.ticket,
+        approval: ApprovalContext {
+            id: row.id.to_string(),
+            description: row.description.as_deref(),
+            requested_by: row.requested_by.as_deref(),
+            requested_by_name: asker.name.as_deref(),
+            stage: loaded
+                .stored
+                .approval
+                .plan
+                .get(stage)
+                .map(|s| s.name.as_str()),
+            stage_index: stage,
         },
-        "process": row.process_id.map(|id| json!({
-            "id": id.to_string(), "name": row.process_name, "version": row.process_version,
-        })),
-        "links": links,
-    })
+        process: row.process_id.map(|id| ProcessContext {
+            id: id.to_string(),
+            name: row.process_name.as_deref(),
+            version: row.process_version,
+        }),
+        links,
+    }
 }

@@ -30,6 +30,8 @@ pub struct Loaded {
     /// The row's version as read, when it was read without its lock: [`save`] then writes
     /// only if no other command changed the approval since (see [`Saved`]).
     pub(super) version: Option<String>,
+    /// Not stored yet: [`save`] inserts the row (with the state the command leaves it in).
+    pub(super) new: bool,
 }
 
 /// What [`save`] did.
@@ -46,7 +48,7 @@ pub enum Saved {
 }
 
 impl Loaded {
-    /// A new approval, not stored yet: `save` writes its tasks.
+    /// A new approval, not stored yet: `save` inserts its row and writes its tasks.
     pub fn new(row: ApprovalRow, stored: StoredEngine, definition: ProcessDefinition) -> Self {
         Self {
             row,
@@ -55,6 +57,7 @@ impl Loaded {
             original: vec![],
             saved_view: None,
             version: None,
+            new: true,
         }
     }
 
@@ -106,6 +109,7 @@ fn with_tasks(
         original: tasks,
         saved_view: None,
         version: None,
+        new: false,
     }
 }
 

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use diesel::PgConnection;
-use serde_json::Value;
 
 use super::events::build_events;
 use super::loaded::{Ctx, EventContext, Loaded, Saved};
@@ -91,12 +90,19 @@ pub fn save(
     }
     loaded.row.updated_at = now;
 
-    schedule_started(conn, loaded, effects, ctx)?;
-    let events = build_events(conn, loaded, effects, extra, ctx)?;
+    let timers = schedule_started(conn, loaded, effects, ctx)?;
+    let mut links = Vec::new();
+    let events = build_events(conn, loaded, effects, extra, ctx, &mut links)?;
     let engine = engine_text(&mut loaded.stored)?;
+    let new_row = if loaded.new {
+        Some(serde_json::to_string(&loaded.row).map_err(|e| AppError::internal("row", e))?)
+    } else {
+        None
+    };
     let written = q::write(
         conn,
         &loaded.row,
+        new_row.as_deref(),
         loaded.version.as_deref(),
         &engine,
         &changed,
@@ -105,6 +111,10 @@ pub fn save(
     if !written {
         return Ok(Saved::Stale);
     }
+    // After the row they refer to.
+    crate::db::links::insert(conn, &links)?;
+    crate::db::time::insert_timers(conn, &timers)?;
+    loaded.new = false;
     loaded.original = loaded.stored.approval.tasks.clone();
     Ok(Saved::Written)
 }
@@ -116,12 +126,4 @@ pub fn engine_text(stored: &mut StoredEngine) -> AppResult<String> {
     let text = serde_json::to_string(stored);
     stored.approval.tasks = tasks;
     text.map_err(|e| AppError::internal("engine", e))
-}
-
-/// The same as a JSON value, for the row of a new approval.
-pub fn engine_json(stored: &mut StoredEngine) -> AppResult<Value> {
-    let tasks = std::mem::take(&mut stored.approval.tasks);
-    let value = serde_json::to_value(&*stored);
-    stored.approval.tasks = tasks;
-    value.map_err(|e| AppError::internal("engine", e))
 }

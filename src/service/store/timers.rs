@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::links::{Recipient, issue};
 use super::loaded::{Ctx, Loaded};
-use crate::db::models::{PrincipalRow, TimerRow};
+use crate::db::models::{LinkRow, PrincipalRow, TimerRow};
 use crate::db::{principals, time as q};
 use crate::domain::calendar::{self, Calendar, CalendarDef};
 use crate::domain::engine::{ApprovalStatus, Effect, Task, TaskState};
@@ -57,14 +57,15 @@ pub fn timer(
     }
 }
 
-/// For every stage a command started that is still running: its deadline, and the timers of
-/// its timeout, reminders and substitutes.
+/// For every stage a command started that is still running: its deadline (set in the engine's
+/// state), and the timers of its timeout, reminders and substitutes, answered for the command
+/// to store once its approval row is written.
 pub fn schedule_started(
     conn: &mut PgConnection,
     loaded: &mut Loaded,
     effects: &[Effect],
     ctx: &Ctx,
-) -> AppResult<()> {
+) -> AppResult<Vec<TimerRow>> {
     let now = ctx.now;
     let mut timers = Vec::new();
     for effect in effects {
@@ -129,8 +130,7 @@ pub fn schedule_started(
             }
         }
     }
-    q::insert_timers(conn, &timers)?;
-    Ok(())
+    Ok(timers)
 }
 
 /// Substitutes of the running stage's pending approvers, with links to answer for them: one
@@ -143,6 +143,7 @@ pub fn escalation_recipients(
     loaded: &Loaded,
     stage: usize,
     ctx: &Ctx,
+    links: &mut Vec<LinkRow>,
 ) -> AppResult<Vec<Value>> {
     let Some(subs) = loaded
         .definition
@@ -203,5 +204,5 @@ pub fn escalation_recipients(
             })
         })
         .collect();
-    issue(conn, loaded, stage, &recipients, ctx)
+    issue(conn, loaded, stage, &recipients, ctx, links)
 }

@@ -1,0 +1,3 @@
+ALTER TABLE events ALTER COLUMN payload SET COMPRESSION default;
+ALTER TABLE approvals ALTER COLUMN engine SET COMPRESSION default;
+ALTER TABLE approvals ALTER COLUMN definition SET COMPRESSION default;
