@@ -183,15 +183,6 @@ pub fn tasks_of_one(conn: &mut PgConnection, tenant: &str, id: Uuid) -> QueryRes
         .load(conn)
 }
 
-/// Tasks of several approvals, in stage then approver order.
-pub fn tasks_of(conn: &mut PgConnection, tenant: &str, ids: &[Uuid]) -> QueryResult<Vec<TaskRow>> {
-    t::approval_tasks
-        .filter(t::tenant_id.eq(tenant).and(t::approval_id.eq_any(ids)))
-        .order((t::approval_id, t::stage, t::approver_id))
-        .select(TaskRow::as_select())
-        .load(conn)
-}
-
 /// Inserts or rewrites the given tasks in one statement, whatever their number.
 pub fn upsert_tasks(conn: &mut PgConnection, rows: &[TaskRow]) -> QueryResult<()> {
     if rows.is_empty() {

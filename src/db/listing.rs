@@ -105,7 +105,12 @@ const SELECT: &str = "SELECT a.id, a.ticket_id, a.ticket, a.process_id, a.proces
      ORDER BY t.stage, t.approver_id) AS tasks FROM (";
 
 /// Keeps the rows of `key` past the cursor: after it ascending, before it descending.
-fn past<'a>(q: Statement<'a>, key: &'static str, order: Order, after: Option<Uuid>) -> Statement<'a> {
+fn past<'a>(
+    q: Statement<'a>,
+    key: &'static str,
+    order: Order,
+    after: Option<Uuid>,
+) -> Statement<'a> {
     match after {
         None => q,
         Some(after) => q

@@ -88,7 +88,9 @@ fn stored_enum<'de, T: Deserialize<'de>>(s: &'de str) -> Option<T> {
 }
 
 /// A task as the engine sees it, from a list's record (as `view::task_from_row` does).
-fn task((stage, approver_id, state, verdict, decided_at, comment, actor_id, on_behalf_of): ListedTask) -> Task {
+fn task(
+    (stage, approver_id, state, verdict, decided_at, comment, actor_id, on_behalf_of): ListedTask,
+) -> Task {
     Task {
         stage: stage as usize,
         approver_id,
@@ -107,7 +109,10 @@ pub fn view(row: ListedApproval) -> AppResult<ApprovalView> {
     let stored = stored_engine(&row.engine.0, tasks)?;
     let head = Head {
         id: row.id,
-        ticket: Head::ticket(serde_json::from_slice::<Ticket>(&row.ticket.0).ok(), &row.ticket_id),
+        ticket: Head::ticket(
+            serde_json::from_slice::<Ticket>(&row.ticket.0).ok(),
+            &row.ticket_id,
+        ),
         process: Head::process(row.process_id, row.process_name, row.process_version),
         description: row.description,
         requested_by: row.requested_by,

@@ -235,7 +235,11 @@ pub struct Head {
 
 impl Head {
     /// The process reference of a row's columns: none for an ad-hoc approval.
-    pub fn process(id: Option<uuid::Uuid>, name: Option<String>, version: Option<i32>) -> Option<ProcessRef> {
+    pub fn process(
+        id: Option<uuid::Uuid>,
+        name: Option<String>,
+        version: Option<i32>,
+    ) -> Option<ProcessRef> {
         match (id, name, version) {
             (Some(id), Some(name), Some(version)) => Some(ProcessRef {
                 id: id.to_string(),
@@ -263,7 +267,11 @@ pub fn approval_view(row: &ApprovalRow, stored: &StoredEngine) -> ApprovalView {
     let head = Head {
         id: row.id,
         ticket: Head::ticket(Ticket::deserialize(&row.ticket).ok(), &row.ticket_id),
-        process: Head::process(row.process_id, row.process_name.clone(), row.process_version),
+        process: Head::process(
+            row.process_id,
+            row.process_name.clone(),
+            row.process_version,
+        ),
         description: row.description.clone(),
         requested_by: row.requested_by.clone(),
         status_to_set: row.status_to_set.clone(),
