@@ -14,11 +14,13 @@ use super::principals::check_id;
 use super::problem::Problem;
 use crate::api::body::JsonBody;
 use crate::auth::{Caller, Scope};
-use crate::db::approvals::{self as q, ListFilter};
+use crate::db::approvals as q;
+use crate::db::listing::{self, ListFilter};
 use crate::db::{Db, Order};
 use crate::domain::validate::{Faults, is_external_id};
 use crate::error::{AppError, AppResult};
 use crate::service::approvals::{self as svc, RequestApproval};
+use crate::service::listing::views;
 use crate::service::store::{self, Ctx};
 use crate::service::view::ApprovalView;
 
@@ -209,11 +211,12 @@ pub async fn list_approvals(
         approver_id: filter.approver_id.clone(),
     };
     let tenant = caller.tenant.clone();
+    // One statement reads the page and its tasks, so it needs no transaction of its own.
     let (items, next_cursor) = db
-        .read(move |c| {
-            let rows = q::list(c, &tenant, &lf, order, after, limit + 1)?;
+        .run(move |c| {
+            let rows = listing::list(c, &tenant, &lf, order, after, limit + 1)?;
             let (rows, next) = page(rows, limit, order, |r| r.id.to_string());
-            Ok((store::load_many(c, &tenant, rows)?, next))
+            Ok((views(rows)?, next))
         })
         .await?;
     Ok(web::Json(ApprovalList { items, next_cursor }))
@@ -312,13 +315,15 @@ pub async fn pending_approvals(
     let after = paging.after_uuid(order)?;
     let tenant = caller.tenant.clone();
     let (items, next_cursor) = db
-        .read(move |c| {
+        .run(move |c| {
             // A delegate in force also sees what waits for the people who delegated to them.
+            // The page is one statement (the approvals and their tasks in one snapshot); who
+            // it is for may be read a moment before, as if the request had come then.
             let mut who = crate::db::time::delegators_of(c, &tenant, &id, now.0)?;
             who.push(id);
-            let rows = q::inbox(c, &tenant, &who, order, after, limit + 1)?;
+            let rows = listing::inbox(c, &tenant, &who, order, after, limit + 1)?;
             let (rows, next) = page(rows, limit, order, |r| r.id.to_string());
-            Ok((store::load_many(c, &tenant, rows)?, next))
+            Ok((views(rows)?, next))
         })
         .await?;
     Ok(web::Json(ApprovalList { items, next_cursor }))

@@ -1,6 +1,6 @@
 //! Approval, task and event queries. Every function is scoped by tenant.
 
-use super::{Order, keyset, past};
+use super::{Order, keyset};
 use diesel::pg::Pg;
 use diesel::pg::upsert::excluded;
 use diesel::prelude::*;
@@ -128,15 +128,6 @@ pub fn tasks_of_one(conn: &mut PgConnection, tenant: &str, id: Uuid) -> QueryRes
         .load(conn)
 }
 
-/// Tasks of several approvals, in stage then approver order.
-pub fn tasks_of(conn: &mut PgConnection, tenant: &str, ids: &[Uuid]) -> QueryResult<Vec<TaskRow>> {
-    t::approval_tasks
-        .filter(t::tenant_id.eq(tenant).and(t::approval_id.eq_any(ids)))
-        .order((t::approval_id, t::stage, t::approver_id))
-        .select(TaskRow::as_select())
-        .load(conn)
-}
-
 /// Inserts or rewrites the given tasks in one statement, whatever their number.
 pub fn upsert_tasks(conn: &mut PgConnection, rows: &[TaskRow]) -> QueryResult<()> {
     if rows.is_empty() {
@@ -213,99 +204,6 @@ pub fn insert_events(conn: &mut PgConnection, rows: &[NewEvent]) -> QueryResult<
         .execute(conn)?;
     }
     Ok(())
-}
-
-/// Filters of the approval list.
-#[derive(Debug, Default, Clone)]
-pub struct ListFilter {
-    pub ticket_id: Option<String>,
-    pub state: Option<String>,
-    pub process_id: Option<Uuid>,
-    pub approver_id: Option<String>,
-}
-
-/// A page of approvals, oldest first.
-pub fn list(
-    conn: &mut PgConnection,
-    tenant: &str,
-    f: &ListFilter,
-    order: Order,
-    after: Option<Uuid>,
-    limit: i64,
-) -> QueryResult<Vec<ApprovalRow>> {
-    let mut q = a::approvals.filter(a::tenant_id.eq(tenant)).into_boxed();
-    if let Some(ticket) = &f.ticket_id {
-        q = q.filter(a::ticket_id.eq(ticket.clone()));
-    }
-    if let Some(state) = &f.state {
-        q = q.filter(a::state.eq(state.clone()));
-    }
-    if let Some(process) = f.process_id {
-        q = q.filter(a::process_id.eq(process));
-    }
-    if let Some(approver) = &f.approver_id {
-        // `IN (SELECT DISTINCT …)` rather than `EXISTS`: the planner then walks the approver's
-        // tasks in approval order from the cursor and stops after a page. With `EXISTS` it
-        // walked the tenant's approvals and probed each, a million for a rare approver.
-        let mut tasks = t::approval_tasks
-            .filter(t::tenant_id.eq(tenant.to_string()))
-            .filter(t::approver_id.eq(approver.clone()))
-            .select(t::approval_id)
-            .distinct()
-            .into_boxed();
-        tasks = past!(tasks, t::approval_id, order, after);
-        q = q.filter(a::id.eq_any(tasks));
-    }
-    q = keyset!(q, a::id, order, after);
-    q.limit(limit).select(ApprovalRow::as_select()).load(conn)
-}
-
-/// Pending approvals waiting for any of these principals in their running stage.
-///
-/// It walks the principal's pending tasks (`approval_tasks_pending_approver_idx`, whose
-/// predicate is written here as a literal so that every plan can use it) in approval order
-/// from the cursor, and stops after a page. One principal (no delegation in force) needs no
-/// `DISTINCT`: the primary key allows one of their tasks per stage, and only the running
-/// stage's joins. Several need it, and then sort their pending tasks (not their history).
-///
-/// No `approvals.state = 'pending'`: only a pending approval has a running stage (closing one
-/// clears `current_stage` and supersedes its open tasks), so the join says it already; with
-/// it the planner, multiplying the two as if independent, expected a handful of rows, read
-/// every pending task of the principal and sorted them (44 ms for a heavy approver at a
-/// million approvals, against 1.6 ms walking the index).
-pub fn inbox(
-    conn: &mut PgConnection,
-    tenant: &str,
-    approvers: &[String],
-    order: Order,
-    after: Option<Uuid>,
-    limit: i64,
-) -> QueryResult<Vec<ApprovalRow>> {
-    let mut q = a::approvals
-        .inner_join(
-            t::approval_tasks.on(t::tenant_id
-                .eq(a::tenant_id)
-                .and(t::approval_id.eq(a::id))
-                .and(a::current_stage.eq(t::stage.nullable()))),
-        )
-        .filter(a::tenant_id.eq(tenant))
-        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
-            "approval_tasks.state = 'pending'",
-        ))
-        .into_boxed();
-    q = match approvers {
-        [one] => q.filter(t::approver_id.eq(one)),
-        many => q.filter(t::approver_id.eq_any(many)),
-    };
-    // The cursor on the tasks too: Postgres carries equalities across a join, not ranges.
-    q = past!(q, t::approval_id, order, after);
-    q = keyset!(q, a::id, order, after);
-    let q = q.limit(limit).select(ApprovalRow::as_select());
-    if approvers.len() == 1 {
-        q.load(conn)
-    } else {
-        q.distinct().load(conn)
-    }
 }
 
 /// One approval's events past `after_sequence` in `order`.

@@ -5,10 +5,12 @@ pub mod approvals;
 pub mod automation;
 pub mod idempotency;
 pub mod links;
+pub mod listing;
 pub mod models;
 pub mod principals;
 pub mod processes;
 pub mod schema;
+pub mod statement;
 pub mod time;
 pub mod webhooks;
 

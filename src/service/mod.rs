@@ -4,6 +4,7 @@ pub mod approvals;
 pub mod automation;
 pub mod directory;
 pub mod links;
+pub mod listing;
 pub mod store;
 pub mod time;
 pub mod view;

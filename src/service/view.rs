@@ -221,16 +221,71 @@ pub fn task_from_row(r: &TaskRow) -> Task {
     }
 }
 
+/// What a view shows of the approval's row besides the engine's state.
+pub struct Head {
+    pub id: uuid::Uuid,
+    pub ticket: Ticket,
+    pub process: Option<ProcessRef>,
+    pub description: Option<String>,
+    pub requested_by: Option<String>,
+    pub status_to_set: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Head {
+    /// The process reference of a row's columns: none for an ad-hoc approval.
+    pub fn process(
+        id: Option<uuid::Uuid>,
+        name: Option<String>,
+        version: Option<i32>,
+    ) -> Option<ProcessRef> {
+        match (id, name, version) {
+            (Some(id), Some(name), Some(version)) => Some(ProcessRef {
+                id: id.to_string(),
+                name,
+                version,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The stored ticket, or one with only its id when it cannot be read.
+    pub fn ticket(read: Option<Ticket>, ticket_id: &str) -> Ticket {
+        read.unwrap_or_else(|| Ticket {
+            id: ticket_id.to_string(),
+            title: None,
+            requester_id: None,
+            status: None,
+            attributes: Default::default(),
+        })
+    }
+}
+
 /// Builds the view. `tasks` must be the engine's current tasks.
 pub fn approval_view(row: &ApprovalRow, stored: &StoredEngine) -> ApprovalView {
+    let head = Head {
+        id: row.id,
+        ticket: Head::ticket(Ticket::deserialize(&row.ticket).ok(), &row.ticket_id),
+        process: Head::process(
+            row.process_id,
+            row.process_name.clone(),
+            row.process_version,
+        ),
+        description: row.description.clone(),
+        requested_by: row.requested_by.clone(),
+        status_to_set: row.status_to_set.clone(),
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    };
+    view_of(head, stored)
+}
+
+/// Builds the view of an approval from its row's fields and the engine's state, whose tasks
+/// must be its current ones.
+pub fn view_of(head: Head, stored: &StoredEngine) -> ApprovalView {
     let engine = &stored.approval;
-    let ticket: Ticket = Ticket::deserialize(&row.ticket).unwrap_or(Ticket {
-        id: row.ticket_id.clone(),
-        title: None,
-        requester_id: None,
-        status: None,
-        attributes: Default::default(),
-    });
+    let ticket = head.ticket;
     let requester_name = ticket
         .requester_id
         .as_ref()
@@ -298,22 +353,15 @@ pub fn approval_view(row: &ApprovalRow, stored: &StoredEngine) -> ApprovalView {
         })
         .collect();
     ApprovalView {
-        id: row.id.to_string(),
+        id: head.id.to_string(),
         state: engine.status,
         ticket,
-        process: match (row.process_id, &row.process_name, row.process_version) {
-            (Some(id), Some(name), Some(version)) => Some(ProcessRef {
-                id: id.to_string(),
-                name: name.clone(),
-                version,
-            }),
-            _ => None,
-        },
-        description: row.description.clone(),
-        requested_by: row.requested_by.clone(),
+        process: head.process,
+        description: head.description,
+        requested_by: head.requested_by,
         requester_name,
-        created_at: row.created_at,
-        updated_at: row.updated_at,
+        created_at: head.created_at,
+        updated_at: head.updated_at,
         current_stage: engine
             .current_stage
             .filter(|_| engine.status == ApprovalStatus::Pending),
@@ -322,7 +370,7 @@ pub fn approval_view(row: &ApprovalRow, stored: &StoredEngine) -> ApprovalView {
         outcome: engine.outcome.as_ref().map(|o| OutcomeView {
             decision: o.decision,
             reason: o.reason,
-            status_to_set: row.status_to_set.clone(),
+            status_to_set: head.status_to_set.clone(),
             decided_at: o.decided_at,
         }),
         closed_by: stored.closed_by.clone(),

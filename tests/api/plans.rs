@@ -208,13 +208,13 @@ fn approval_rows_read(
     (found, read)
 }
 
-/// The inbox and `?approver_id=` as the service runs them (diesel plans a boxed query with its
-/// parameters on every call). Before migration 000080 and the queries' rewrite, the inbox of
-/// `a-0` here read 40 million rows (a nested loop over a scan, 14 s) for its 51.
+/// The inbox and `?approver_id=` as the service runs them. Before migration 000080 and the
+/// queries' rewrite, the inbox of `a-0` here read 40 million rows (a nested loop over a scan,
+/// 14 s) for its 51.
 #[test]
 fn the_inbox_and_the_approver_filter_read_a_page_without_statistics() {
     use signoff::db::Order;
-    use signoff::db::approvals::{ListFilter, inbox, list};
+    use signoff::db::listing::{ListFilter, inbox, list};
     let db = fresh_database();
     let mut conn = PgConnection::establish(&url_for(&db)).unwrap();
     // 20,000 pending approvals of one tenant, three approvers each in their running stage,
@@ -268,4 +268,101 @@ fn the_inbox_and_the_approver_filter_read_a_page_without_statistics() {
     .get_result(&mut conn)
     .unwrap();
     assert_eq!(analyzed, 0, "the tables were without statistics throughout");
+}
+
+/// Every list page is a prepared statement that each pooled connection keeps: after five
+/// calls Postgres may switch it to a generic plan, made once without the parameters' values. Whatever it switches to must still read a page, for every
+/// filter, in both orders, from the start and from a cursor, a heavy approver and a light one.
+#[test]
+fn every_list_page_reads_a_page_when_its_plan_is_cached() {
+    use signoff::db::Order;
+    use signoff::db::listing::{ListFilter, inbox, list};
+    let db = fresh_database();
+    let mut conn = PgConnection::establish(&url_for(&db)).unwrap();
+    // 20,000 approvals of one tenant, a twentieth pending, on 6,000 tickets and 20 processes,
+    // three approvers each out of a thousand, `a-0` on one in ten; analyzed, as autovacuum
+    // leaves them (plans without statistics are the test above's).
+    conn.batch_execute(
+        "INSERT INTO approvals (tenant_id, id, ticket_id, ticket, process_id, definition, state,
+                                engine, current_stage, exclusive, last_sequence, created_at,
+                                updated_at)
+         SELECT 'acme', md5('a' || n)::uuid, 'T-' || n % 6000, '{}',
+                ('00000000-0000-0000-0000-0000000000' || lpad((n % 20)::text, 2, '0'))::uuid, '{}',
+                CASE WHEN n % 20 = 0 THEN 'pending' ELSE 'approved' END, '{}',
+                CASE WHEN n % 20 = 0 THEN 0 END, false, 0, now(), now()
+         FROM generate_series(1, 20000) AS n;
+         INSERT INTO approval_tasks (tenant_id, approval_id, stage, approver_id, state)
+         SELECT 'acme', md5('a' || n)::uuid, 0,
+                'a-' || (floor(1000 * ((hashint4(n) & 2147483647) / 2147483648.0) ^ 3)::int
+                         + 337 * k) % 1000,
+                CASE WHEN n % 20 = 0 THEN 'pending' ELSE 'approved' END
+         FROM generate_series(1, 20000) AS n, generate_series(0, 2) AS k;
+         ANALYZE approvals, approval_tasks;",
+    )
+    .unwrap();
+    let middle = Some(uuid::Uuid::parse_str("80000000-0000-0000-0000-000000000000").unwrap());
+    let filters = [
+        ListFilter::default(),
+        ListFilter {
+            state: Some("pending".into()),
+            ..Default::default()
+        },
+        ListFilter {
+            state: Some("approved".into()),
+            ..Default::default()
+        },
+        ListFilter {
+            ticket_id: Some("T-5".into()),
+            ..Default::default()
+        },
+        ListFilter {
+            process_id: Some(
+                uuid::Uuid::parse_str("00000000-0000-0000-0000-000000000005").unwrap(),
+            ),
+            ..Default::default()
+        },
+        ListFilter {
+            approver_id: Some("a-0".into()),
+            ..Default::default()
+        },
+        ListFilter {
+            approver_id: Some("a-7".into()),
+            ..Default::default()
+        },
+    ];
+    for order in [Order::Asc, Order::Desc] {
+        for after in [None, middle] {
+            for f in &filters {
+                let mut first = None;
+                for call in 0..8 {
+                    let (found, read) = approval_rows_read(&mut conn, |c| {
+                        list(c, "acme", f, order, after, 51).unwrap().len()
+                    });
+                    let bound = *first.get_or_insert(read.max(500) * 2);
+                    assert!(
+                        read <= bound,
+                        "{f:?} {order:?} from {after:?}, call {call}: read {read} rows for {found}"
+                    );
+                }
+            }
+            for who in [
+                vec!["a-0".to_string()],
+                vec!["a-7".into()],
+                vec!["a-0".into(), "a-7".into()],
+            ] {
+                let mut first = None;
+                for call in 0..8 {
+                    let (found, read) = approval_rows_read(&mut conn, |c| {
+                        inbox(c, "acme", &who, order, after, 51).unwrap().len()
+                    });
+                    assert!(found > 0 || after.is_some(), "{who:?} has an inbox");
+                    let bound = *first.get_or_insert(read.max(500) * 2);
+                    assert!(
+                        read <= bound,
+                        "inbox of {who:?} {order:?} from {after:?}, call {call}: read {read} rows for {found}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -1,8 +1,6 @@
 //! An approval as a command holds it: the row, the engine's state, the definition it runs,
 //! and what it read; how it is loaded (one or many), and the context every command runs in.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use diesel::PgConnection;
 use serde::Deserialize;
@@ -145,28 +143,6 @@ pub fn read(
         loaded.version = Some(read.version);
     }
     Ok((loaded, read.actor_active))
-}
-
-/// Loads several approvals for a list, in two queries.
-pub fn load_many(
-    conn: &mut PgConnection,
-    tenant: &str,
-    rows: Vec<ApprovalRow>,
-) -> AppResult<Vec<ApprovalView>> {
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let mut by_approval: HashMap<Uuid, Vec<Task>> = HashMap::new();
-    for t in q::tasks_of(conn, tenant, &ids)? {
-        by_approval
-            .entry(t.approval_id)
-            .or_default()
-            .push(task_from_row(&t));
-    }
-    rows.into_iter()
-        .map(|r| {
-            let tasks = by_approval.remove(&r.id).unwrap_or_default();
-            assemble(r, tasks).map(|l| l.view())
-        })
-        .collect()
 }
 
 /// What every command needs besides its input: the time, and where links point.

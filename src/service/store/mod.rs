@@ -11,6 +11,6 @@ mod timers;
 
 pub use events::{RECIPIENTS_PER_EVENT, TASKS_PER_STAGE_IN_EVENTS, notify};
 pub use links::{Asker, DEFAULT_TTL_DAYS, Recipient, asked_by_principal, hash, issue, new_token};
-pub use loaded::{Ctx, EventContext, Loaded, Saved, assemble, load, load_many, read, run_engine};
+pub use loaded::{Ctx, EventContext, Loaded, Saved, assemble, load, read, run_engine};
 pub use save::{engine_text, save};
 pub use timers::{MAX_REMINDERS, escalation_recipients, schedule_started, timer};

@@ -123,3 +123,77 @@ async fn the_list_with_an_invalid_state_or_process_id_is_422() {
     a.assert_problem(422, "validation_failed");
     assert_eq!(a.error_fields(), strings(&["process_id"]));
 }
+
+/// Lists build their views from a lighter read than `GET /v1/approvals/{id}` (no definition,
+/// the engine's state parsed straight into typed values); an item must be that view exactly,
+/// whatever the approval went through.
+#[tokio::test]
+async fn every_listed_approval_is_the_approval_as_read_alone() {
+    let app = spawn_app().await;
+    people(&app, &["u-1", "u-2", "u-3", "u-4"]).await;
+    let pid = new_process(&app, two_stage_process(json!({}))).await;
+    let staged = id_of(&from_process(&app, "T-1", &pid).await);
+    decided(&app, &staged, "u-2", "approve").await;
+    let approved = id_of(&ad_hoc(&app, "T-2", &["u-1", "u-2"], count(2)).await);
+    decided(&app, &approved, "u-1", "approve").await;
+    decided(&app, &approved, "u-2", "approve").await;
+    let rejected = id_of(&ad_hoc(&app, "T-3", &["u-1", "u-3"], count(1)).await);
+    let a = app
+        .post(
+            &format!("/v1/approvals/{rejected}/decisions"),
+            json!({"approver_id": "u-3", "decision": "reject", "comment": "Not this \"quarter\" ✓"}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let cancelled = id_of(&ad_hoc(&app, "T-4", &["u-1"], count(1)).await);
+    let a = app
+        .post(
+            &format!("/v1/approvals/{cancelled}/cancel"),
+            json!({"reason": "withdrawn", "actor_id": "admin-1"}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let bypassed = id_of(&ad_hoc(&app, "T-5", &["u-4"], count(1)).await);
+    let a = app
+        .post(
+            &format!("/v1/approvals/{bypassed}/bypass"),
+            json!({"decision": "approve", "reason": "urgent"}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    // u-4 is away: what waits for them waits for u-3 too, as their delegate.
+    let away = json!({"delegate_id": "u-3", "starts_at": "2020-01-01T00:00:00Z",
+                      "ends_at": "2999-01-01T00:00:00Z"});
+    let a = app.put("/v1/principals/u-4/delegation", away).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let delegated = id_of(&ad_hoc(&app, "T-6", &["u-4", "u-1"], count(1)).await);
+
+    let all = [
+        &staged, &approved, &rejected, &cancelled, &bypassed, &delegated,
+    ];
+    let pages = [
+        "/v1/approvals?limit=200".to_string(),
+        "/v1/approvals?order=desc&limit=2".to_string(),
+        "/v1/approvals?state=pending".to_string(),
+        format!("/v1/approvals?process_id={pid}"),
+        "/v1/approvals?approver_id=u-1".to_string(),
+        "/v1/approvals?ticket_id=T-3".to_string(),
+        "/v1/principals/u-1/pending-approvals".to_string(),
+        "/v1/principals/u-3/pending-approvals".to_string(),
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for path in pages {
+        let a = app.get(&path).await;
+        assert_eq!(a.status, 200, "{path}: {}", a.text);
+        let items = a.body["items"].as_array().expect("items");
+        assert!(!items.is_empty(), "{path} is empty");
+        for item in items {
+            let id = item["id"].as_str().expect("an id");
+            assert_eq!(item, &view(&app, id).await, "{path}: {id}");
+            seen.insert(id.to_string());
+        }
+    }
+    for id in all {
+        assert!(seen.contains(id), "{id} was never listed");
+    }
+}

@@ -1,0 +1,129 @@
+//! Views of a list's page, built straight from the columns the page read: the engine's state
+//! parsed once from its `jsonb` text into typed values (no `serde_json::Value` in between, and
+//! no process definition, which a view does not show), the tasks from their records.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde::de::IntoDeserializer;
+
+use crate::db::listing::{ListedApproval, ListedTask};
+use crate::domain::engine::{
+    Approval, ApprovalStatus, Delegation, Outcome, Parties, Policy, StagePlan, StageState, Task,
+    TaskState,
+};
+use crate::error::{AppError, AppResult};
+use crate::service::view::{
+    AdminAction, ApprovalView, Delegated, Head, RuleRef, StoredEngine, Ticket, view_of,
+};
+
+/// [`StoredEngine`] as stored, field by field. `StoredEngine` flattens [`Approval`] into
+/// itself, which makes serde buffer the whole document before reading it; this reads it in
+/// one pass. The defaults are theirs, and building the two from it names every field, so a
+/// field added to either does not compile until it is read here too. `tasks` is not read:
+/// they live in their own table.
+#[derive(Deserialize)]
+struct EngineDocument {
+    status: ApprovalStatus,
+    current_stage: Option<usize>,
+    plan: Vec<StagePlan>,
+    stages: Vec<StageState>,
+    outcome: Option<Outcome>,
+    policy: Policy,
+    #[serde(default)]
+    parties: Parties,
+    #[serde(default)]
+    delegations: Vec<Delegation>,
+    #[serde(default)]
+    closed_by: Option<AdminAction>,
+    #[serde(default)]
+    deadlines: Vec<Option<DateTime<Utc>>>,
+    #[serde(default)]
+    delegated: Vec<Delegated>,
+    #[serde(default)]
+    names: BTreeMap<String, String>,
+    #[serde(default)]
+    selected: Vec<String>,
+    #[serde(default)]
+    rule: Option<RuleRef>,
+}
+
+impl EngineDocument {
+    fn into_stored(self, tasks: Vec<Task>) -> StoredEngine {
+        StoredEngine {
+            approval: Approval {
+                status: self.status,
+                current_stage: self.current_stage,
+                plan: self.plan,
+                stages: self.stages,
+                tasks,
+                outcome: self.outcome,
+                policy: self.policy,
+                parties: self.parties,
+                delegations: self.delegations,
+            },
+            closed_by: self.closed_by,
+            deadlines: self.deadlines,
+            delegated: self.delegated,
+            names: self.names,
+            selected: self.selected,
+            rule: self.rule,
+        }
+    }
+}
+
+/// The engine's state of a stored `engine` document, with these tasks.
+pub fn stored_engine(engine: &[u8], tasks: Vec<Task>) -> AppResult<StoredEngine> {
+    let document: EngineDocument =
+        serde_json::from_slice(engine).map_err(|e| AppError::internal("stored engine", e))?;
+    Ok(document.into_stored(tasks))
+}
+
+/// A stored enum value (`pending`, `approve`, …) read by its serde name, without allocating.
+fn stored_enum<'de, T: Deserialize<'de>>(s: &'de str) -> Option<T> {
+    T::deserialize(s.into_deserializer())
+        .map_err(|_: serde::de::value::Error| ())
+        .ok()
+}
+
+/// A task as the engine sees it, from a list's record (as `view::task_from_row` does).
+fn task(
+    (stage, approver_id, state, verdict, decided_at, comment, actor_id, on_behalf_of): ListedTask,
+) -> Task {
+    Task {
+        stage: stage as usize,
+        approver_id,
+        state: stored_enum(&state).unwrap_or(TaskState::Pending),
+        verdict: verdict.as_deref().and_then(stored_enum),
+        decided_at,
+        comment,
+        actor_id,
+        on_behalf_of,
+    }
+}
+
+/// The view of one approval of a page.
+pub fn view(row: ListedApproval) -> AppResult<ApprovalView> {
+    let tasks = row.tasks.into_iter().map(task).collect();
+    let stored = stored_engine(&row.engine.0, tasks)?;
+    let head = Head {
+        id: row.id,
+        ticket: Head::ticket(
+            serde_json::from_slice::<Ticket>(&row.ticket.0).ok(),
+            &row.ticket_id,
+        ),
+        process: Head::process(row.process_id, row.process_name, row.process_version),
+        description: row.description,
+        requested_by: row.requested_by,
+        status_to_set: row.status_to_set,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    };
+    Ok(view_of(head, &stored))
+}
+
+/// The views of a page's approvals, in its order.
+pub fn views(rows: Vec<ListedApproval>) -> AppResult<Vec<ApprovalView>> {
+    rows.into_iter().map(view).collect()
+}
