@@ -2,82 +2,20 @@
 //! parsed once from its `jsonb` text into typed values (no `serde_json::Value` in between, and
 //! no process definition, which a view does not show), the tasks from their records.
 
-use std::collections::BTreeMap;
-
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde::de::IntoDeserializer;
 
 use crate::db::listing::{ListedApproval, ListedTask};
-use crate::domain::engine::{
-    Approval, ApprovalStatus, Delegation, Outcome, Parties, Policy, StagePlan, StageState, Task,
-    TaskState,
-};
+use crate::domain::engine::{Task, TaskState};
 use crate::error::{AppError, AppResult};
-use crate::service::view::{
-    AdminAction, ApprovalView, Delegated, Head, RuleRef, StoredEngine, Ticket, view_of,
-};
-
-/// [`StoredEngine`] as stored, field by field. `StoredEngine` flattens [`Approval`] into
-/// itself, which makes serde buffer the whole document before reading it; this reads it in
-/// one pass. The defaults are theirs, and building the two from it names every field, so a
-/// field added to either does not compile until it is read here too. `tasks` is not read:
-/// they live in their own table.
-#[derive(Deserialize)]
-struct EngineDocument {
-    status: ApprovalStatus,
-    current_stage: Option<usize>,
-    plan: Vec<StagePlan>,
-    stages: Vec<StageState>,
-    outcome: Option<Outcome>,
-    policy: Policy,
-    #[serde(default)]
-    parties: Parties,
-    #[serde(default)]
-    delegations: Vec<Delegation>,
-    #[serde(default)]
-    closed_by: Option<AdminAction>,
-    #[serde(default)]
-    deadlines: Vec<Option<DateTime<Utc>>>,
-    #[serde(default)]
-    delegated: Vec<Delegated>,
-    #[serde(default)]
-    names: BTreeMap<String, String>,
-    #[serde(default)]
-    selected: Vec<String>,
-    #[serde(default)]
-    rule: Option<RuleRef>,
-}
-
-impl EngineDocument {
-    fn into_stored(self, tasks: Vec<Task>) -> StoredEngine {
-        StoredEngine {
-            approval: Approval {
-                status: self.status,
-                current_stage: self.current_stage,
-                plan: self.plan,
-                stages: self.stages,
-                tasks,
-                outcome: self.outcome,
-                policy: self.policy,
-                parties: self.parties,
-                delegations: self.delegations,
-            },
-            closed_by: self.closed_by,
-            deadlines: self.deadlines,
-            delegated: self.delegated,
-            names: self.names,
-            selected: self.selected,
-            rule: self.rule,
-        }
-    }
-}
+use crate::service::view::{ApprovalView, Head, StoredEngine, Ticket, view_of};
 
 /// The engine's state of a stored `engine` document, with these tasks.
 pub fn stored_engine(engine: &[u8], tasks: Vec<Task>) -> AppResult<StoredEngine> {
-    let document: EngineDocument =
+    let mut stored: StoredEngine =
         serde_json::from_slice(engine).map_err(|e| AppError::internal("stored engine", e))?;
-    Ok(document.into_stored(tasks))
+    stored.approval.tasks = tasks;
+    Ok(stored)
 }
 
 /// A stored enum value (`pending`, `approve`, …) read by its serde name, without allocating.

@@ -8,8 +8,8 @@ use crate::db::models::{ApprovalRow, TaskRow};
 use std::collections::BTreeMap;
 
 use crate::domain::engine::{
-    Approval, ApprovalStatus, GroupStatus, OutcomeReason, Removal, SkipReason, StageStatus, Task,
-    TaskState, Verdict,
+    Approval, ApprovalStatus, Delegation, GroupStatus, Outcome, OutcomeReason, Parties, Policy,
+    Removal, SkipReason, StagePlan, StageState, StageStatus, Task, TaskState, Verdict,
 };
 
 pub use crate::domain::ticket::Ticket;
@@ -135,6 +135,7 @@ pub struct ApprovalView {
 /// What the approvals row stores in `engine`: the engine's state without its tasks (they live
 /// in their own table), plus the administrator's closing action.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(from = "EngineDocument")]
 pub struct StoredEngine {
     #[serde(flatten)]
     pub approval: Approval,
@@ -156,6 +157,63 @@ pub struct StoredEngine {
     /// The rule that started the approval, as it was named then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<RuleRef>,
+}
+
+/// [`StoredEngine`] as stored, field by field: what it is read through. `StoredEngine`
+/// flattens [`Approval`] into itself, which made serde buffer the whole document before
+/// reading it; this reads it in one pass. The defaults are theirs, and building the two from it
+/// names every field, so a field added to either does not compile until it is read here too.
+/// `tasks` is stored empty: they live in their own table.
+#[derive(Deserialize)]
+struct EngineDocument {
+    status: ApprovalStatus,
+    current_stage: Option<usize>,
+    plan: Vec<StagePlan>,
+    stages: Vec<StageState>,
+    outcome: Option<Outcome>,
+    policy: Policy,
+    #[serde(default)]
+    parties: Parties,
+    #[serde(default)]
+    delegations: Vec<Delegation>,
+    #[serde(default)]
+    closed_by: Option<AdminAction>,
+    #[serde(default)]
+    deadlines: Vec<Option<DateTime<Utc>>>,
+    #[serde(default)]
+    delegated: Vec<Delegated>,
+    #[serde(default)]
+    names: BTreeMap<String, String>,
+    #[serde(default)]
+    selected: Vec<String>,
+    #[serde(default)]
+    rule: Option<RuleRef>,
+    #[serde(default)]
+    tasks: Vec<Task>,
+}
+
+impl From<EngineDocument> for StoredEngine {
+    fn from(this: EngineDocument) -> Self {
+        StoredEngine {
+            approval: Approval {
+                status: this.status,
+                current_stage: this.current_stage,
+                plan: this.plan,
+                stages: this.stages,
+                tasks: this.tasks,
+                outcome: this.outcome,
+                policy: this.policy,
+                parties: this.parties,
+                delegations: this.delegations,
+            },
+            closed_by: this.closed_by,
+            deadlines: this.deadlines,
+            delegated: this.delegated,
+            names: this.names,
+            selected: this.selected,
+            rule: this.rule,
+        }
+    }
 }
 
 impl StoredEngine {

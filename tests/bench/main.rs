@@ -269,10 +269,47 @@ fn per(d: Duration, n: usize) -> Duration {
 
 struct Yardstick {
     rate: f64,
-    stats: Stats,
+    /// Each transaction's latency.
+    took: Vec<Duration>,
     /// Postgres CPU over the run (pgbench's own is not counted).
     postgres: Duration,
     transactions: usize,
+}
+
+impl Yardstick {
+    /// Two runs as one: their transactions over their time, latencies pooled.
+    fn and(mut self, other: Yardstick) -> Yardstick {
+        let time = self.transactions as f64 / self.rate + other.transactions as f64 / other.rate;
+        self.transactions += other.transactions;
+        self.rate = self.transactions as f64 / time;
+        self.took.extend(other.took);
+        self.postgres += other.postgres;
+        self
+    }
+}
+
+/// (Re)fills `bench_targets` (n, approval_id, approver_id), which the yardstick's scripts
+/// decide from, with the pending tasks of these approvals; answers how many.
+fn targets_of(conn: &mut PgConnection, approvals: &[String]) -> anyhow::Result<usize> {
+    diesel::sql_query("DROP TABLE IF EXISTS bench_targets").execute(conn)?;
+    let list = approvals
+        .iter()
+        .map(|id| format!("'{id}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    diesel::sql_query(format!(
+        "CREATE TABLE bench_targets AS
+           SELECT row_number() OVER (ORDER BY approval_id, approver_id) AS n, approval_id,
+                  approver_id
+           FROM approval_tasks WHERE state = 'pending' AND approval_id IN ({list})"
+    ))
+    .execute(conn)?;
+    diesel::sql_query("CREATE UNIQUE INDEX ON bench_targets (n)").execute(conn)?;
+    diesel::sql_query("ANALYZE bench_targets").execute(conn)?;
+    Ok(diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT count(*) FROM bench_targets)",
+    ))
+    .get_result::<i64>(conn)? as usize)
 }
 
 /// Runs pgbench with the frozen decision SQL on `targets` pending tasks: `DECIDERS` clients,
@@ -325,7 +362,7 @@ fn pgbench(db_url: &str, targets: usize, per_client: usize) -> anyhow::Result<Ya
     Ok(Yardstick {
         rate,
         transactions: took.len(),
-        stats: Stats::of(&took),
+        took,
         postgres,
     })
 }
@@ -767,12 +804,25 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
 
     // (b) Decisions: u-1 on every approval, then u-2, then u-3 (whose decision approves), so
     // concurrent decisions land on different approvals.
-    let ids: Arc<Vec<String>> = Arc::new(
-        ids.iter()
-            .take(DECIDED)
-            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()).clone())
-            .collect(),
-    );
+    let requested: Vec<String> = ids
+        .iter()
+        .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        .collect();
+    // The yardstick decides the tasks of the approvals we leave pending, half of them before
+    // our run and half after, so that both see the same machine (its disk and its neighbours
+    // vary by the minute).
+    let mut conn = PgConnection::establish(db_url)?;
+    let (ours, theirs) = requested.split_at(DECIDED);
+    let (before, after) = theirs.split_at(theirs.len() / 2);
+    let yardstick = |conn: &mut PgConnection, approvals: &[String]| -> anyhow::Result<Yardstick> {
+        let targets = targets_of(conn, approvals)?;
+        let perf = Perf::start("pgbench");
+        let run = pgbench(db_url, targets, targets.div_ceil(DECIDERS));
+        perf.stop();
+        run
+    };
+    let yard_before = yardstick(&mut conn, before)?;
+    let ids: Arc<Vec<String>> = Arc::new(ours.to_vec());
     let a = api.clone();
     let perf = Perf::start("decisions");
     let (decided, decision_cpu) = measure_cpu(
@@ -800,29 +850,11 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
         Some(("p99", all.p99, DECISION_P99_TARGET)),
     );
 
-    // The yardstick decides the tasks of the approvals we left pending.
-    let mut conn = PgConnection::establish(db_url)?;
-    diesel::sql_query(
-        "CREATE TABLE bench_targets AS
-           SELECT row_number() OVER (ORDER BY approval_id, approver_id) AS n, approval_id, approver_id
-           FROM approval_tasks WHERE state = 'pending'",
-    )
-    .execute(&mut conn)?;
-    diesel::sql_query("CREATE UNIQUE INDEX ON bench_targets (n)").execute(&mut conn)?;
-    let targets = diesel::sql_query("ANALYZE bench_targets")
-        .execute(&mut conn)
-        .and_then(|_| {
-            diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-                "(SELECT count(*) FROM bench_targets)",
-            ))
-            .get_result::<i64>(&mut conn)
-        })? as usize;
-    let perf = Perf::start("pgbench");
-    let yard = pgbench(db_url, targets, (3 * DECIDED).div_ceil(DECIDERS))?;
-    perf.stop();
+    let yard = yard_before.and(yardstick(&mut conn, after)?);
+    let yard_stats = Stats::of(&yard.took);
     table.row(
         "pgbench bench/decision.sql (yardstick)",
-        &yard.stats,
+        &yard_stats,
         Some(yard.rate),
         None,
     );
@@ -835,13 +867,13 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
     table.compare(
         "decision p50 (ms)",
         all.p50.as_secs_f64() * 1000.0,
-        yard.stats.p50.as_secs_f64() * 1000.0,
+        yard_stats.p50.as_secs_f64() * 1000.0,
         None,
     );
     table.compare(
         "decision p99 (ms)",
         all.p99.as_secs_f64() * 1000.0,
-        yard.stats.p99.as_secs_f64() * 1000.0,
+        yard_stats.p99.as_secs_f64() * 1000.0,
         Some((false, DECISION_P99_RATIO_TARGET)),
     );
     table.compare(
