@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::{Context, bail, ensure};
+use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -306,17 +307,26 @@ fn targets_of(conn: &mut PgConnection, approvals: &[String]) -> anyhow::Result<u
     .execute(conn)?;
     diesel::sql_query("CREATE UNIQUE INDEX ON bench_targets (n)").execute(conn)?;
     diesel::sql_query("ANALYZE bench_targets").execute(conn)?;
-    Ok(diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-        "(SELECT count(*) FROM bench_targets)",
-    ))
-    .get_result::<i64>(conn)? as usize)
+    Ok(
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT count(*) FROM bench_targets)",
+        ))
+        .get_result::<i64>(conn)? as usize,
+    )
 }
 
-/// Runs pgbench with the frozen decision SQL on `targets` pending tasks: `DECIDERS` clients,
-/// `per_client` transactions each, prepared statements as diesel uses them.
-fn pgbench(db_url: &str, targets: usize, per_client: usize) -> anyhow::Result<Yardstick> {
+/// Runs pgbench with a frozen yardstick script of `bench/` (`decision.sql` on `targets` pending
+/// tasks, `request.sql`): `clients` clients, `per_client` transactions each, prepared
+/// statements as diesel uses them.
+fn pgbench(
+    db_url: &str,
+    script: &str,
+    clients: usize,
+    targets: usize,
+    per_client: usize,
+) -> anyhow::Result<Yardstick> {
     let pgbench = std::env::var("PGBENCH").unwrap_or_else(|_| "pgbench".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/decision.sql");
+    let script = format!("{}/bench/{script}", env!("CARGO_MANIFEST_DIR"));
     let logs =
         std::env::temp_dir().join(format!("signoff-pgbench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&logs)?;
@@ -324,9 +334,9 @@ fn pgbench(db_url: &str, targets: usize, per_client: usize) -> anyhow::Result<Ya
     let (p0, started) = (postgres_cpu(), Instant::now());
     let out = std::process::Command::new(&pgbench)
         .args(["-n", "-M", "prepared", "-j", "2"])
-        .args(["-c", &DECIDERS.to_string(), "-t", &per_client.to_string()])
+        .args(["-c", &clients.to_string(), "-t", &per_client.to_string()])
         .args(["-D", &format!("targets={targets}")])
-        .args(["-f", script, "-l", "--log-prefix"])
+        .args(["-f", &script, "-l", "--log-prefix"])
         .arg(&prefix)
         .arg(db_url)
         .output()
@@ -521,6 +531,10 @@ impl Stats {
 
 fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+fn ms_of(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 fn ms3(d: Duration) -> String {
@@ -756,7 +770,20 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
         return fan_out(&api, pid, &mut conn, table).await;
     }
 
-    // (a) Requests: ad-hoc, three approvers, all of whom must approve.
+    // (a) Requests: ad-hoc, three approvers, all of whom must approve; beside the yardstick,
+    // pgbench running bench/request.sql, half before and half after.
+    let mut conn = PgConnection::establish(db_url)?;
+    conn.batch_execute(&std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/bench/request-setup.sql"
+    ))?)?;
+    let request_yardstick = || -> anyhow::Result<Yardstick> {
+        let perf = Perf::start("pgbench-requests");
+        let run = pgbench(db_url, "request.sql", CLIENTS, 0, REQUESTS / 2 / CLIENTS);
+        perf.stop();
+        run
+    };
+    let requests_before = request_yardstick()?;
     let ids: Arc<Vec<std::sync::Mutex<String>>> =
         Arc::new((0..REQUESTS).map(|_| std::sync::Mutex::default()).collect());
     let (a, slots) = (api.clone(), ids.clone());
@@ -773,16 +800,40 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
     )
     .await;
     let (took, wall) = requested?;
+    let requests_yard = requests_before.and(request_yardstick()?);
+    let (ours, theirs) = (Stats::of(&took), Stats::of(&requests_yard.took));
+    let request_rate = REQUESTS as f64 / wall.as_secs_f64();
+    table.row(
+        "POST /v1/approvals (ad-hoc, 3 approvers)",
+        &ours,
+        Some(request_rate),
+        None,
+    );
+    table.row(
+        "pgbench bench/request.sql (yardstick)",
+        &theirs,
+        Some(requests_yard.rate),
+        None,
+    );
+    table.compare("requests/s", request_rate, requests_yard.rate, None);
+    table.compare("request p50 (ms)", ms_of(ours.p50), ms_of(theirs.p50), None);
+    table.compare("request p99 (ms)", ms_of(ours.p99), ms_of(theirs.p99), None);
+    table.compare(
+        "Postgres CPU per request (ms)",
+        ms_of(per(request_cpu.postgres, REQUESTS)),
+        ms_of(per(requests_yard.postgres, requests_yard.transactions)),
+        None,
+    );
+    table.compare(
+        "signoff CPU per request (ms)",
+        ms_of(per(request_cpu.signoff, REQUESTS)),
+        0.0,
+        None,
+    );
     table.bound(
         "CPU per request, signoff + Postgres (ms)",
         per(request_cpu.signoff + request_cpu.postgres, REQUESTS),
         REQUEST_CPU_TARGET,
-    );
-    table.row(
-        "POST /v1/approvals (ad-hoc, 3 approvers)",
-        &Stats::of(&took),
-        Some(REQUESTS as f64 / wall.as_secs_f64()),
-        None,
     );
 
     if std::env::var("BENCH_ONLY").as_deref() == Ok("deliveries") {
@@ -811,13 +862,18 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
     // The yardstick decides the tasks of the approvals we leave pending, half of them before
     // our run and half after, so that both see the same machine (its disk and its neighbours
     // vary by the minute).
-    let mut conn = PgConnection::establish(db_url)?;
     let (ours, theirs) = requested.split_at(DECIDED);
     let (before, after) = theirs.split_at(theirs.len() / 2);
     let yardstick = |conn: &mut PgConnection, approvals: &[String]| -> anyhow::Result<Yardstick> {
         let targets = targets_of(conn, approvals)?;
         let perf = Perf::start("pgbench");
-        let run = pgbench(db_url, targets, targets.div_ceil(DECIDERS));
+        let run = pgbench(
+            db_url,
+            "decision.sql",
+            DECIDERS,
+            targets,
+            targets.div_ceil(DECIDERS),
+        );
         perf.stop();
         run
     };
