@@ -14,7 +14,7 @@ use super::schema::webhook_deliveries::dsl as d;
 use super::schema::webhook_endpoints::dsl as w;
 
 /// Channel the worker listens on for new deliveries.
-/// Also named in `signoff_save_command` (migration 000060).
+/// Also named in `signoff_command_write` (migration 000081).
 pub const CHANNEL: &str = "signoff_work";
 
 /// First key of the session-level advisory lock each worker holds as its liveness; the second

@@ -325,6 +325,23 @@ fn pgbench(
     targets: usize,
     per_client: usize,
 ) -> anyhow::Result<Yardstick> {
+    pgbench_with(
+        db_url,
+        script,
+        clients,
+        targets,
+        &["-t", &per_client.to_string()],
+    )
+}
+
+/// pgbench as [`pgbench`], for as long as `how` says (`-t N` or `-T seconds`).
+fn pgbench_with(
+    db_url: &str,
+    script: &str,
+    clients: usize,
+    targets: usize,
+    how: &[&str],
+) -> anyhow::Result<Yardstick> {
     let pgbench = std::env::var("PGBENCH").unwrap_or_else(|_| "pgbench".into());
     let script = format!("{}/bench/{script}", env!("CARGO_MANIFEST_DIR"));
     let logs =
@@ -334,7 +351,8 @@ fn pgbench(
     let (p0, started) = (postgres_cpu(), Instant::now());
     let out = std::process::Command::new(&pgbench)
         .args(["-n", "-M", "prepared", "-j", "2"])
-        .args(["-c", &clients.to_string(), "-t", &per_client.to_string()])
+        .args(["-c", &clients.to_string()])
+        .args(how)
         .args(["-D", &format!("targets={targets}")])
         .args(["-f", &script, "-l", "--log-prefix"])
         .arg(&prefix)
@@ -850,7 +868,8 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
         )
         .execute(&mut conn)?;
         let (endpoint, _arrivals) = hooked_endpoint(&api).await?;
-        return delivery_throughput(&mut conn, &endpoint, table).await;
+        let ours = delivery_throughput(&mut conn, &endpoint, table).await?;
+        return delivery_yardstick(&api, pid, db_url, &mut conn, ours, table).await;
     }
 
     // (b) Decisions: u-1 on every approval, then u-2, then u-3 (whose decision approves), so
@@ -1044,7 +1063,8 @@ async fn run(api: Arc<Api>, pid: u32, db_url: &str, table: &mut Table) -> anyhow
         Some(("p95", hooks.p95, WEBHOOK_P95_TARGET)),
     );
 
-    delivery_throughput(&mut conn, &endpoint, table).await?;
+    let ours = delivery_throughput(&mut conn, &endpoint, table).await?;
+    delivery_yardstick(&api, pid, db_url, &mut conn, ours, table).await?;
 
     // (e) Lists and the inbox, at ten thousand approvals and at a million.
     lists::lists(&api, pid, db_url, table).await
@@ -1140,19 +1160,14 @@ async fn hooked_endpoint(
     Ok((id_of(&endpoint)?, rx))
 }
 
-/// Throughput: DELIVERIES deliveries of events written before the endpoint existed are queued
-/// at once (as a backlog after an outage would be), then sent by the replica.
-async fn delivery_throughput(
-    conn: &mut PgConnection,
-    endpoint: &str,
-    table: &mut Table,
-) -> anyhow::Result<()> {
+/// Queues `count` deliveries to `endpoint` of events it has none of (written before it
+/// existed), at once, as a backlog after an outage would be.
+fn queue_backlog(conn: &mut PgConnection, endpoint: &str, count: i64) -> anyhow::Result<()> {
     #[derive(diesel::QueryableByName)]
     struct Queued {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    let received = RECEIVED.load(std::sync::atomic::Ordering::Relaxed);
     let queued = diesel::sql_query(format!(
         "WITH q AS (
            INSERT INTO webhook_deliveries
@@ -1161,8 +1176,9 @@ async fn delivery_throughput(
                   e.approval_id, e.type
            FROM events e
            WHERE e.tenant_id = '{TENANT}' AND NOT EXISTS
-             (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id)
-           ORDER BY e.position LIMIT {DELIVERIES}
+             (SELECT 1 FROM webhook_deliveries d
+              WHERE d.endpoint_id = '{endpoint}'::uuid AND d.event_id = e.id)
+           ORDER BY e.position LIMIT {count}
            RETURNING 1)
          SELECT n, pg_notify('signoff_work', 'deliveries')::text
          FROM (SELECT count(*) AS n FROM q) c"
@@ -1170,9 +1186,21 @@ async fn delivery_throughput(
     .get_result::<Queued>(conn)?
     .n;
     ensure!(
-        queued == DELIVERIES,
-        "only {queued} events to deliver, {DELIVERIES} needed"
+        queued == count,
+        "only {queued} events to deliver, {count} needed"
     );
+    Ok(())
+}
+
+/// Throughput: a backlog of DELIVERIES ([`queue_backlog`]) sent by the replica to a receiver
+/// that answers at once; answers deliveries/s.
+async fn delivery_throughput(
+    conn: &mut PgConnection,
+    endpoint: &str,
+    table: &mut Table,
+) -> anyhow::Result<f64> {
+    let received = RECEIVED.load(std::sync::atomic::Ordering::Relaxed);
+    queue_backlog(conn, endpoint, DELIVERIES)?;
     let started = Instant::now();
     // The receiver counts what arrives; the database is asked only once all has arrived
     // (asking it all along would cost Postgres as much as the worker's own queries).
@@ -1212,6 +1240,67 @@ async fn delivery_throughput(
         format!("≥ {DELIVERY_RATE_TARGET}"),
         if ok { "ok" } else { "MISSED" }.into(),
     ]);
+    Ok(rate)
+}
+
+/// The deliveries' yardstick: pgbench running bench/delivery.sql (claim a batch of up to 8, the
+/// attempts one endpoint may have in flight from one replica, and record them delivered) on one
+/// client, on a backlog like ours for an endpoint of its own, for `SECONDS`, with signoff
+/// paused (SIGSTOP) so that its worker does not take the backlog; what it left is then
+/// removed. Prints our deliveries/s beside it.
+async fn delivery_yardstick(
+    api: &Api,
+    pid: u32,
+    db_url: &str,
+    conn: &mut PgConnection,
+    ours: f64,
+    table: &mut Table,
+) -> anyhow::Result<()> {
+    const SECONDS: u64 = 2;
+    // More than it can send in that time.
+    const BACKLOG: i64 = 2 * DELIVERIES;
+    conn.batch_execute(&std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/bench/delivery-setup.sql"
+    ))?)?;
+    let endpoint = api
+        .post(
+            "/v1/webhook-endpoints",
+            json!({"url": "http://127.0.0.1:9/yardstick", "events": ["*"],
+                   "description": "bench yardstick"}),
+        )
+        .await?;
+    let endpoint = id_of(&endpoint)?;
+    let signal = |sig: &str| {
+        std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+    };
+    signal("-STOP")?;
+    let run = (|| {
+        queue_backlog(conn, &endpoint, BACKLOG)?;
+        let seconds = SECONDS.to_string();
+        let yard = pgbench_with(db_url, "delivery.sql", 1, 0, &["-T", &seconds])?;
+        let delivered = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+            "(SELECT count(*) FROM webhook_deliveries
+              WHERE endpoint_id = '{endpoint}'::uuid AND state = 'succeeded')"
+        )))
+        .get_result::<i64>(conn)?;
+        conn.batch_execute(&format!(
+            "DELETE FROM webhook_deliveries WHERE endpoint_id = '{endpoint}'::uuid;
+             UPDATE webhook_endpoints SET enabled = false WHERE id = '{endpoint}'::uuid"
+        ))?;
+        anyhow::Ok((delivered, yard))
+    })();
+    signal("-CONT")?;
+    let (delivered, yard) = run?;
+    ensure!(
+        delivered < BACKLOG,
+        "the yardstick drained its backlog in under {SECONDS} s: give it a larger one"
+    );
+    // Over the time pgbench ran its transactions (without connecting).
+    let theirs = delivered as f64 * yard.rate / yard.transactions.max(1) as f64;
+    table.compare("deliveries/s", ours, theirs, None);
     Ok(())
 }
 
