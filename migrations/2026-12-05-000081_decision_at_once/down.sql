@@ -1,5 +1,5 @@
 DROP FUNCTION signoff_command_read(text, uuid, text, bool);
-DROP FUNCTION signoff_command_write(text, uuid, text, text, text, text, int4, text, timestamptz, int8, timestamptz, int4[], text[], text[], text[], timestamptz[], text[], text[], text[], uuid[], int8[], text[], text[], timestamptz[]);
+DROP FUNCTION signoff_command_write(text, uuid, text, text, text, text, text, int4, text, timestamptz, int8, timestamptz, int4[], text[], text[], text[], timestamptz[], text[], text[], text[], uuid[], int8[], text[], text[], timestamptz[]);
 -- What a command writes, as one function whose plan each session caches (PL/pgSQL keeps its
 -- statements' plans): the changed tasks, the approval row, its events, and a delivery per
 -- event for every endpoint that listens, waking the workers when there is one. The service
@@ -82,3 +82,4 @@ END;
 $$;
 ALTER FUNCTION signoff_load_command SET enable_seqscan = off;
 ALTER FUNCTION signoff_save_command SET enable_seqscan = off;
+ALTER TABLE approvals DROP COLUMN view;

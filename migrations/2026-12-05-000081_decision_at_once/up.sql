@@ -19,6 +19,11 @@
 -- Both keep one generic plan per session (their statements look rows up by key; a custom plan
 -- per call cost more than running them) and never scan a table whole (a plan made while the
 -- tables were empty still looks rows up by key).
+-- The approval's view as integrators read it, stored as each command leaves it: a list's page
+-- is then the stored views side by side, with nothing to build. Null for approvals no command
+-- has written since this migration (their views are built when read).
+ALTER TABLE approvals ADD COLUMN view json;
+
 CREATE FUNCTION signoff_command_read(p_tenant text, p_approval uuid, p_actor text, p_lock bool)
 RETURNS text LANGUAGE plpgsql
 SET enable_seqscan = off SET plan_cache_mode = force_generic_plan AS $$
@@ -56,6 +61,7 @@ $$;
 
 CREATE FUNCTION signoff_command_write(
     p_tenant text, p_approval uuid, p_new text, p_version text, p_state text, p_engine text,
+    p_view text,
     p_current_stage int4, p_status_to_set text, p_decided_at timestamptz, p_last_sequence int8,
     p_updated_at timestamptz,
     t_stage int4[], t_approver text[], t_state text[], t_verdict text[], t_decided_at timestamptz[],
@@ -72,15 +78,15 @@ BEGIN
     -- command, not inserted and then updated.
     IF p_new IS NOT NULL THEN
         INSERT INTO approvals (tenant_id, id, ticket_id, ticket, process_id, process_version,
-            process_name, definition, state, engine, current_stage, exclusive, description,
+            process_name, definition, state, engine, view, current_stage, exclusive, description,
             requested_by, status_to_set, decided_at, last_sequence, created_at, updated_at)
         SELECT p_tenant, p_approval, r.ticket_id, r.ticket, r.process_id, r.process_version,
-            r.process_name, r.definition, p_state, p_engine::jsonb, p_current_stage,
+            r.process_name, r.definition, p_state, p_engine::jsonb, p_view::json, p_current_stage,
             r.exclusive, r.description, r.requested_by, p_status_to_set, p_decided_at,
             p_last_sequence, r.created_at, p_updated_at
         FROM json_populate_record(NULL::approvals, p_new::json) r;
     ELSE
-        UPDATE approvals SET state = p_state, engine = p_engine::jsonb,
+        UPDATE approvals SET state = p_state, engine = p_engine::jsonb, view = p_view::json,
             current_stage = p_current_stage, status_to_set = p_status_to_set,
             decided_at = p_decided_at, last_sequence = p_last_sequence, updated_at = p_updated_at
         WHERE tenant_id = p_tenant AND id = p_approval

@@ -1,3 +1,4 @@
 ALTER TABLE events ALTER COLUMN payload SET COMPRESSION default;
 ALTER TABLE approvals ALTER COLUMN engine SET COMPRESSION default;
 ALTER TABLE approvals ALTER COLUMN definition SET COMPRESSION default;
+ALTER TABLE approvals ALTER COLUMN view SET COMPRESSION default;

@@ -20,14 +20,15 @@ use crate::db::{Db, Order};
 use crate::domain::validate::{Faults, is_external_id};
 use crate::error::{AppError, AppResult};
 use crate::service::approvals::{self as svc, RequestApproval};
-use crate::service::listing::views;
+use crate::service::listing::{Listed, views};
 use crate::service::store::{self, Ctx};
 use crate::service::view::ApprovalView;
 
 /// A page of approvals.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApprovalList {
-    pub items: Vec<ApprovalView>,
+    #[schema(value_type = Vec<ApprovalView>)]
+    pub items: Vec<Listed>,
     /// Pass as `cursor` to read the next page; null on the last page.
     pub next_cursor: Option<String>,
 }

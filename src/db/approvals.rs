@@ -238,6 +238,7 @@ diesel::define_sql_function! {
         version: diesel::sql_types::Nullable<Text>,
         state: Text,
         engine: Text,
+        view: diesel::sql_types::Nullable<Text>,
         current_stage: diesel::sql_types::Nullable<diesel::sql_types::Int4>,
         status_to_set: diesel::sql_types::Nullable<Text>,
         decided_at: diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
@@ -259,26 +260,43 @@ diesel::define_sql_function! {
     ) -> diesel::sql_types::Bool;
 }
 
+/// What a command writes (see [`write`]).
+pub struct Write<'a> {
+    /// The approval row as the command leaves it.
+    pub row: &'a ApprovalRow,
+    /// For a new approval, its row as JSON (inserted, not updated).
+    pub new_row: Option<&'a str>,
+    /// The row's version as [`read_for_command`] answered it, for a command read without the
+    /// row's lock.
+    pub version: Option<&'a str>,
+    /// The engine's state as JSON text.
+    pub engine: &'a str,
+    /// The approval's view as JSON text, stored for lists.
+    pub view: Option<&'a str>,
+    /// The changed tasks (upserted).
+    pub tasks: &'a [TaskRow],
+    /// Its new events (payloads as JSON text).
+    pub events: &'a [NewEvent],
+}
+
 /// Everything a command writes, in one call of `signoff_command_write` (migration 000081, a
-/// prepared statement whose function caches its plans): the approval row (`engine` is its
-/// engine state as JSON text), the changed tasks (upserted), its new events (payloads as JSON
-/// text) and a delivery per event for every endpoint that listens, waking the workers when
-/// there is one. A new approval's row comes as `new_row` (JSON; its engine is `engine`) and is
-/// inserted, not updated.
+/// prepared statement whose function caches its plans): the approval row, the changed tasks,
+/// its new events and a delivery per event for every endpoint that listens, waking the workers
+/// when there is one.
 ///
-/// With `version` (as [`read_for_command`] answered it) the call needs no transaction of the
-/// caller's: it writes only if the row is still that version, and answers false, having
-/// written nothing, when another command changed it since. Without, the caller holds the row's
-/// lock and the answer is true.
-pub fn write(
-    conn: &mut PgConnection,
-    row: &ApprovalRow,
-    new_row: Option<&str>,
-    version: Option<&str>,
-    engine: &str,
-    tasks: &[TaskRow],
-    events: &[NewEvent],
-) -> QueryResult<bool> {
+/// With a `version` the call needs no transaction of the caller's: it writes only if the row
+/// is still that version, and answers false, having written nothing, when another command
+/// changed it since. Without, the caller holds the row's lock and the answer is true.
+pub fn write(conn: &mut PgConnection, w: &Write<'_>) -> QueryResult<bool> {
+    let Write {
+        row,
+        new_row,
+        version,
+        engine,
+        view,
+        tasks,
+        events,
+    } = *w;
     // A fan-out too large for one call's arrays goes in chunks after it, once the row they
     // belong to is written (only ever in a transaction: a stage of thousands starting is never
     // written optimistically).
@@ -297,6 +315,7 @@ pub fn write(
         version,
         &row.state,
         engine,
+        view,
         row.current_stage,
         row.status_to_set.as_deref(),
         row.decided_at,

@@ -64,23 +64,27 @@ type TaskRecord = Record<(
     Nullable<Text>,
 )>;
 
-/// An approval of a page: what its view shows, and its tasks in stage then approver order.
+/// An approval of a page: its stored view (JSON text), or, for an approval no command has
+/// written since views were stored, what its view shows and its tasks in stage then approver
+/// order (`engine` and `tasks` are read only then).
 #[derive(Debug, QueryableByName)]
 pub struct ListedApproval {
+    #[diesel(sql_type = Nullable<Text>)]
+    pub view: Option<String>,
     #[diesel(sql_type = SqlUuid)]
     pub id: Uuid,
     #[diesel(sql_type = Text)]
     pub ticket_id: String,
-    #[diesel(sql_type = Jsonb)]
-    pub ticket: JsonText,
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    pub ticket: Option<JsonText>,
     #[diesel(sql_type = Nullable<SqlUuid>)]
     pub process_id: Option<Uuid>,
     #[diesel(sql_type = Nullable<Int4>)]
     pub process_version: Option<i32>,
     #[diesel(sql_type = Nullable<Text>)]
     pub process_name: Option<String>,
-    #[diesel(sql_type = Jsonb)]
-    pub engine: JsonText,
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    pub engine: Option<JsonText>,
     #[diesel(sql_type = Nullable<Text>)]
     pub description: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
@@ -91,18 +95,20 @@ pub struct ListedApproval {
     pub created_at: DateTime<Utc>,
     #[diesel(sql_type = Timestamptz)]
     pub updated_at: DateTime<Utc>,
-    #[diesel(sql_type = Array<TaskRecord>)]
-    pub tasks: Vec<ListedTask>,
+    #[diesel(sql_type = Nullable<Array<TaskRecord>>)]
+    pub tasks: Option<Vec<ListedTask>>,
 }
 
 /// The columns of [`ListedApproval`] read from the page `a`, its tasks by primary key. The
 /// page is a subquery so that the tasks are read for its rows only, after the limit.
-const SELECT: &str = "SELECT a.id, a.ticket_id, a.ticket, a.process_id, a.process_version, \
-     a.process_name, a.engine, a.description, a.requested_by, a.status_to_set, a.created_at, \
-     a.updated_at, ARRAY(SELECT ROW(t.stage, t.approver_id, t.state, t.verdict, t.decided_at, \
-     t.comment, t.actor_id, t.on_behalf_of) FROM approval_tasks t \
+const SELECT: &str = "SELECT a.view::text AS view, a.id, a.ticket_id, \
+     CASE WHEN a.view IS NULL THEN a.ticket END AS ticket, a.process_id, \
+     a.process_version, a.process_name, CASE WHEN a.view IS NULL THEN a.engine END AS engine, \
+     a.description, a.requested_by, a.status_to_set, a.created_at, a.updated_at, \
+     CASE WHEN a.view IS NULL THEN ARRAY(SELECT ROW(t.stage, t.approver_id, t.state, t.verdict, \
+     t.decided_at, t.comment, t.actor_id, t.on_behalf_of) FROM approval_tasks t \
      WHERE t.tenant_id = a.tenant_id AND t.approval_id = a.id \
-     ORDER BY t.stage, t.approver_id) AS tasks FROM (";
+     ORDER BY t.stage, t.approver_id) END AS tasks FROM (";
 
 /// Keeps the rows of `key` past the cursor: after it ascending, before it descending.
 fn past<'a>(

@@ -50,6 +50,7 @@ diesel::table! {
         last_sequence -> Int8,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        view -> Nullable<Json>,
     }
 }
 

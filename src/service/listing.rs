@@ -2,8 +2,9 @@
 //! parsed once from its `jsonb` text into typed values (no `serde_json::Value` in between, and
 //! no process definition, which a view does not show), the tasks from their records.
 
-use serde::Deserialize;
 use serde::de::IntoDeserializer;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::db::listing::{ListedApproval, ListedTask};
 use crate::domain::engine::{Task, TaskState};
@@ -41,14 +42,32 @@ fn task(
     }
 }
 
-/// The view of one approval of a page.
+/// A list's item: the view the last command stored, as it is, or, for an approval no command
+/// has written since views were stored, the view built from its row.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Listed {
+    Stored(Box<RawValue>),
+    Built(Box<ApprovalView>),
+}
+
+/// The view of one approval of a page, built from its row.
 pub fn view(row: ListedApproval) -> AppResult<ApprovalView> {
-    let tasks = row.tasks.into_iter().map(task).collect();
-    let stored = stored_engine(&row.engine.0, tasks)?;
+    let tasks = row
+        .tasks
+        .unwrap_or_default()
+        .into_iter()
+        .map(task)
+        .collect();
+    let engine = row
+        .engine
+        .ok_or_else(|| AppError::internal("listed approval", "neither a view nor an engine"))?;
+    let stored = stored_engine(&engine.0, tasks)?;
     let head = Head {
         id: row.id,
         ticket: Head::ticket(
-            serde_json::from_slice::<Ticket>(&row.ticket.0).ok(),
+            row.ticket
+                .and_then(|t| serde_json::from_slice::<Ticket>(&t.0).ok()),
             &row.ticket_id,
         ),
         process: Head::process(row.process_id, row.process_name, row.process_version),
@@ -61,7 +80,14 @@ pub fn view(row: ListedApproval) -> AppResult<ApprovalView> {
     Ok(view_of(head, &stored))
 }
 
-/// The views of a page's approvals, in its order.
-pub fn views(rows: Vec<ListedApproval>) -> AppResult<Vec<ApprovalView>> {
-    rows.into_iter().map(view).collect()
+/// The items of a page, in its order.
+pub fn views(rows: Vec<ListedApproval>) -> AppResult<Vec<Listed>> {
+    rows.into_iter()
+        .map(|mut row| match row.view.take() {
+            Some(text) => RawValue::from_string(text)
+                .map(Listed::Stored)
+                .map_err(|e| AppError::internal("stored view", e)),
+            None => view(row).map(|v| Listed::Built(Box::new(v))),
+        })
+        .collect()
 }

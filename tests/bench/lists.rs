@@ -155,7 +155,8 @@ async fn templates(api: &Api) -> anyhow::Result<()> {
 }
 
 /// Grows the tenant's approvals numbered `from + 1 ..= to`, with their tasks and events, in
-/// one statement.
+/// one statement. Each stores its template's view with its own id and ticket (the rest of the
+/// view is the template's: a page of them costs what a page of real views costs).
 fn grow(db_url: &str, from: i64, to: i64) -> anyhow::Result<()> {
     // `h(k)`: a number in [0, 1) drawn from the row number, the same in every run.
     let h = |k: u32| format!("((hashint8(n * 8 + {k}) & 2147483647) / 2147483648.0)");
@@ -177,23 +178,26 @@ fn grow(db_url: &str, from: i64, to: i64) -> anyhow::Result<()> {
                   (extract(epoch FROM now() - interval '400 days') * 1000)::int8
                     + floor({at} * 365 * 86400000)::int8 AS ms
            FROM generate_series({from} + 1, {to}) AS n),
+         gi AS (
+           SELECT g.*, (lpad(to_hex(g.ms), 12, '0') || '7' || substr(md5(g.n::text), 1, 3) || '8'
+                        || substr(md5(g.n::text), 4, 15))::uuid AS id
+           FROM g),
          ins AS (
            INSERT INTO approvals (tenant_id, id, ticket_id, ticket, process_id, process_version,
                                   process_name, definition, state, engine, current_stage,
                                   exclusive, description, requested_by, status_to_set,
-                                  decided_at, last_sequence, created_at, updated_at)
-           SELECT t.tenant_id,
-                  (lpad(to_hex(g.ms), 12, '0') || '7' || substr(md5(g.n::text), 1, 3) || '8'
-                   || substr(md5(g.n::text), 4, 15))::uuid,
-                  g.ticket_id, jsonb_set(t.ticket, '{{id}}', to_jsonb(g.ticket_id)),
+                                  decided_at, last_sequence, created_at, updated_at, view)
+           SELECT t.tenant_id, g.id, g.ticket_id, jsonb_set(t.ticket, '{{id}}', to_jsonb(g.ticket_id)),
                   g.process_id, CASE WHEN g.process_id IS NOT NULL THEN 1 END,
                   CASE WHEN g.process_id IS NOT NULL THEN 'Purchase ' || right(g.process_id::text, 2) END,
                   t.definition, t.state, t.engine, t.current_stage, false, t.description,
                   t.requested_by, t.status_to_set,
                   CASE WHEN t.decided_at IS NOT NULL
                        THEN to_timestamp(g.ms / 1000.0) + interval '1 day' END,
-                  t.last_sequence, to_timestamp(g.ms / 1000.0), to_timestamp(g.ms / 1000.0)
-           FROM g JOIN t ON t.state = g.state
+                  t.last_sequence, to_timestamp(g.ms / 1000.0), to_timestamp(g.ms / 1000.0),
+                  replace(replace(t.view::text, t.id::text, g.id::text),
+                          chr(34) || t.ticket_id || chr(34), chr(34) || g.ticket_id || chr(34))::json
+           FROM gi AS g JOIN t ON t.state = g.state
            RETURNING id, state, created_at),
          tasks AS (
            INSERT INTO approval_tasks (tenant_id, approval_id, stage, approver_id, state,

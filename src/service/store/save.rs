@@ -101,12 +101,15 @@ pub fn save(
     };
     let written = q::write(
         conn,
-        &loaded.row,
-        new_row.as_deref(),
-        loaded.version.as_deref(),
-        &engine,
-        &changed,
-        &events,
+        &q::Write {
+            row: &loaded.row,
+            new_row: new_row.as_deref(),
+            version: loaded.version.as_deref(),
+            engine: &engine,
+            view: loaded.saved_view.as_deref(),
+            tasks: &changed,
+            events: &events,
+        },
     )?;
     if !written {
         return Ok(Saved::Stale);
