@@ -20,15 +20,15 @@ use crate::db::{Db, Order};
 use crate::domain::validate::{Faults, is_external_id};
 use crate::error::{AppError, AppResult};
 use crate::service::approvals::{self as svc, RequestApproval};
-use crate::service::listing::{Listed, views};
+use crate::service::listing::{page_json, views};
 use crate::service::store::{self, Ctx};
 use crate::service::view::ApprovalView;
 
+// The shape of a page, for the document; pages are written by `service::listing::page_json`.
 /// A page of approvals.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApprovalList {
-    #[schema(value_type = Vec<ApprovalView>)]
-    pub items: Vec<Listed>,
+    pub items: Vec<ApprovalView>,
     /// Pass as `cursor` to read the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
@@ -173,7 +173,7 @@ pub async fn list_approvals(
     db: web::Data<Db>,
     paging: web::Query<PageParams>,
     filter: web::Query<ApprovalFilter>,
-) -> AppResult<web::Json<ApprovalList>> {
+) -> AppResult<HttpResponse> {
     caller.require(Scope::ApprovalsRead)?;
     let limit = paging.limit()?;
     let order = paging.order(Order::Asc);
@@ -220,7 +220,16 @@ pub async fn list_approvals(
             Ok((views(rows)?, next))
         })
         .await?;
-    Ok(web::Json(ApprovalList { items, next_cursor }))
+    json_page(&items, next_cursor.as_deref())
+}
+
+fn json_page(
+    items: &[crate::service::listing::Listed],
+    next_cursor: Option<&str>,
+) -> AppResult<HttpResponse> {
+    Ok(HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(page_json(items, next_cursor)?))
 }
 
 /// Read an approval: stages, group tallies, tasks, who it waits for, and the outcome.
@@ -307,7 +316,7 @@ pub async fn pending_approvals(
     id: web::Path<String>,
     paging: web::Query<PageParams>,
     now: super::extract::Now,
-) -> AppResult<web::Json<ApprovalList>> {
+) -> AppResult<HttpResponse> {
     caller.require(Scope::ApprovalsRead)?;
     let id = id.into_inner();
     check_id(&id)?;
@@ -327,7 +336,7 @@ pub async fn pending_approvals(
             Ok((views(rows)?, next))
         })
         .await?;
-    Ok(web::Json(ApprovalList { items, next_cursor }))
+    json_page(&items, next_cursor.as_deref())
 }
 
 /// Delete a ticket: the stored ticket, its approvals and their events (the host deleted it).

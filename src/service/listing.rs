@@ -2,9 +2,8 @@
 //! parsed once from its `jsonb` text into typed values (no `serde_json::Value` in between, and
 //! no process definition, which a view does not show), the tasks from their records.
 
+use serde::Deserialize;
 use serde::de::IntoDeserializer;
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use crate::db::listing::{ListedApproval, ListedTask};
 use crate::domain::engine::{Task, TaskState};
@@ -42,13 +41,41 @@ fn task(
     }
 }
 
-/// A list's item: the view the last command stored, as it is, or, for an approval no command
-/// has written since views were stored, the view built from its row.
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
+/// A list's item: the view the last command stored (JSON text, as our serializer wrote it and
+/// Postgres checked it), or, for an approval no command has written since views were stored,
+/// the view built from its row.
+#[derive(Debug)]
 pub enum Listed {
-    Stored(Box<RawValue>),
+    Stored(String),
     Built(Box<ApprovalView>),
+}
+
+/// A page of a list as JSON text, `{"items": [...], "next_cursor": ...}`: stored views are
+/// copied in as they are, not parsed again.
+pub fn page_json(items: &[Listed], next_cursor: Option<&str>) -> AppResult<Vec<u8>> {
+    let fail = |e| AppError::internal("list page", e);
+    let stored: usize = items
+        .iter()
+        .map(|i| match i {
+            Listed::Stored(s) => s.len() + 1,
+            Listed::Built(_) => 2048,
+        })
+        .sum();
+    let mut out = Vec::with_capacity(stored + 64);
+    out.extend_from_slice(b"{\"items\":[");
+    for (n, item) in items.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        match item {
+            Listed::Stored(text) => out.extend_from_slice(text.as_bytes()),
+            Listed::Built(view) => serde_json::to_writer(&mut out, view).map_err(fail)?,
+        }
+    }
+    out.extend_from_slice(b"],\"next_cursor\":");
+    serde_json::to_writer(&mut out, &next_cursor).map_err(fail)?;
+    out.push(b'}');
+    Ok(out)
 }
 
 /// The view of one approval of a page, built from its row.
@@ -84,9 +111,7 @@ pub fn view(row: ListedApproval) -> AppResult<ApprovalView> {
 pub fn views(rows: Vec<ListedApproval>) -> AppResult<Vec<Listed>> {
     rows.into_iter()
         .map(|mut row| match row.view.take() {
-            Some(text) => RawValue::from_string(text)
-                .map(Listed::Stored)
-                .map_err(|e| AppError::internal("stored view", e)),
+            Some(text) => Ok(Listed::Stored(text)),
             None => view(row).map(|v| Listed::Built(Box::new(v))),
         })
         .collect()
