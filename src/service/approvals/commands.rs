@@ -95,9 +95,14 @@ pub fn decide(
     input: &DecisionInput,
     ctx: &Ctx,
 ) -> AppResult<Loaded> {
-    let (loaded, written) = decide_read(conn, tenant, id, input, ctx, true)?;
-    debug_assert_eq!(written, Saved::Written);
-    Ok(loaded)
+    match decide_read(conn, tenant, id, input, ctx, true)? {
+        (loaded, Saved::Written) => Ok(loaded),
+        // Under the lock nobody can change the row, and everything may be written.
+        (_, other) => Err(AppError::internal(
+            "decision under the lock",
+            format!("{other:?}"),
+        )),
+    }
 }
 
 fn decide_read(
