@@ -128,6 +128,31 @@ async fn racing_requests_on_one_ticket_make_one_pending_approval() {
     );
 }
 
+/// What a command runs with, now.
+fn ctx() -> signoff::service::store::Ctx {
+    signoff::service::store::Ctx {
+        now: chrono::Utc::now(),
+        public_url: "http://signoff.test".into(),
+    }
+}
+
+/// Asks every one of `ids` on `ticket`, through the service; answers the approval's id.
+fn ask_all(
+    conn: &mut diesel::PgConnection,
+    ticket: &str,
+    ids: &[String],
+    ctx: &signoff::service::store::Ctx,
+) -> uuid::Uuid {
+    let request = RequestApproval::parse(&json!({
+        "ticket": {"id": ticket}, "approvers": ids, "require": {"type": "all"}
+    }))
+    .unwrap();
+    conn.transaction(|c| svc::request(c, TENANT, &request, ctx))
+        .unwrap()
+        .row
+        .id
+}
+
 /// Counts the statements a connection sends.
 struct Counter(Arc<AtomicUsize>);
 
@@ -144,19 +169,8 @@ async fn queries_for_one_decision(group_size: usize, at_once: bool) -> usize {
     let app = spawn_app().await;
     let ids = many_principals(&app, group_size).await;
     let mut conn = app.db();
-    let request = RequestApproval::parse(&json!({
-        "ticket": {"id": "T-Q"}, "approvers": ids, "require": {"type": "all"}
-    }))
-    .unwrap();
-    let ctx = signoff::service::store::Ctx {
-        now: chrono::Utc::now(),
-        public_url: "http://signoff.test".into(),
-    };
-    let id = conn
-        .transaction(|c| svc::request(c, TENANT, &request, &ctx))
-        .unwrap()
-        .row
-        .id;
+    let ctx = ctx();
+    let id = ask_all(&mut conn, "T-Q", &ids, &ctx);
     let count = Arc::new(AtomicUsize::new(0));
     conn.set_instrumentation(Counter(count.clone()));
     // A rejection ends the approval: the costliest decision (every other task superseded).
@@ -194,19 +208,8 @@ async fn a_decision_read_before_another_one_landed_writes_nothing_and_lands_when
     let app = spawn_app().await;
     let ids = many_principals(&app, 3).await;
     let mut conn = app.db();
-    let request = RequestApproval::parse(&json!({
-        "ticket": {"id": "T-S"}, "approvers": ids, "require": {"type": "all"}
-    }))
-    .unwrap();
-    let ctx = signoff::service::store::Ctx {
-        now: chrono::Utc::now(),
-        public_url: "http://signoff.test".into(),
-    };
-    let id = conn
-        .transaction(|c| svc::request(c, TENANT, &request, &ctx))
-        .unwrap()
-        .row
-        .id;
+    let ctx = ctx();
+    let id = ask_all(&mut conn, "T-S", &ids, &ctx);
     let approve = |who: &str| {
         DecisionInput::parse(&json!({"approver_id": who, "decision": "approve"})).unwrap()
     };
@@ -287,10 +290,7 @@ async fn a_decision_starting_a_stage_commits_its_links_and_timers_with_it() {
     };
     // Read without the lock, the decision is refused by the write before anything is written.
     let mut conn = app.db();
-    let ctx = signoff::service::store::Ctx {
-        now: chrono::Utc::now(),
-        public_url: "http://signoff.test".into(),
-    };
+    let ctx = ctx();
     let uuid = id.parse().unwrap();
     let (mut read, _) = store::read(&mut conn, TENANT, uuid, "a-00", false).unwrap();
     let effects = store::run_engine(&mut conn, &mut read, ctx.now, |a, dir| {

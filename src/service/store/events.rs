@@ -142,8 +142,9 @@ struct RecipientsPage {
     total: usize,
 }
 
-fn raw(text: String) -> AppResult<Box<RawValue>> {
-    RawValue::from_string(text).map_err(|e| AppError::internal("view", e))
+/// `value` serialized as JSON text (serde_json's own output, so not parsed again to check it).
+fn raw(value: &impl Serialize) -> AppResult<Box<RawValue>> {
+    serde_json::value::to_raw_value(value).map_err(|e| AppError::internal("view", e))
 }
 
 /// The events of a command, and the links their recipients were given (to store once the
@@ -158,18 +159,19 @@ pub(super) fn build_events(
 ) -> AppResult<Vec<NewEvent>> {
     let now = ctx.now;
     let view = loaded.view();
-    let full = serde_json::to_string(&view).map_err(|e| AppError::internal("view", e))?;
+    let full = raw(&view)?;
     let big = view
         .stages
         .iter()
         .any(|s| s.tasks.len() > TASKS_PER_STAGE_IN_EVENTS);
-    let in_events = if big {
+    // Events carry the full view unless a stage is too big to list whole.
+    let compact = if big {
         let value = serde_json::to_value(&view).map_err(|e| AppError::internal("view", e))?;
-        let compact = compact_for_events(&value).unwrap_or(value);
-        raw(compact.to_string())?
+        Some(raw(&compact_for_events(&value).unwrap_or(value))?)
     } else {
-        raw(full.clone())?
+        None
     };
+    let in_events: &RawValue = compact.as_deref().unwrap_or(&full);
     drop(view);
     let plan_names: Vec<String> = loaded
         .stored
@@ -198,7 +200,7 @@ pub(super) fn build_events(
             loaded.row.last_sequence += 1;
             let id = Uuid::now_v7();
             let data = EventData {
-                approval: &in_events,
+                approval: in_events,
                 ticket: TicketNow {
                     id: &loaded.row.ticket_id,
                     status_to_set: loaded.row.status_to_set.as_deref(),

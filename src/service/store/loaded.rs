@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use diesel::PgConnection;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::db::approvals as q;
@@ -24,7 +25,7 @@ pub struct Loaded {
     pub definition: ProcessDefinition,
     pub(super) original: Vec<Task>,
     /// The view as JSON text, when [`save`] built it for the events and nothing changed since.
-    pub(super) saved_view: Option<String>,
+    pub(super) saved_view: Option<Box<RawValue>>,
     /// The row's version as read, when it was read without its lock: [`save`] then writes
     /// only if no other command changed the approval since (see [`Saved`]).
     pub(super) version: Option<String>,
@@ -67,7 +68,7 @@ impl Loaded {
     /// it again.
     pub fn into_view_text(self) -> AppResult<String> {
         match self.saved_view {
-            Some(v) => Ok(v),
+            Some(v) => Ok(Box::<str>::from(v).into_string()),
             None => serde_json::to_string(&self.view()).map_err(|e| AppError::internal("view", e)),
         }
     }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use diesel::PgConnection;
+use serde_json::value::RawValue;
 
 use super::events::build_events;
 use super::loaded::{Ctx, EventContext, Loaded, Saved};
@@ -106,7 +107,7 @@ pub fn save(
             new_row: new_row.as_deref(),
             version: loaded.version.as_deref(),
             engine: &engine,
-            view: loaded.saved_view.as_deref(),
+            view: loaded.saved_view.as_deref().map(RawValue::get),
             tasks: &changed,
             events: &events,
         },
