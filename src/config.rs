@@ -19,6 +19,7 @@ const KNOWN: &[&str] = &[
     "SIGNOFF_JWT_MAX_LIFETIME",
     "SIGNOFF_MIGRATE_ON_START",
     "SIGNOFF_DB_POOL_SIZE",
+    "SIGNOFF_DB_READ_CONCURRENCY",
     "SIGNOFF_DB_TIMEOUT",
     "SIGNOFF_WORKER",
     "SIGNOFF_WEBHOOK_ALLOW_PRIVATE",
@@ -74,6 +75,8 @@ pub struct Settings {
     pub jwt: JwtSettings,
     pub migrate_on_start: bool,
     pub db_pool_size: u32,
+    /// Reads (lists, GETs) that run at once; the rest wait their turn.
+    pub db_read_concurrency: u32,
     /// How long a request waits for a database connection before answering 503.
     pub db_timeout: Duration,
     /// Whether this replica runs the background worker (webhooks, timers).
@@ -355,6 +358,21 @@ impl Settings {
                 .filter(|n| (1..=500).contains(n))
                 .ok_or_else(|| err("SIGNOFF_DB_POOL_SIZE", "must be a number from 1 to 500"))?,
         };
+        let db_read_concurrency = match env.get("SIGNOFF_DB_READ_CONCURRENCY") {
+            // As many as this host has cores: a read costs Postgres about what it costs us.
+            None => std::thread::available_parallelism().map_or(2, |n| n.get() as u32),
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=500).contains(n))
+                .ok_or_else(|| {
+                    err(
+                        "SIGNOFF_DB_READ_CONCURRENCY",
+                        "must be a number from 1 to 500",
+                    )
+                })?,
+        }
+        .min(db_pool_size);
         let db_timeout = match env.get("SIGNOFF_DB_TIMEOUT") {
             None => Duration::from_secs(5),
             Some(v) => crate::domain::duration::IsoDuration::parse(&v)
@@ -375,6 +393,7 @@ impl Settings {
             jwt: JwtSettings::from_env(env)?,
             migrate_on_start: parse_bool(env, "SIGNOFF_MIGRATE_ON_START", true)?,
             db_pool_size,
+            db_read_concurrency,
             db_timeout,
             worker: parse_bool(env, "SIGNOFF_WORKER", true)?,
             webhook_allow_private: parse_bool(env, "SIGNOFF_WEBHOOK_ALLOW_PRIVATE", false)?,
@@ -456,6 +475,19 @@ mod tests {
     }
 
     #[test]
+    fn read_concurrency_defaults_to_the_cores_and_never_exceeds_the_pool() {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+        let s = Settings::from_env(&env(&base())).unwrap();
+        assert_eq!(s.db_read_concurrency, cores.min(s.db_pool_size));
+        let mut e = env(&base());
+        e.insert("SIGNOFF_DB_POOL_SIZE".into(), "3".into());
+        e.insert("SIGNOFF_DB_READ_CONCURRENCY".into(), "6".into());
+        assert_eq!(Settings::from_env(&e).unwrap().db_read_concurrency, 3);
+        e.insert("SIGNOFF_DB_READ_CONCURRENCY".into(), "2".into());
+        assert_eq!(Settings::from_env(&e).unwrap().db_read_concurrency, 2);
+    }
+
+    #[test]
     fn the_max_token_lifetime_message_says_what_it_is_and_its_default() {
         let mut e = env(&base());
         e.insert("SIGNOFF_JWT_MAX_LIFETIME".into(), "forever".into());
@@ -484,6 +516,7 @@ mod tests {
             ("SIGNOFF_JWT_ISSUER", None),
             ("SIGNOFF_JWT_AUDIENCE", None),
             ("SIGNOFF_DB_POOL_SIZE", Some("0")),
+            ("SIGNOFF_DB_READ_CONCURRENCY", Some("0")),
             ("SIGNOFF_MIGRATE_ON_START", Some("maybe")),
             ("SIGNOFF_TYPO", Some("1")),
             ("SIGNOFF_WEBHOOK_TIMEOUT", Some("15")),

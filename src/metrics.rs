@@ -20,6 +20,8 @@ pub struct Metrics {
     pool_idle: IntGauge,
     pool_max: IntGauge,
     pool_waiters: IntGauge,
+    read_lanes: IntGauge,
+    reads_waiting: IntGauge,
     deliveries: IntCounterVec,
     attempt_latency: prometheus::Histogram,
     queue_depth: IntGauge,
@@ -79,6 +81,8 @@ impl Metrics {
             pool_idle: gauge("db_pool_idle_connections", "Idle database connections"),
             pool_max: gauge("db_pool_max_connections", "Configured pool size"),
             pool_waiters: gauge("db_pool_waiters", "Callers waiting for a connection"),
+            read_lanes: gauge("db_read_lanes", "Reads that may run at once"),
+            reads_waiting: gauge("db_reads_waiting", "Reads waiting for a read lane"),
             deliveries,
             attempt_latency,
             queue_depth: gauge(
@@ -119,6 +123,8 @@ impl Metrics {
             Box::new(m.pool_idle.clone()),
             Box::new(m.pool_max.clone()),
             Box::new(m.pool_waiters.clone()),
+            Box::new(m.read_lanes.clone()),
+            Box::new(m.reads_waiting.clone()),
             Box::new(m.deliveries.clone()),
             Box::new(m.attempt_latency.clone()),
             Box::new(m.queue_depth.clone()),
@@ -202,11 +208,13 @@ impl Metrics {
 
     /// Renders the Prometheus text exposition, refreshing the pool gauges first.
     pub fn render(&self, db: &Db) -> String {
-        let (open, idle, waiters) = db.stats();
-        self.pool_connections.set(open as i64);
-        self.pool_idle.set(idle as i64);
+        let stats = db.stats();
+        self.pool_connections.set(stats.open as i64);
+        self.pool_idle.set(stats.idle as i64);
         self.pool_max.set(db.max_size() as i64);
-        self.pool_waiters.set(waiters);
+        self.pool_waiters.set(stats.waiting);
+        self.read_lanes.set(db.read_lanes() as i64);
+        self.reads_waiting.set(stats.reads_waiting);
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()

@@ -77,6 +77,7 @@ impl Application {
         let db = Db::new(
             settings.database_url(),
             settings.db_pool_size,
+            settings.db_read_concurrency,
             settings.db_timeout,
         );
         if settings.migrate_on_start {

@@ -214,7 +214,7 @@ pub async fn list_approvals(
     let tenant = caller.tenant.clone();
     // One statement reads the page and its tasks, so it needs no transaction of its own.
     let (items, next_cursor) = db
-        .run(move |c| {
+        .query(move |c| {
             let rows = listing::list(c, &tenant, &lf, order, after, limit + 1)?;
             let (rows, next) = page(rows, limit, order, |r| r.id.to_string());
             Ok((views(rows)?, next))
@@ -325,7 +325,7 @@ pub async fn pending_approvals(
     let after = paging.after_uuid(order)?;
     let tenant = caller.tenant.clone();
     let (items, next_cursor) = db
-        .run(move |c| {
+        .query(move |c| {
             // A delegate in force also sees what waits for the people who delegated to them.
             // The page is one statement (the approvals and their tasks in one snapshot); who
             // it is for may be read a moment before, as if the request had come then.

@@ -124,7 +124,7 @@ pub async fn get_calendar(
     }
     let tenant = caller.tenant.clone();
     let row = db
-        .run(move |c| q::find_calendar(c, &tenant, &id).map_err(AppError::missing("calendar")))
+        .query(move |c| q::find_calendar(c, &tenant, &id).map_err(AppError::missing("calendar")))
         .await?;
     let v = view(row)?;
     Ok(read_answer(&req, content_tag(&v), &v))

@@ -163,7 +163,9 @@ pub async fn get_delegation(
     check_id(&id)?;
     let tenant = caller.tenant.clone();
     let row = db
-        .run(move |c| q::find_delegation(c, &tenant, &id).map_err(AppError::missing("delegation")))
+        .query(move |c| {
+            q::find_delegation(c, &tenant, &id).map_err(AppError::missing("delegation"))
+        })
         .await?;
     let v = view(row, now.0);
     Ok(read_answer(&req, content_tag(&v), &v))

@@ -105,7 +105,7 @@ pub async fn list_deliveries(
     let after = paging.after_number(order)?;
     let tenant = caller.tenant.clone();
     let (rows, attempts) = db
-        .run(move |c| {
+        .query(move |c| {
             q::find_endpoint(c, &tenant, id).map_err(AppError::missing("webhook endpoint"))?;
             Ok(q::list_deliveries(c, &tenant, id, order, after, limit + 1)?)
         })

@@ -114,7 +114,7 @@ pub async fn get_principal(
     check_id(&id)?;
     let tenant = caller.tenant.clone();
     let row = db
-        .run(move |c| principals::find(c, &tenant, &id).map_err(AppError::missing("principal")))
+        .query(move |c| principals::find(c, &tenant, &id).map_err(AppError::missing("principal")))
         .await?;
     let view = Principal::from(row);
     Ok(read_answer(&req, content_tag(&view), &view))

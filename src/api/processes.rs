@@ -239,7 +239,7 @@ pub async fn list_processes(
     let tenant = caller.tenant.clone();
     let now = now.0;
     let rows = db
-        .run(move |c| {
+        .query(move |c| {
             Ok(processes::list(
                 c,
                 &tenant,
@@ -285,7 +285,7 @@ pub async fn get_process(
     let id = parse_id(&id)?;
     let tenant = caller.tenant.clone();
     let (row, version) = db
-        .run(move |c| processes::find(c, &tenant, id).map_err(AppError::missing("process")))
+        .query(move |c| processes::find(c, &tenant, id).map_err(AppError::missing("process")))
         .await?;
     let v = view(row, version, now.0)?;
     Ok(read_answer(&req, version_tag(v.version), &v))

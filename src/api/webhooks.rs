@@ -245,7 +245,7 @@ pub async fn list_endpoints(
     let after = paging.after_uuid(order)?;
     let tenant = caller.tenant.clone();
     let rows = db
-        .run(move |c| Ok(q::list_endpoints(c, &tenant, order, after, limit + 1)?))
+        .query(move |c| Ok(q::list_endpoints(c, &tenant, order, after, limit + 1)?))
         .await?;
     let (rows, next_cursor) = page(rows, limit, order, |r| r.id.to_string());
     Ok(web::Json(EndpointList {
@@ -280,7 +280,7 @@ pub async fn get_endpoint(
     let id = parse_id(&id)?;
     let tenant = caller.tenant.clone();
     let row = db
-        .run(move |c| {
+        .query(move |c| {
             q::find_endpoint(c, &tenant, id).map_err(AppError::missing("webhook endpoint"))
         })
         .await?;

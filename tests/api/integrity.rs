@@ -612,3 +612,61 @@ async fn the_maximum_lifetime_is_configurable() {
         .await;
     assert_eq!(a.status, 200, "{}", a.text);
 }
+
+// ---------------------------------------------------------------------------------------
+// Read lanes: reads run a few at a time and the rest wait their turn; writes do not wait.
+
+/// The value of a gauge in `/metrics`.
+async fn gauge(app: &TestApp, name: &str) -> i64 {
+    let m = app.get("/metrics").await;
+    m.text
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {}", m.text))
+}
+
+#[tokio::test]
+async fn a_read_waits_for_a_free_read_lane_while_writes_go_on() {
+    let app = spawn_app_with(&[
+        ("SIGNOFF_DB_READ_CONCURRENCY", "1"),
+        ("SIGNOFF_DB_TIMEOUT", "PT30S"),
+    ])
+    .await;
+    let url = url_for(&app.db_name);
+    app.post("/v1/processes", simple_process("Laptops")).await;
+    assert_eq!(gauge(&app, "signoff_db_read_lanes").await, 1);
+    // The one lane is held by a list that waits inside Postgres for the approvals table.
+    let (locked, release, holder) = hold_lock(url.clone(), "approvals", "ACCESS EXCLUSIVE");
+    locked.await.unwrap();
+    let second_done = std::sync::atomic::AtomicBool::new(false);
+    let (start_second, second_may_start) = tokio::sync::oneshot::channel::<()>();
+    let first = app.get("/v1/approvals");
+    let second = async {
+        second_may_start.await.unwrap();
+        // The processes table is not locked: this read waits for the lane, nothing else.
+        let answer = app.get("/v1/processes").await;
+        second_done.store(true, std::sync::atomic::Ordering::SeqCst);
+        answer
+    };
+    let driver = async {
+        lock_waiter(&url, "the list to wait for the approvals table").await;
+        start_second.send(()).unwrap();
+        eventually(
+            "the second read to wait for a lane",
+            Duration::from_secs(10),
+            || async { (gauge(&app, "signoff_db_reads_waiting").await == 1).then_some(()) },
+        )
+        .await;
+        // A write is not a read: it goes through while both reads wait.
+        let written = app.principal("u-lane", json!({})).await;
+        assert!(written.status.is_success(), "{}", written.text);
+        assert!(!second_done.load(std::sync::atomic::Ordering::SeqCst));
+        release.send(()).unwrap();
+    };
+    let (first, second, ()) = tokio::join!(first, second, driver);
+    holder.await.unwrap();
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(second.status, 200, "{}", second.text);
+    assert_eq!(count_of(&second), 1);
+    assert_eq!(gauge(&app, "signoff_db_reads_waiting").await, 0);
+}

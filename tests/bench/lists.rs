@@ -7,7 +7,8 @@
 //! rejected, cancelled), with their own ids (UUIDv7, as the service makes them, spread over a
 //! year so that growth lands between the rows already there), tickets (three approvals a
 //! ticket), processes (twenty, and ad-hoc for 40 %) and approvers (a thousand, skewed: `a-0`
-//! sits on one approval in ten), each with three tasks in the template's stage and an event.
+//! sits on one approval in ten; and `lead`, asked on every pending one), each with three tasks
+//! in the template's stage and an event.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -123,7 +124,9 @@ fn path(list: usize, i: usize, size: i64, approvals: &[String]) -> String {
         // flat list reads the same page whatever the history behind it. (Others' pages hold a
         // handful at 10 k and 50 at 1 M, which compares page sizes, not flatness.)
         4 => format!("/v1/approvals?limit=50&approver_id=a-0{c}"),
-        5 => format!("/v1/principals/a-0/pending-approvals?limit=50{c}"),
+        // The same for the inbox: `lead`, asked on every pending approval (a-0 waits on
+        // about 25 at 10 k).
+        5 => format!("/v1/principals/lead/pending-approvals?limit=50{c}"),
         _ => format!(
             "/v1/approvals/{}/events?limit=50",
             approvals[i % approvals.len()]
@@ -221,7 +224,9 @@ fn grow(db_url: &str, from: i64, to: i64) -> anyhow::Result<()> {
                        THEN ins.created_at + interval '1 hour' END,
                   CASE WHEN x.state IN ('approved', 'rejected') THEN x.approver_id END
            FROM ins JOIN t ON t.state = ins.state, generate_series(0, 2) AS k,
-                LATERAL (SELECT 'a-' || ((floor(1000 * {b} ^ 3))::int + 337 * k) % 1000 AS approver_id,
+                LATERAL (SELECT CASE WHEN ins.state = 'pending' AND k = 2 THEN 'lead'
+                                     ELSE 'a-' || ((floor(1000 * {b} ^ 3))::int + 337 * k) % 1000
+                                END AS approver_id,
                                 CASE ins.state
                                   WHEN 'approved' THEN 'approved'
                                   WHEN 'rejected' THEN CASE k WHEN 0 THEN 'rejected' ELSE 'superseded' END
@@ -282,11 +287,42 @@ async fn measure(
                     signoff: per(cpu.signoff, count),
                     postgres: per(cpu.postgres, count),
                 };
+                if std::env::var_os("BENCH_SLOWEST").is_some() {
+                    slowest(api, list, size, &approvals, &took).await?;
+                }
                 out.push((Stats::of(&took), mean, cpu));
             }
         }
     }
     Ok(out)
+}
+
+/// With `BENCH_SLOWEST` set: the five slowest pages of a list, each read again alone (the
+/// best of three), to tell a page that costs that much from a page that waited for the CPU.
+async fn slowest(
+    api: &Api,
+    list: usize,
+    size: i64,
+    approvals: &[String],
+    took: &[Duration],
+) -> anyhow::Result<()> {
+    let mut order: Vec<usize> = (0..took.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(took[i]));
+    for &i in order.iter().take(5) {
+        let path = path(list, i, size, approvals);
+        let mut alone = Duration::MAX;
+        for _ in 0..3 {
+            let t = Instant::now();
+            api.items(&path).await?;
+            alone = alone.min(t.elapsed());
+        }
+        println!(
+            "  slow page {i}: {} ms under load, {} ms alone: {path}",
+            ms(took[i]),
+            ms(alone)
+        );
+    }
+    Ok(())
 }
 
 /// Ids of grown approvals, about `n`, spread over the `size` there are.
