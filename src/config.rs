@@ -371,8 +371,7 @@ impl Settings {
                         "must be a number from 1 to 500",
                     )
                 })?,
-        }
-        .min(db_pool_size);
+        };
         let db_timeout = match env.get("SIGNOFF_DB_TIMEOUT") {
             None => Duration::from_secs(5),
             Some(v) => crate::domain::duration::IsoDuration::parse(&v)
@@ -475,16 +474,13 @@ mod tests {
     }
 
     #[test]
-    fn read_concurrency_defaults_to_the_cores_and_never_exceeds_the_pool() {
+    fn read_concurrency_defaults_to_the_cores() {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
         let s = Settings::from_env(&env(&base())).unwrap();
-        assert_eq!(s.db_read_concurrency, cores.min(s.db_pool_size));
+        assert_eq!(s.db_read_concurrency, cores);
         let mut e = env(&base());
-        e.insert("SIGNOFF_DB_POOL_SIZE".into(), "3".into());
         e.insert("SIGNOFF_DB_READ_CONCURRENCY".into(), "6".into());
-        assert_eq!(Settings::from_env(&e).unwrap().db_read_concurrency, 3);
-        e.insert("SIGNOFF_DB_READ_CONCURRENCY".into(), "2".into());
-        assert_eq!(Settings::from_env(&e).unwrap().db_read_concurrency, 2);
+        assert_eq!(Settings::from_env(&e).unwrap().db_read_concurrency, 6);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::time::Duration;
 use diesel::Connection;
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
-use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -95,37 +95,67 @@ pub struct PoolStats {
 
 /// The database handle shared by handlers and workers.
 ///
-/// Reads ([`Db::query`], [`Db::read`]) also take one of a few read lanes first. A read waits
-/// on nothing but Postgres's CPU, so more of them at once than it has cores only queues them
-/// inside Postgres, where a backend descheduled mid-page holds up the others: on two cores, 8
-/// concurrent list pages through 8 connections had a p99 of 14 to 36 ms and stalls of 100 ms
-/// or more; through 2 lanes, 7 to 8 ms at the same throughput. Writes wait on their commit's
-/// flush as well, so they are not limited beyond the pool.
+/// Reads ([`Db::query`], [`Db::read`]) take one of a few read lanes, first come first served,
+/// and run on a pool of their own with a connection per lane. A read waits on nothing but
+/// Postgres's CPU, so more of them at once than it has cores only queues them inside Postgres,
+/// where a backend descheduled mid-page holds up the others: on two cores, 8 concurrent list
+/// pages through 8 connections had a p99 of 14 to 36 ms and stalls of 100 ms or more; through
+/// 2 lanes, 5 to 8 ms at the same throughput. Writes wait on their commit's flush as well, so
+/// they are not limited beyond their pool.
+///
+/// The read pool's sessions are read-only, and use the generic plan of every prepared
+/// statement from its first call: the plans the tests check are the plans that run. (With
+/// Postgres's default, a connection's first five calls of a statement are planned for their
+/// values: at a million approvals, the inbox of a principal asked on every pending approval
+/// was then planned as a scan and sort of all their 35,000 pending tasks, 250 ms a page,
+/// instead of a walk of a page of them, 1 ms.)
 #[derive(Clone)]
 pub struct Db {
     pool: PgPool,
     waiters: Arc<AtomicI64>,
+    reads: PgPool,
     lanes: Arc<Semaphore>,
     lane_count: u32,
     lane_waiters: Arc<AtomicI64>,
     timeout: Duration,
 }
 
+/// What a connection of the read pool is told once, when it opens.
+#[derive(Debug)]
+struct ReadSession;
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for ReadSession {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(
+            "SET default_transaction_read_only = on; SET plan_cache_mode = force_generic_plan",
+        )
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
 impl Db {
-    /// Builds the pool without connecting: the service starts (and `/readyz` answers 503) even
-    /// while the database is down. `reads` is the number of read lanes (at most `size`).
+    /// Builds the pools without connecting: the service starts (and `/readyz` answers 503)
+    /// even while the database is down. `size` connections for writes and everything else,
+    /// `reads` read lanes with a connection each.
     pub fn new(url: &str, size: u32, reads: u32, timeout: Duration) -> Self {
-        let manager = ConnectionManager::<PgConnection>::new(url);
         let pool = Pool::builder()
             .max_size(size)
             .min_idle(Some(0))
             .connection_timeout(timeout)
             .test_on_check_out(false)
-            .build_unchecked(manager);
-        let lane_count = reads.clamp(1, size);
+            .build_unchecked(ConnectionManager::<PgConnection>::new(url));
+        let lane_count = reads.max(1);
+        let reads = Pool::builder()
+            .max_size(lane_count)
+            .min_idle(Some(0))
+            .connection_timeout(timeout)
+            .test_on_check_out(false)
+            .connection_customizer(Box::new(ReadSession))
+            .build_unchecked(ConnectionManager::<PgConnection>::new(url));
         Self {
             pool,
             waiters: Arc::new(AtomicI64::new(0)),
+            reads,
             lanes: Arc::new(Semaphore::new(lane_count as usize)),
             lane_count,
             lane_waiters: Arc::new(AtomicI64::new(0)),
@@ -187,8 +217,8 @@ impl Db {
         self.blocking(None, f).await
     }
 
-    /// Runs `f`, which only reads, in a read lane: one statement, or several that need not
-    /// share a snapshot (else [`Db::read`]).
+    /// Runs `f`, which only reads, in a read lane (a read-only session): one statement, or
+    /// several that need not share a snapshot (else [`Db::read`]).
     pub async fn query<F, T>(&self, f: F) -> AppResult<T>
     where
         F: FnOnce(&mut PgConnection) -> AppResult<T> + Send + 'static,
@@ -207,9 +237,14 @@ impl Db {
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            let _lane = lane;
-            let mut conn = db.get()?;
-            f(&mut conn)
+            let mut conn = match &lane {
+                // A lane is held by one read at a time, so its connection is there.
+                Some(_) => db.reads.get()?,
+                None => db.get()?,
+            };
+            let done = f(&mut conn);
+            drop(lane);
+            done
         })
         .await
         .map_err(|e| AppError::internal("blocking task", e))?

@@ -670,3 +670,45 @@ async fn a_read_waits_for_a_free_read_lane_while_writes_go_on() {
     assert_eq!(count_of(&second), 1);
     assert_eq!(gauge(&app, "signoff_db_reads_waiting").await, 0);
 }
+
+#[tokio::test]
+async fn reads_run_in_read_only_sessions_that_plan_generically_and_writes_do_not() {
+    let db = signoff::db::Db::new(&url_for(&fresh_database()), 2, 1, Duration::from_secs(5));
+    #[derive(diesel::QueryableByName)]
+    struct Session {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        plans: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        read_only: String,
+    }
+    let session = |c: &mut PgConnection| {
+        let s: Session = diesel::sql_query(
+            "SELECT current_setting('plan_cache_mode') AS plans,
+                    current_setting('default_transaction_read_only') AS read_only",
+        )
+        .get_result(c)?;
+        Ok((s.plans, s.read_only))
+    };
+    let write = |c: &mut PgConnection| {
+        Ok(diesel::sql_query(
+            "INSERT INTO principals (tenant_id, id, kind, display_name, created_at, updated_at)
+             VALUES ('acme', 'p-1', 'technician', 'P', now(), now())",
+        )
+        .execute(c)?)
+    };
+    assert_eq!(
+        db.query(session).await.unwrap(),
+        ("force_generic_plan".to_string(), "on".to_string())
+    );
+    assert_eq!(
+        db.read(session).await.unwrap(),
+        ("force_generic_plan".to_string(), "on".to_string())
+    );
+    let refused = db.query(write).await.unwrap_err();
+    assert!(refused.to_string().contains("read-only"), "{refused}");
+    assert_eq!(
+        db.run(session).await.unwrap(),
+        ("auto".to_string(), "off".to_string())
+    );
+    assert_eq!(db.tx(write).await.unwrap(), 1);
+}
