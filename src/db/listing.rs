@@ -152,10 +152,31 @@ pub fn list(
     after: Option<Uuid>,
     limit: i64,
 ) -> QueryResult<Vec<ListedApproval>> {
-    let mut q = Statement::default()
-        .sql(SELECT)
-        .sql("SELECT a.* FROM approvals a WHERE a.tenant_id = ")
-        .bind::<Text, _>(tenant);
+    let mut q = Statement::default().sql(SELECT);
+    q = match &f.approver_id {
+        None => q
+            .sql("SELECT a.* FROM approvals a WHERE a.tenant_id = ")
+            .bind::<Text, _>(tenant),
+        // The approver's tasks joined to their approvals, one row per approval (`DISTINCT
+        // ON` the id the page is ordered by): the planner walks the approver's tasks in
+        // approval order from the cursor, either way, and stops after a page. `IN (SELECT
+        // DISTINCT …)` did that ascending only: newest first, it read all of the approver's
+        // tasks before the cursor and sorted them (120 ms for a heavy approver at a million
+        // approvals, against 0.2 ms); `EXISTS` walked the tenant's approvals and probed each.
+        Some(approver) => {
+            let q = q
+                .sql(
+                    "SELECT DISTINCT ON (a.id) a.* FROM approvals a JOIN approval_tasks t \
+                     ON t.tenant_id = a.tenant_id AND t.approval_id = a.id WHERE a.tenant_id = ",
+                )
+                .bind::<Text, _>(tenant)
+                .sql(" AND t.approver_id = ")
+                .bind::<Text, _>(approver);
+            // The cursor on the tasks too: Postgres carries equalities across a join, not
+            // ranges.
+            past(q, "t.approval_id", order, after)
+        }
+    };
     if let Some(ticket) = &f.ticket_id {
         q = q.sql(" AND a.ticket_id = ").bind::<Text, _>(ticket);
     }
@@ -164,17 +185,6 @@ pub fn list(
     }
     if let Some(process) = f.process_id {
         q = q.sql(" AND a.process_id = ").bind::<SqlUuid, _>(process);
-    }
-    if let Some(approver) = &f.approver_id {
-        // `IN (SELECT DISTINCT …)` rather than `EXISTS`: the planner then walks the approver's
-        // tasks in approval order from the cursor and stops after a page. With `EXISTS` it
-        // walked the tenant's approvals and probed each, a million for a rare approver.
-        q = q
-            .sql(" AND a.id IN (SELECT DISTINCT t.approval_id FROM approval_tasks t WHERE t.tenant_id = ")
-            .bind::<Text, _>(tenant)
-            .sql(" AND t.approver_id = ")
-            .bind::<Text, _>(approver);
-        q = past(q, "t.approval_id", order, after).sql(")");
     }
     q = past(q, "a.id", order, after);
     finish(q, order, limit).load(conn)

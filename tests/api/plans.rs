@@ -208,9 +208,10 @@ fn approval_rows_read(
     (found, read)
 }
 
-/// The inbox and `?approver_id=` as the service runs them. Before migration 000080 and the
-/// queries' rewrite, the inbox of `a-0` here read 40 million rows (a nested loop over a scan,
-/// 14 s) for its 51.
+/// The inbox and `?approver_id=` as the service runs them, in both orders. Before migration
+/// 000080 and the queries' rewrite, the inbox of `a-0` here read 40 million rows (a nested
+/// loop over a scan, 14 s) for its 51; newest first from a cursor, `?approver_id=a-0` read
+/// all of a-0's tasks before it and sorted them.
 #[test]
 fn the_inbox_and_the_approver_filter_read_a_page_without_statistics() {
     use signoff::db::Order;
@@ -236,35 +237,40 @@ fn the_inbox_and_the_approver_filter_read_a_page_without_statistics() {
     let one = |who: &str| vec![who.to_string()];
     // As a connection's first calls are planned (for their values), and as the read pool's
     // sessions plan them (generic plans from the first call).
-    for (mode, who) in ["auto", "force_generic_plan"]
-        .into_iter()
-        .flat_map(|mode| ["a-0", "a-7"].map(|who| (mode, who)))
-    {
+    // Oldest first and newest first, from the start and from the middle.
+    let middle = Some(uuid::Uuid::parse_str("80000000-0000-0000-0000-000000000000").unwrap());
+    let mut cases = vec![];
+    for mode in ["auto", "force_generic_plan"] {
+        for who in ["a-0", "a-7"] {
+            for order in [Order::Asc, Order::Desc] {
+                for after in [None, middle] {
+                    cases.push((mode, who, order, after));
+                }
+            }
+        }
+    }
+    for (mode, who, order, after) in cases {
         conn.batch_execute(&format!("SET plan_cache_mode = {mode}"))
             .unwrap();
         let (found, read) = approval_rows_read(&mut conn, |c| {
-            inbox(c, "acme", &one(who), Order::Asc, None, 51)
-                .unwrap()
-                .len()
+            inbox(c, "acme", &one(who), order, after, 51).unwrap().len()
         });
         assert!(found > 0, "{who} has an inbox");
         assert!(
             read < 500,
-            "the inbox of {who} ({mode}) read {read} rows for {found}"
+            "the inbox of {who} ({mode}, {order:?} from {after:?}) read {read} rows for {found}"
         );
         let filter = ListFilter {
             approver_id: Some(who.to_string()),
             ..Default::default()
         };
         let (found, read) = approval_rows_read(&mut conn, |c| {
-            list(c, "acme", &filter, Order::Asc, None, 51)
-                .unwrap()
-                .len()
+            list(c, "acme", &filter, order, after, 51).unwrap().len()
         });
         assert!(found > 0, "{who} has approvals");
         assert!(
             read < 500,
-            "?approver_id={who} ({mode}) read {read} rows for {found}"
+            "?approver_id={who} ({mode}, {order:?} from {after:?}) read {read} rows for {found}"
         );
     }
     let analyzed: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
