@@ -35,8 +35,9 @@ const PAGE_P99_TARGET: Duration = Duration::from_millis(15);
 /// p99 at `LARGE` over p99 at `SMALL`, at most.
 const FLAT_RATIO_TARGET: f64 = 1.5;
 
-/// The lists measured (paths in [`path`]).
-const LISTS: [&str; 7] = [
+/// The lists measured (paths in [`path`]): oldest first, then the approval lists and the inbox
+/// newest first (`order=desc`), which walk their indexes the other way.
+const LISTS: [&str; 13] = [
     "GET /v1/approvals",
     "  ?state=pending",
     "  ?ticket_id=",
@@ -44,7 +45,15 @@ const LISTS: [&str; 7] = [
     "  ?approver_id=",
     "GET /v1/principals/{id}/pending-approvals",
     "GET /v1/approvals/{id}/events",
+    "GET /v1/approvals?order=desc",
+    "  &state=pending",
+    "  &ticket_id=",
+    "  &process_id=",
+    "  &approver_id=",
+    "GET /v1/principals/{id}/pending-approvals?order=desc",
 ];
+/// Lists from this index on are read newest first.
+const NEWEST_FIRST: usize = 7;
 
 /// What the bench reads of a page: how many items it holds (each skipped over, not built: the
 /// client shares the machine with what it measures).
@@ -108,6 +117,12 @@ fn cursor(i: usize) -> String {
 
 /// The path of page `i` of list `list` when the tenant has `size` grown approvals.
 fn path(list: usize, i: usize, size: i64, approvals: &[String]) -> String {
+    if list >= NEWEST_FIRST {
+        return format!(
+            "{}&order=desc",
+            path(list - NEWEST_FIRST, i, size, approvals)
+        );
+    }
     let c = cursor(i);
     match list {
         0 => format!("/v1/approvals?limit=50{c}"),
