@@ -50,7 +50,7 @@ const LISTS: [&str; 13] = [
     "  &ticket_id=",
     "  &process_id=",
     "  &approver_id=",
-    "GET /v1/principals/{id}/pending-approvals?order=desc",
+    "GET …/pending-approvals?order=desc",
 ];
 /// Lists from this index on are read newest first.
 const NEWEST_FIRST: usize = 7;
