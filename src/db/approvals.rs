@@ -12,12 +12,15 @@ use super::models::{ApprovalRow, EventRow, NewEvent, TaskRow};
 use super::schema::approval_tasks::dsl as t;
 use super::schema::approvals::dsl as a;
 use super::schema::events::dsl as e;
+use super::statement::{Condition, Statement};
 
 /// Serialises everything that touches one ticket's approvals for the rest of the transaction,
 /// so two requests on the same ticket cannot both see "nothing pending".
 pub fn lock_ticket(conn: &mut PgConnection, tenant: &str, ticket_id: &str) -> QueryResult<()> {
-    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+    Statement::default()
+        .sql("SELECT pg_advisory_xact_lock(hashtextextended(")
         .bind::<Text, _>(format!("ticket/{tenant}/{ticket_id}"))
+        .sql(", 0))")
         .execute(conn)?;
     Ok(())
 }
@@ -66,9 +69,7 @@ pub fn pending_on_ticket_query<'a>(
 {
     a::approvals
         .filter(a::tenant_id.eq(tenant).and(a::ticket_id.eq(ticket_id)))
-        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
-            "state = 'pending'",
-        ))
+        .filter(Condition("state = 'pending'"))
         .select(ApprovalRow::as_select())
         .for_update()
 }

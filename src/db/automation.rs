@@ -11,6 +11,7 @@ use super::schema::approvals::dsl as a;
 use super::schema::rules::dsl as r;
 use super::schema::tickets::dsl as t;
 use super::schema::{rules, tickets};
+use super::statement::{Condition, Statement};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = tickets, check_for_backend(diesel::pg::Pg), treat_none_as_null = true)]
@@ -82,25 +83,36 @@ pub fn merge(
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
     use diesel::sql_types::{Jsonb, Nullable, Text, Timestamptz};
-    diesel::sql_query(
-        "INSERT INTO tickets (tenant_id, id, title, requester_id, status, attributes, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
-         ON CONFLICT (tenant_id, id) DO UPDATE SET \
-           title = COALESCE(EXCLUDED.title, tickets.title), \
-           requester_id = COALESCE(EXCLUDED.requester_id, tickets.requester_id), \
-           status = COALESCE(EXCLUDED.status, tickets.status), \
-           attributes = CASE WHEN EXCLUDED.attributes = '{}'::jsonb THEN tickets.attributes \
-                             ELSE EXCLUDED.attributes END, \
-           updated_at = EXCLUDED.updated_at",
-    )
-    .bind::<Text, _>(tenant)
-    .bind::<Text, _>(&ticket.id)
-    .bind::<Nullable<Text>, _>(&ticket.title)
-    .bind::<Nullable<Text>, _>(&ticket.requester_id)
-    .bind::<Nullable<Text>, _>(&ticket.status)
-    .bind::<Jsonb, _>(serde_json::Value::Object(ticket.attributes.clone()))
-    .bind::<Timestamptz, _>(now)
-    .execute(conn)?;
+    Statement::default()
+        .sql(
+            "INSERT INTO tickets (tenant_id, id, title, requester_id, status, attributes, \
+             created_at, updated_at) VALUES (",
+        )
+        .bind::<Text, _>(tenant)
+        .sql(", ")
+        .bind::<Text, _>(&ticket.id)
+        .sql(", ")
+        .bind::<Nullable<Text>, _>(&ticket.title)
+        .sql(", ")
+        .bind::<Nullable<Text>, _>(&ticket.requester_id)
+        .sql(", ")
+        .bind::<Nullable<Text>, _>(&ticket.status)
+        .sql(", ")
+        .bind::<Jsonb, _>(serde_json::Value::Object(ticket.attributes.clone()))
+        .sql(", ")
+        .bind::<Timestamptz, _>(now)
+        .sql(", ")
+        .bind::<Timestamptz, _>(now)
+        .sql(
+            ") ON CONFLICT (tenant_id, id) DO UPDATE SET \
+               title = COALESCE(EXCLUDED.title, tickets.title), \
+               requester_id = COALESCE(EXCLUDED.requester_id, tickets.requester_id), \
+               status = COALESCE(EXCLUDED.status, tickets.status), \
+               attributes = CASE WHEN EXCLUDED.attributes = '{}'::jsonb THEN tickets.attributes \
+                                 ELSE EXCLUDED.attributes END, \
+               updated_at = EXCLUDED.updated_at",
+        )
+        .execute(conn)?;
     Ok(())
 }
 
@@ -132,9 +144,7 @@ pub fn pending_on_ticket(
     // index in every plan.
     let mut rows: Vec<ApprovalRow> = a::approvals
         .filter(a::tenant_id.eq(tenant).and(a::ticket_id.eq(ticket)))
-        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
-            "state = 'pending'",
-        ))
+        .filter(Condition("state = 'pending'"))
         .select(ApprovalRow::as_select())
         .load(conn)?;
     rows.sort_by_key(|r| r.id);
@@ -149,7 +159,7 @@ pub fn pending_rule_approvals(
 ) -> QueryResult<Vec<ApprovalRow>> {
     let mut rows: Vec<ApprovalRow> = a::approvals
         .filter(a::tenant_id.eq(tenant).and(a::ticket_id.eq(ticket)))
-        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+        .filter(Condition(
             "state = 'pending' AND requested_by LIKE 'rule:%'",
         ))
         .select(ApprovalRow::as_select())

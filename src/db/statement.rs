@@ -88,3 +88,35 @@ impl Query for Statement<'_> {
 }
 
 impl RunQueryDsl<PgConnection> for Statement<'_> {}
+
+/// A fixed SQL condition. Unlike `diesel::dsl::sql`, whose text could differ between calls, it
+/// keeps the query around it a prepared statement; and unlike a bound value, a literal in it
+/// (`state = 'pending'`) lets every plan, generic ones included, use a partial index with
+/// that predicate.
+#[derive(Debug, Clone, Copy)]
+pub struct Condition(pub &'static str);
+
+impl diesel::Expression for Condition {
+    type SqlType = diesel::sql_types::Bool;
+}
+
+impl QueryFragment<Pg> for Condition {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql(self.0);
+        Ok(())
+    }
+}
+
+/// No static id: diesel caches the query by its text, which this fixes.
+impl QueryId for Condition {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<QS> diesel::AppearsOnTable<QS> for Condition {}
+
+impl<QS> diesel::SelectableExpression<QS> for Condition {}
+
+impl diesel::expression::ValidGrouping<()> for Condition {
+    type IsAggregate = diesel::expression::is_aggregate::Never;
+}

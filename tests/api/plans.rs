@@ -379,3 +379,54 @@ fn every_list_page_reads_a_page_when_its_plan_is_cached() {
         }
     }
 }
+
+/// What every request runs on its ticket (the lock, the upsert, the pending approvals on it,
+/// and the rules' pending approvals of a report) is prepared once per connection and run
+/// from then on, not parsed and planned again on each call: written with a fixed condition
+/// (`Condition`) or as a `Statement`, never `diesel::dsl::sql` or `sql_query`.
+#[test]
+fn the_statements_on_a_ticket_are_prepared_once_per_connection() {
+    use signoff::db::{approvals, automation};
+    let db = fresh_database();
+    let mut conn = PgConnection::establish(&url_for(&db)).unwrap();
+    let ticket: signoff::domain::ticket::Ticket =
+        serde_json::from_value(serde_json::json!({"id": "T-1", "title": "New laptop"})).unwrap();
+    for _ in 0..2 {
+        conn.transaction::<_, diesel::result::Error, _>(|c| {
+            approvals::lock_ticket(c, "acme", "T-1")?;
+            automation::merge(c, "acme", &ticket, chrono::Utc::now())?;
+            approvals::pending_on_ticket(c, "acme", "T-1")?;
+            automation::pending_on_ticket(c, "acme", "T-1")?;
+            automation::pending_rule_approvals(c, "acme", "T-1")?;
+            Ok(())
+        })
+        .unwrap();
+    }
+    #[derive(QueryableByName)]
+    struct Prepared {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        statement: String,
+    }
+    let prepared: Vec<String> = diesel::sql_query("SELECT statement FROM pg_prepared_statements")
+        .load::<Prepared>(&mut conn)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.statement)
+        .collect();
+    for what in [
+        "pg_advisory_xact_lock",
+        "INSERT INTO tickets",
+        "state = 'pending') FOR UPDATE",
+        "state = 'pending' AND requested_by LIKE 'rule:%') FOR UPDATE",
+    ] {
+        assert!(
+            prepared.iter().any(|s| s.contains(what)),
+            "no prepared statement holds {what:?}: {prepared:#?}"
+        );
+    }
+    let unlocked = prepared
+        .iter()
+        .filter(|s| s.contains("state = 'pending')") && !s.contains("FOR UPDATE"))
+        .count();
+    assert_eq!(unlocked, 1, "{prepared:#?}");
+}
