@@ -117,7 +117,6 @@ pub struct Db {
     waiters: Arc<AtomicI64>,
     reads: PgPool,
     lanes: Arc<Semaphore>,
-    lane_count: u32,
     lane_waiters: Arc<AtomicI64>,
     timeout: Duration,
 }
@@ -141,26 +140,22 @@ impl Db {
     /// even while the database is down. `size` connections for writes and everything else,
     /// `reads` read lanes with a connection each.
     pub fn new(url: &str, size: u32, reads: u32, timeout: Duration) -> Self {
-        let pool = Pool::builder()
-            .max_size(size)
-            .min_idle(Some(0))
-            .connection_timeout(timeout)
-            .test_on_check_out(false)
-            .build_unchecked(ConnectionManager::<PgConnection>::new(url));
-        let lane_count = reads.max(1);
-        let reads = Pool::builder()
-            .max_size(lane_count)
-            .min_idle(Some(0))
-            .connection_timeout(timeout)
-            .test_on_check_out(false)
-            .connection_customizer(Box::new(ReadSession))
-            .build_unchecked(ConnectionManager::<PgConnection>::new(url));
+        let builder = |size: u32| {
+            Pool::builder()
+                .max_size(size)
+                .min_idle(Some(0))
+                .connection_timeout(timeout)
+                .test_on_check_out(false)
+        };
+        let manager = || ConnectionManager::<PgConnection>::new(url);
+        let lanes = reads.max(1);
         Self {
-            pool,
+            pool: builder(size).build_unchecked(manager()),
             waiters: Arc::new(AtomicI64::new(0)),
-            reads,
-            lanes: Arc::new(Semaphore::new(lane_count as usize)),
-            lane_count,
+            reads: builder(lanes)
+                .connection_customizer(Box::new(ReadSession))
+                .build_unchecked(manager()),
+            lanes: Arc::new(Semaphore::new(lanes as usize)),
             lane_waiters: Arc::new(AtomicI64::new(0)),
             timeout,
         }
@@ -190,9 +185,9 @@ impl Db {
         self.pool.max_size()
     }
 
-    /// Read lanes: reads that may run at once.
+    /// Read lanes: reads that may run at once (a connection of the read pool each).
     pub fn read_lanes(&self) -> u32 {
-        self.lane_count
+        self.reads.max_size()
     }
 
     /// Waits (in turn, at most the pool's timeout) for a read lane, held until the read it is
@@ -240,12 +235,14 @@ impl Db {
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            let mut conn = match &lane {
-                // A lane is held by one read at a time, so its connection is there.
+            let mut conn = match lane {
                 Some(_) => db.reads.get()?,
                 None => db.get()?,
             };
             let done = f(&mut conn);
+            // The connection back in the read pool first, then the lane free: the next read
+            // in the lane finds it there.
+            drop(conn);
             drop(lane);
             done
         })

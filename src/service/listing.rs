@@ -2,13 +2,10 @@
 //! parsed once from its `jsonb` text into typed values (no `serde_json::Value` in between, and
 //! no process definition, which a view does not show), the tasks from their records.
 
-use serde::Deserialize;
-use serde::de::IntoDeserializer;
-
 use crate::db::listing::{ListedApproval, ListedTask};
 use crate::domain::engine::{Task, TaskState};
 use crate::error::{AppError, AppResult};
-use crate::service::view::{ApprovalView, Head, StoredEngine, Ticket, view_of};
+use crate::service::view::{ApprovalView, Head, StoredEngine, Ticket, parse_enum, view_of};
 
 /// The engine's state of a stored `engine` document, with these tasks.
 pub fn stored_engine(engine: &[u8], tasks: Vec<Task>) -> AppResult<StoredEngine> {
@@ -18,13 +15,6 @@ pub fn stored_engine(engine: &[u8], tasks: Vec<Task>) -> AppResult<StoredEngine>
     Ok(stored)
 }
 
-/// A stored enum value (`pending`, `approve`, …) read by its serde name, without allocating.
-fn stored_enum<'de, T: Deserialize<'de>>(s: &'de str) -> Option<T> {
-    T::deserialize(s.into_deserializer())
-        .map_err(|_: serde::de::value::Error| ())
-        .ok()
-}
-
 /// A task as the engine sees it, from a list's record (as `view::task_from_row` does).
 fn task(
     (stage, approver_id, state, verdict, decided_at, comment, actor_id, on_behalf_of): ListedTask,
@@ -32,8 +22,8 @@ fn task(
     Task {
         stage: stage as usize,
         approver_id,
-        state: stored_enum(&state).unwrap_or(TaskState::Pending),
-        verdict: verdict.as_deref().and_then(stored_enum),
+        state: parse_enum(&state).unwrap_or(TaskState::Pending),
+        verdict: verdict.as_deref().and_then(parse_enum),
         decided_at,
         comment,
         actor_id,

@@ -241,8 +241,12 @@ fn enum_str<T: Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
-fn parse_enum<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
-    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+/// A stored enum value (`pending`, `approve`, …) read by its serde name, without allocating.
+pub fn parse_enum<'de, T: Deserialize<'de>>(s: &'de str) -> Option<T> {
+    use serde::de::IntoDeserializer;
+    T::deserialize(s.into_deserializer())
+        .map_err(|_: serde::de::value::Error| ())
+        .ok()
 }
 
 pub fn status_str(s: ApprovalStatus) -> String {
@@ -428,7 +432,7 @@ pub fn view_of(head: Head, stored: &StoredEngine) -> ApprovalView {
         outcome: engine.outcome.as_ref().map(|o| OutcomeView {
             decision: o.decision,
             reason: o.reason,
-            status_to_set: head.status_to_set.clone(),
+            status_to_set: head.status_to_set,
             decided_at: o.decided_at,
         }),
         closed_by: stored.closed_by.clone(),
