@@ -3,6 +3,7 @@
 
 pub mod approvals;
 pub mod automation;
+pub mod host_actions;
 pub mod idempotency;
 pub mod links;
 pub mod listing;

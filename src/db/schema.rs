@@ -91,6 +91,60 @@ diesel::table! {
 }
 
 diesel::table! {
+    host_action_attempts (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Int8,
+        delivery_id -> Uuid,
+        step -> Int4,
+        method -> Text,
+        url -> Text,
+        attempted_at -> Timestamptz,
+        status_code -> Nullable<Int4>,
+        latency_ms -> Int4,
+        error -> Nullable<Text>,
+        response_excerpt -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    host_action_deliveries (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Uuid,
+        action_id -> Uuid,
+        event_id -> Uuid,
+        event_position -> Int8,
+        approval_id -> Nullable<Uuid>,
+        event_type -> Text,
+        state -> Text,
+        step -> Int4,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        leased_by -> Nullable<Int4>,
+        leased_until -> Nullable<Timestamptz>,
+        last_status -> Nullable<Int4>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    host_actions (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Uuid,
+        name -> Text,
+        event_types -> Array<Nullable<Text>>,
+        when_condition -> Nullable<Text>,
+        requests -> Jsonb,
+        secrets -> Jsonb,
+        enabled -> Bool,
+        version -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     idempotency_keys (tenant_id, client_id, key) {
         tenant_id -> Text,
         client_id -> Text,
@@ -250,6 +304,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     calendars,
     delegations,
     events,
+    host_action_attempts,
+    host_action_deliveries,
+    host_actions,
     idempotency_keys,
     principals,
     process_versions,
