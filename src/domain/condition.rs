@@ -158,10 +158,19 @@ pub struct Facts {
 
 /// Evaluates `source` over `facts`: true or false, or why it could not say.
 pub fn evaluate(source: &str, facts: &Facts) -> Result<bool, String> {
+    evaluate_over(
+        source,
+        &[("ticket", &facts.ticket), ("requester", &facts.requester)],
+    )
+}
+
+/// Evaluates `source` over named JSON values (a host action's `when` over `event`).
+pub fn evaluate_over(source: &str, vars: &[(&str, &Value)]) -> Result<bool, String> {
     let program = compile(source).map_err(|e| e.to_string())?;
     let mut context = Context::default();
-    context.add_variable_from_value("ticket", to_cel(&facts.ticket)?);
-    context.add_variable_from_value("requester", to_cel(&facts.requester)?);
+    for (name, value) in vars {
+        context.add_variable_from_value(*name, to_cel(value)?);
+    }
     match program.execute(&context) {
         Ok(Cel::Bool(b)) => Ok(b),
         Ok(other) => Err(format!(

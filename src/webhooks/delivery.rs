@@ -86,7 +86,7 @@ fn secrets(
 
 /// Reads at most [`EXCERPT_BYTES`] of the answer; the rest stays unread and the connection is
 /// closed when the response is dropped.
-async fn excerpt(mut res: reqwest::Response) -> Option<String> {
+pub(crate) async fn excerpt(mut res: reqwest::Response) -> Option<String> {
     let mut kept: Vec<u8> = Vec::new();
     while kept.len() < EXCERPT_BYTES {
         match res.chunk().await {
@@ -106,7 +106,7 @@ async fn excerpt(mut res: reqwest::Response) -> Option<String> {
     Some(text.trim_end_matches('\u{fffd}').to_string())
 }
 
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get(RETRY_AFTER)?.to_str().ok()?;
     if let Ok(secs) = v.trim().parse::<u64>() {
         return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
@@ -213,20 +213,12 @@ async fn attempt(
     let res = match res {
         Ok(r) => r,
         Err(e) => {
-            let kind = if e.is_timeout() {
-                "timed out"
-            } else if e.is_connect() {
-                "connection failed"
-            } else {
-                "request failed"
-            };
-            let mut msg = format!("{kind}: {e}");
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                msg.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            return fail(msg, None, None, Verdict::Retry { not_before: None });
+            return fail(
+                describe_error(&e),
+                None,
+                None,
+                Verdict::Retry { not_before: None },
+            );
         }
     };
     let status = res.status();
@@ -256,6 +248,24 @@ async fn attempt(
         format!("answered {status}")
     };
     fail(error, code, excerpt, verdict)
+}
+
+/// A failed request in words, with every cause.
+pub(crate) fn describe_error(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    let mut msg = format!("{kind}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    msg
 }
 
 /// When to try again after `attempts_done` failed attempts, or `None` when the schedule is

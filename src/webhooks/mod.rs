@@ -1,5 +1,6 @@
 //! Webhooks: Standard Webhooks signing, the outbound address policy, and delivery.
 
+pub mod actions;
 pub mod delivery;
 pub mod reseal;
 pub mod signing;
