@@ -11,6 +11,7 @@ pub mod decisions;
 pub mod delegations;
 pub mod deliveries;
 pub mod extract;
+pub mod host_actions;
 pub mod idempotency;
 pub mod ids;
 pub mod links;

@@ -12,8 +12,8 @@ use utoipa_actix_web::{AppExt, scope};
 use super::body::MAX_BODY_BYTES;
 use super::problem::{Problem, problem_of, problem_response};
 use super::{
-    approvals, calendars, decisions, delegations, deliveries, links, ops, principals, processes,
-    rules, spec, tickets, versions, webhooks,
+    approvals, calendars, decisions, delegations, deliveries, host_actions, links, ops, principals,
+    processes, rules, spec, tickets, versions, webhooks,
 };
 use crate::error::AppError;
 
@@ -55,6 +55,7 @@ through signed webhooks.",
         (name = "tickets", description = "Tickets as the host reports them, with their approval badge"),
         (name = "directory", description = "Principals: people who can approve"),
         (name = "webhooks", description = "Signed event delivery to the host"),
+        (name = "actions", description = "Requests signoff sends to the host's own API on events (set a status, comment)"),
         (name = "calendars", description = "Business hours for stage timeouts"),
         (name = "links", description = "One-time approver links: no account, the token is the credential"),
         (name = "operations", description = "Health, readiness and metrics"),
@@ -108,6 +109,13 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(webhooks::rotate_secret)
                 .service(deliveries::list_deliveries)
                 .service(deliveries::retry_delivery)
+                .service(host_actions::create_host_action)
+                .service(host_actions::list_host_actions)
+                .service(host_actions::get_host_action)
+                .service(host_actions::replace_host_action)
+                .service(host_actions::delete_host_action)
+                .service(host_actions::list_action_deliveries)
+                .service(host_actions::retry_action_delivery)
                 .service(calendars::put_calendar)
                 .service(calendars::get_calendar)
                 .service(delegations::put_delegation)

@@ -3,6 +3,7 @@
 pub mod approvals;
 pub mod automation;
 pub mod directory;
+pub mod host_actions;
 pub mod links;
 pub mod listing;
 pub mod store;
