@@ -23,6 +23,7 @@ pub struct Metrics {
     read_lanes: IntGauge,
     reads_waiting: IntGauge,
     deliveries: IntCounterVec,
+    action_attempts: IntCounterVec,
     attempt_latency: prometheus::Histogram,
     queue_depth: IntGauge,
     oldest_due: prometheus::Gauge,
@@ -63,6 +64,14 @@ impl Metrics {
             &["result"],
         )
         .expect("static metric definition");
+        let action_attempts = IntCounterVec::new(
+            Opts::new(
+                "host_action_attempts_total",
+                "Host action requests sent, by result (delivered, retry, gone)",
+            ),
+            &["result"],
+        )
+        .expect("static metric definition");
         let attempt_latency = prometheus::Histogram::with_opts(
             HistogramOpts::new(
                 "webhook_attempt_duration_seconds",
@@ -84,6 +93,7 @@ impl Metrics {
             read_lanes: gauge("db_read_lanes", "Reads that may run at once"),
             reads_waiting: gauge("db_reads_waiting", "Reads waiting for a read lane"),
             deliveries,
+            action_attempts,
             attempt_latency,
             queue_depth: gauge(
                 "webhook_queue_depth",
@@ -126,6 +136,7 @@ impl Metrics {
             Box::new(m.read_lanes.clone()),
             Box::new(m.reads_waiting.clone()),
             Box::new(m.deliveries.clone()),
+            Box::new(m.action_attempts.clone()),
             Box::new(m.attempt_latency.clone()),
             Box::new(m.queue_depth.clone()),
             Box::new(m.oldest_due.clone()),
@@ -155,6 +166,12 @@ impl Metrics {
     /// Counts one webhook attempt by its result (`delivered`, `retry`, `gone`).
     pub fn observe_attempt(&self, result: &str, latency_ms: i32) {
         self.deliveries.with_label_values(&[result]).inc();
+        self.attempt_latency.observe(latency_ms as f64 / 1000.0);
+    }
+
+    /// Counts one host action request by its result.
+    pub fn observe_action_attempt(&self, result: &str, latency_ms: i32) {
+        self.action_attempts.with_label_values(&[result]).inc();
         self.attempt_latency.observe(latency_ms as f64 / 1000.0);
     }
 

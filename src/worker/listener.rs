@@ -46,11 +46,12 @@ impl Session {
 
     /// Wakes the worker on every notification until the connection ends (an error: the
     /// supervisor reconnects).
-    pub async fn forward(&mut self, wake: &Arc<Notify>) -> anyhow::Result<()> {
+    /// Each loop that waits for work has its own `Notify` in `wakes`.
+    pub async fn forward(&mut self, wakes: &[&Arc<Notify>]) -> anyhow::Result<()> {
         // Work may have been committed before we listened.
-        wake.notify_one();
+        wakes.iter().for_each(|w| w.notify_one());
         while self.notes.recv().await.is_some() {
-            wake.notify_one();
+            wakes.iter().for_each(|w| w.notify_one());
         }
         anyhow::bail!("the worker's database session ended")
     }

@@ -7,6 +7,7 @@
 //! batches; `timers` fires timers, expires processes and keeps the outbox's statistics fresh. Each lease names its worker, and a
 //! worker whose liveness lock is gone (the process died) has its leases taken over at once.
 
+mod actions;
 mod deliver;
 mod held;
 mod listener;
@@ -38,13 +39,15 @@ const TIMER_BATCH: usize = 16;
 const STATISTICS_EVERY: Duration = Duration::from_secs(1);
 
 /// The loops a running worker has; `/readyz` fails while one is down.
-const LOOPS: &[&str] = &["session", "deliveries", "recorder", "timers"];
+const LOOPS: &[&str] = &["session", "deliveries", "recorder", "timers", "actions"];
 
 /// What [`Worker::run_pending`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Ran {
     pub deliveries: usize,
     pub timers: usize,
+    /// Host action deliveries run (each to its end or its first failure).
+    pub actions: usize,
 }
 
 /// Handle to the worker; cheap to clone.
@@ -78,6 +81,12 @@ pub(crate) struct Inner {
     /// A session opened by [`Worker::run_pending`] when no loop runs.
     manual_session: tokio::sync::Mutex<Option<listener::Session>>,
     loops: Mutex<Vec<supervise::AbortOnDrop<()>>>,
+    /// Host action deliveries that may run at once, their count per action, and the loop's
+    /// wake-ups (new work, a slot freed).
+    action_slots: Arc<Semaphore>,
+    actions_held: Mutex<actions::ActionsHeld>,
+    action_wake: Arc<Notify>,
+    action_freed: Notify,
 }
 
 impl Inner {
@@ -131,9 +140,10 @@ impl Inner {
             Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
         }
         if let Some(keys) = self.settings.secret_keys.clone() {
+            let endpoint_keys = keys.clone();
             match self
                 .db
-                .run(move |c| Ok(crate::webhooks::reseal::reseal_all(c, &keys)?))
+                .run(move |c| Ok(crate::webhooks::reseal::reseal_all(c, &endpoint_keys)?))
                 .await
             {
                 Ok(0) => {}
@@ -141,6 +151,18 @@ impl Inner {
                     tracing::info!(endpoints = n, "webhook secrets sealed with the current key")
                 }
                 Err(e) => tracing::warn!(error = %e, "re-sealing webhook secrets failed"),
+            }
+            match self
+                .db
+                .run(move |c| crate::service::host_actions::reseal_all(c, &keys))
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    actions = n,
+                    "host action secrets sealed with the current key"
+                ),
+                Err(e) => tracing::warn!(error = %e, "re-sealing host action secrets failed"),
             }
         }
     }
@@ -179,7 +201,7 @@ fn session_loop(w: Arc<Inner>, healthy: supervise::Healthy) -> supervise::LoopFu
         let mut session = listener::Session::open(w.settings.database_url(), w.key, true).await?;
         w.alive.send_replace(true);
         healthy.set();
-        let ended = session.forward(&w.wake).await;
+        let ended = session.forward(&[&w.wake, &w.action_wake]).await;
         w.alive.send_replace(false);
         ended
     })
@@ -215,6 +237,10 @@ impl Worker {
                 recorder_rx: tokio::sync::Mutex::new(recorder_rx),
                 manual_session: tokio::sync::Mutex::new(None),
                 loops: Mutex::new(Vec::new()),
+                action_slots: Arc::new(Semaphore::new(settings.webhooks.concurrency)),
+                actions_held: Mutex::new(actions::ActionsHeld::default()),
+                action_wake: Arc::new(Notify::new()),
+                action_freed: Notify::new(),
                 settings,
             }),
         })
@@ -249,6 +275,11 @@ impl Worker {
             "timers",
             w.clone(),
             timers_loop,
+        )));
+        loops.push(supervise::AbortOnDrop(supervise::spawn(
+            "actions",
+            w.clone(),
+            actions::actions_loop,
         )));
         tracing::info!(worker = w.key, "worker started");
     }
@@ -287,6 +318,15 @@ impl Worker {
         if drained.is_err() {
             tracing::warn!("attempts still in flight at shutdown were abandoned");
         }
+        // Host actions stop between requests; the one in flight ends within its timeout.
+        let all = w.settings.webhooks.concurrency as u32;
+        if tokio::time::timeout(limit, w.action_slots.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!("host action requests still in flight at shutdown were abandoned");
+        }
+        actions::release(w).await;
         let key = w.key;
         match w
             .db
@@ -322,10 +362,12 @@ impl Worker {
         }
         loop {
             let n = deliver::run_round(w).await?;
-            if n == 0 {
+            let a = actions::run_round(w).await?;
+            if n == 0 && a == 0 {
                 break;
             }
             ran.deliveries += n;
+            ran.actions += a;
         }
         Ok(ran)
     }
