@@ -22,8 +22,9 @@ use crate::service::view::{AdminAction, ApprovalView, Principal};
 pub struct EventTicket {
     /// The host's ticket id.
     pub id: String,
-    /// The status to set on the ticket: null while the approval is pending, then the process's
-    /// `on_approved_status` or `on_rejected_status`.
+    /// The status to set on the ticket: the process's `on_started_status` on
+    /// `approval.requested`, then `on_approved_status`, `on_rejected_status` or
+    /// `on_cancelled_status` on the outcome; null where the process names none.
     pub status_to_set: Option<String>,
 }
 
@@ -145,6 +146,9 @@ macro_rules! notify_data {
             /// the first 100 and counts the rest in `tasks_omitted`).
             pub approval: ApprovalView,
             pub ticket: EventTicket,
+            /// The badge line as of the event ("Awaiting approval from Grace Hopper",
+            /// "Approved by Grace Hopper"), in the process's default language.
+            pub summary: String,
             /// The event's place in the approval's trail, from 1.
             pub sequence: i64,
             pub detail: $detail,
@@ -166,6 +170,9 @@ macro_rules! approval_data {
             /// the first 100 and counts the rest in `tasks_omitted`).
             pub approval: ApprovalView,
             pub ticket: EventTicket,
+            /// The badge line as of the event ("Awaiting approval from Grace Hopper",
+            /// "Approved by Grace Hopper"), in the process's default language.
+            pub summary: String,
             /// The event's place in the approval's trail, from 1.
             pub sequence: i64,
             pub detail: $detail,

@@ -30,6 +30,13 @@ pub struct ProcessDefinition {
     /// Ticket status the host should set when an approval is rejected.
     #[serde(default)]
     pub on_rejected_status: Option<String>,
+    /// Ticket status the host should set when an approval starts ("waiting for approval"),
+    /// carried by `approval.requested`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_started_status: Option<String>,
+    /// Ticket status the host should set when an approval is cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_cancelled_status: Option<String>,
     #[serde(default)]
     pub settings: ProcessSettings,
     /// Stages run in order; approvers inside a stage decide in parallel.

@@ -38,6 +38,8 @@ pub(super) fn read_definition(
         "expires_at",
         "on_approved_status",
         "on_rejected_status",
+        "on_started_status",
+        "on_cancelled_status",
         "settings",
         "stages",
         "templates",
@@ -55,6 +57,8 @@ pub(super) fn read_definition(
     }
     let on_approved_status = f.opt_text(m, "", "on_approved_status", 100);
     let on_rejected_status = f.opt_text(m, "", "on_rejected_status", 100);
+    let on_started_status = f.opt_text(m, "", "on_started_status", 100);
+    let on_cancelled_status = f.opt_text(m, "", "on_cancelled_status", 100);
     let settings = match m.get("settings") {
         None | Some(Value::Null) => Some(ProcessSettings::default()),
         Some(v) => read_settings(f, v),
@@ -70,6 +74,8 @@ pub(super) fn read_definition(
         expires_at,
         on_approved_status,
         on_rejected_status,
+        on_started_status,
+        on_cancelled_status,
         settings: settings?,
         stages: stages?,
         templates: templates?,

@@ -44,6 +44,12 @@ pub struct RequestApproval {
     /// Ad-hoc: ticket status to set when rejected.
     #[serde(default)]
     pub on_rejected_status: Option<String>,
+    /// Ad-hoc: ticket status to set when the approval starts.
+    #[serde(default)]
+    pub on_started_status: Option<String>,
+    /// Ad-hoc: ticket status to set when the approval is cancelled.
+    #[serde(default)]
+    pub on_cancelled_status: Option<String>,
     /// The rule starting this approval; never read from a request body.
     #[serde(skip)]
     #[schema(ignore)]
@@ -71,6 +77,8 @@ impl RequestApproval {
                     "supersede",
                     "on_approved_status",
                     "on_rejected_status",
+                    "on_started_status",
+                    "on_cancelled_status",
                 ],
             );
             let ticket = match m.get("ticket") {
@@ -138,8 +146,13 @@ impl RequestApproval {
             let supersede: bool = f.opt(m, "", "supersede").unwrap_or(false);
             let on_approved_status = f.opt_text(m, "", "on_approved_status", 100);
             let on_rejected_status = f.opt_text(m, "", "on_rejected_status", 100);
+            let on_started_status = f.opt_text(m, "", "on_started_status", 100);
+            let on_cancelled_status = f.opt_text(m, "", "on_cancelled_status", 100);
             if process_id.is_some()
-                && (on_approved_status.is_some() || on_rejected_status.is_some())
+                && (on_approved_status.is_some()
+                    || on_rejected_status.is_some()
+                    || on_started_status.is_some()
+                    || on_cancelled_status.is_some())
             {
                 f.push(
                     "on_approved_status",
@@ -158,6 +171,8 @@ impl RequestApproval {
                 supersede,
                 on_approved_status,
                 on_rejected_status,
+                on_started_status,
+                on_cancelled_status,
                 rule: None,
             })
         })();

@@ -35,6 +35,8 @@ pub(super) fn ad_hoc_definition(
         expires_at: None,
         on_approved_status: input.on_approved_status.clone(),
         on_rejected_status: input.on_rejected_status.clone(),
+        on_started_status: input.on_started_status.clone(),
+        on_cancelled_status: input.on_cancelled_status.clone(),
         settings: ProcessSettings::default(),
         stages: vec![StageDef {
             name: "Approval".into(),

@@ -12,13 +12,13 @@ use uuid::Uuid;
 use crate::db::automation::{self as q, TicketRow};
 use crate::db::principals;
 use crate::domain::condition;
-use crate::domain::engine::{ApprovalStatus, OutcomeReason, TaskState, Verdict};
-use crate::domain::messages::{self, Badge};
+use crate::domain::engine::ApprovalStatus;
+use crate::domain::messages;
 use crate::domain::validate::{Faults, FieldError};
 use crate::error::{AppError, AppResult};
 use crate::service::approvals::{self as svc, RequestApproval, read_ticket_facts};
 use crate::service::directory::facts;
-use crate::service::store::{self, Ctx, Loaded};
+use crate::service::store::{self, Ctx};
 use crate::service::view::{RuleRef, Ticket};
 
 /// The body of `PUT /v1/tickets/{id}`: the ticket as the host has it now.
@@ -281,6 +281,8 @@ fn enter(
         supersede: false,
         on_approved_status: None,
         on_rejected_status: None,
+        on_started_status: None,
+        on_cancelled_status: None,
         rule: Some(RuleRef {
             id: rule.id.to_string(),
             name: rule.name.clone(),
@@ -397,7 +399,7 @@ fn ticket_view(conn: &mut PgConnection, tenant: &str, row: TicketRow) -> AppResu
             Some(TicketApproval {
                 id: loaded.row.id.to_string(),
                 state: loaded.stored.approval.status,
-                summary: messages::summary(&locale, &badge(&loaded)),
+                summary: messages::summary(&locale, &store::badge(&loaded)),
                 rule: loaded.stored.rule.clone(),
             })
         }
@@ -407,40 +409,4 @@ fn ticket_view(conn: &mut PgConnection, tenant: &str, row: TicketRow) -> AppResu
         ticket: TicketState::from(&row),
         approval,
     })
-}
-
-/// Where an approval stands, with the names a badge shows.
-pub fn badge(loaded: &Loaded) -> Badge {
-    let engine = &loaded.stored.approval;
-    let name = |id: &str| loaded.stored.name_of(id);
-    let decider = |verdict: Verdict| {
-        let admin = loaded.stored.closed_by.as_ref();
-        if engine.outcome.as_ref().map(|o| o.reason) == Some(OutcomeReason::Bypass) {
-            return admin.and_then(|a| a.actor_id.as_deref()).map(name);
-        }
-        engine
-            .tasks
-            .iter()
-            .filter(|t| t.verdict == Some(verdict) && t.state != TaskState::Reused)
-            .filter(|t| t.decided_at.is_some())
-            .max_by_key(|t| t.decided_at)
-            .map(|t| name(t.actor_id.as_deref().unwrap_or(&t.approver_id)))
-    };
-    match engine.status {
-        ApprovalStatus::Pending | ApprovalStatus::Preview => {
-            let mut waiting: Vec<String> = Vec::new();
-            for t in &engine.tasks {
-                if Some(t.stage) == engine.current_stage && t.state == TaskState::Pending {
-                    let n = name(&t.approver_id);
-                    if !waiting.contains(&n) {
-                        waiting.push(n);
-                    }
-                }
-            }
-            Badge::Awaiting(waiting)
-        }
-        ApprovalStatus::Approved => Badge::Approved(decider(Verdict::Approve)),
-        ApprovalStatus::Rejected => Badge::Rejected(decider(Verdict::Reject)),
-        ApprovalStatus::Cancelled => Badge::Cancelled,
-    }
 }

@@ -119,6 +119,8 @@ pub(super) fn compact_for_events(full: &Value) -> Option<Value> {
 struct EventData<'a> {
     approval: &'a RawValue,
     ticket: TicketNow<'a>,
+    /// The badge line as of this command ("Approved by Grace Hopper").
+    summary: &'a str,
     sequence: i64,
     detail: &'a Value,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,6 +142,18 @@ struct RecipientsPage {
     page: usize,
     of: usize,
     total: usize,
+}
+
+/// The badge line events carry, in the language of the process's default locale (English when
+/// it has none): the requester's own language would cost a read on every decision.
+fn summary(loaded: &Loaded) -> String {
+    let locale = loaded
+        .definition
+        .templates
+        .as_ref()
+        .and_then(|t| t.default_locale.as_deref())
+        .unwrap_or("en");
+    crate::domain::messages::summary(locale, &super::badge::badge(loaded))
 }
 
 /// `value` serialized as JSON text (serde_json's own output, so not parsed again to check it).
@@ -173,6 +187,7 @@ pub(super) fn build_events(
     };
     let in_events: &RawValue = compact.as_deref().unwrap_or(&full);
     drop(view);
+    let summary = summary(loaded);
     let plan_names: Vec<String> = loaded
         .stored
         .approval
@@ -199,12 +214,19 @@ pub(super) fn build_events(
         for (page, recipients) in pages.into_iter().enumerate() {
             loaded.row.last_sequence += 1;
             let id = Uuid::now_v7();
+            // The start of an approval carries the status "waiting for approval"; every other
+            // event the status its outcome (or cancellation) set, if any.
+            let status_to_set = match kind {
+                "approval.requested" => loaded.definition.on_started_status.as_deref(),
+                _ => loaded.row.status_to_set.as_deref(),
+            };
             let data = EventData {
                 approval: in_events,
                 ticket: TicketNow {
                     id: &loaded.row.ticket_id,
-                    status_to_set: loaded.row.status_to_set.as_deref(),
+                    status_to_set,
                 },
+                summary: &summary,
                 sequence: loaded.row.last_sequence,
                 detail: &detail,
                 recipients,

@@ -3,12 +3,14 @@
 //! the webhook fan-out) in the command's transaction. The flows (`approvals`, `links`,
 //! `time`, `automation`) depend on it; it depends on none of them.
 
+mod badge;
 mod events;
 mod links;
 mod loaded;
 mod save;
 mod timers;
 
+pub use badge::badge;
 pub use events::{RECIPIENTS_PER_EVENT, TASKS_PER_STAGE_IN_EVENTS, notify};
 pub use links::{Asker, DEFAULT_TTL_DAYS, Recipient, asked_by_principal, hash, issue, new_token};
 pub use loaded::{Ctx, EventContext, Loaded, Saved, assemble, load, read, run_engine};

@@ -89,6 +89,9 @@ pub fn save(
             _ => None,
         };
     }
+    if engine.status == ApprovalStatus::Cancelled {
+        loaded.row.status_to_set = loaded.definition.on_cancelled_status.clone();
+    }
     loaded.row.updated_at = now;
 
     let timers = schedule_started(conn, loaded, effects, ctx)?;
