@@ -12,6 +12,7 @@ mod contract;
 mod event_schemas;
 mod four_eyes;
 mod helpers;
+mod host_actions;
 mod idempotency;
 mod integrity;
 mod links;

@@ -15,6 +15,9 @@ use crate::helpers::*;
 /// One request the receiver got.
 #[derive(Clone, Debug)]
 pub struct Received {
+    pub method: String,
+    /// Path and query, as sent.
+    pub path: String,
     pub headers: reqwest::header::HeaderMap,
     pub body: Vec<u8>,
     pub at: Instant,
@@ -57,6 +60,11 @@ async fn receive(
     }
     let mut s = state.lock().unwrap();
     s.got.push(Received {
+        method: req.method().to_string(),
+        path: req
+            .uri()
+            .path_and_query()
+            .map_or_else(String::new, |p| p.to_string()),
         headers,
         body: body.to_vec(),
         at: Instant::now(),
