@@ -1,7 +1,7 @@
 # signoff: `make run` starts the service, `make test` runs the whole suite. Both bring up a
 # throwaway local Postgres when DATABASE_URL is unset.
 
-.PHONY: contract run test fmt lint openapi schema token bench pg-stop build
+.PHONY: contract integration-rt run test fmt lint openapi schema token bench pg-stop build
 
 run:
 	@scripts/run.sh
@@ -41,3 +41,7 @@ pg-stop:
 ## The OpenAPI document against the tools integrators use, and the live server against it.
 contract:
 	@scripts/contract.sh
+
+## signoff driving a real Request Tracker 5 end to end (installs RT when missing; needs root).
+integration-rt:
+	@scripts/integration-rt.sh
