@@ -52,8 +52,9 @@ cmd_install() {
   debconf-set-selections <<'EOF'
 request-tracker5 request-tracker5/dbconfig-install boolean false
 EOF
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+  # Wait for dpkg's lock rather than fail when another install (scripts/deps.sh) holds it.
+  apt-get -o DPkg::Lock::Timeout=300 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends \
     request-tracker5 rt5-db-postgresql libwww-perl libjson-perl curl >/dev/null
   installed || die "install failed"
   echo "rt.sh: installed $(dpkg-query -W -f='${Package} ${Version}' request-tracker5)"
