@@ -183,7 +183,8 @@ impl From<EngineError> for AppError {
         let kind = match e {
             EngineError::NoApprovers
             | EngineError::NotEnoughApprovers { .. }
-            | EngineError::CommentRequired => Kind::Unprocessable,
+            | EngineError::CommentRequired
+            | EngineError::InvalidReassignment(_) => Kind::Unprocessable,
             EngineError::NotAnApprover | EngineError::DoubleAnswer | EngineError::SelfApproval => {
                 Kind::Forbidden
             }

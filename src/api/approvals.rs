@@ -17,6 +17,7 @@ use crate::auth::{Caller, Scope};
 use crate::db::approvals as q;
 use crate::db::listing::{self, ListFilter};
 use crate::db::{Db, Order};
+use crate::domain::engine::ApprovalStatus;
 use crate::domain::validate::{Faults, is_external_id};
 use crate::error::{AppError, AppResult};
 use crate::service::approvals::{self as svc, RequestApproval};
@@ -48,7 +49,7 @@ pub struct ApprovalPreview {
 pub struct ApprovalFilter {
     /// Approvals on this ticket.
     pub ticket_id: Option<String>,
-    /// `pending`, `approved`, `rejected` or `cancelled`.
+    /// `pending`, `approved`, `rejected`, `cancelled` or `withdrawn`.
     pub state: Option<String>,
     /// Approvals running this process.
     pub process_id: Option<String>,
@@ -188,9 +189,15 @@ pub async fn list_approvals(
         }
     }
     if let Some(s) = &filter.state
-        && !["pending", "approved", "rejected", "cancelled"].contains(&s.as_str())
+        && !matches!(
+            crate::service::view::parse_enum::<ApprovalStatus>(s),
+            Some(st) if st != ApprovalStatus::Preview
+        )
     {
-        f.push("state", "must be pending, approved, rejected or cancelled");
+        f.push(
+            "state",
+            "must be pending, approved, rejected, cancelled or withdrawn",
+        );
     }
     let process_id = match &filter.process_id {
         None => None,

@@ -14,6 +14,7 @@ pub mod extract;
 pub mod host_actions;
 pub mod idempotency;
 pub mod ids;
+pub mod inflight;
 pub mod links;
 pub mod ops;
 pub mod pagination;

@@ -24,7 +24,8 @@ pub struct EventTicket {
     pub id: String,
     /// The status to set on the ticket: the process's `on_started_status` on
     /// `approval.requested`, then `on_approved_status`, `on_rejected_status` or
-    /// `on_cancelled_status` on the outcome; null where the process names none.
+    /// `on_cancelled_status` on the outcome, `on_withdrawn_status` on `approval.withdrawn`;
+    /// null where the process names none.
     pub status_to_set: Option<String>,
 }
 
@@ -135,6 +136,31 @@ pub struct CancelledDetail {
     pub actor_id: Option<String>,
 }
 
+/// `approval.withdrawn`: the requester's side took the approval back.
+#[derive(Serialize, ToSchema)]
+pub struct WithdrawnDetail {
+    /// The ticket's requester or the approval's `requested_by`.
+    pub actor_id: String,
+    pub reason: Option<String>,
+    /// Set the ticket to this status (the process's `on_withdrawn_status`).
+    pub status_to_set: Option<String>,
+}
+
+/// `approval.reassigned`: a pending seat moved from one person to another.
+#[derive(Serialize, ToSchema)]
+pub struct ReassignedDetail {
+    pub stage: u32,
+    /// Who held the seat; their links no longer work.
+    pub from: String,
+    /// Who holds it now; `recipients` carries their links.
+    pub to: String,
+    /// `reassign`.
+    pub reason: String,
+    /// Who moved it: `from`, or an administrator's `actor_id` (null when none was given).
+    pub actor_id: Option<String>,
+    pub comment: Option<String>,
+}
+
 /// `data` of `approval.requested`, `approval.reminder` and `approval.escalated`: the approval
 /// as it stood after the event, the `detail` of its type, and the people to notify.
 macro_rules! notify_data {
@@ -187,6 +213,11 @@ notify_data!(
 );
 notify_data!(ReminderData, StageDetail, "`data` of `approval.reminder`.");
 notify_data!(
+    ReassignedData,
+    ReassignedDetail,
+    "`data` of `approval.reassigned`: `recipients` is the person the seat went to."
+);
+notify_data!(
     EscalatedData,
     StageDetail,
     "`data` of `approval.escalated`."
@@ -210,6 +241,11 @@ approval_data!(
     CancelledData,
     CancelledDetail,
     "`data` of `approval.cancelled`."
+);
+approval_data!(
+    WithdrawnData,
+    WithdrawnDetail,
+    "`data` of `approval.withdrawn`."
 );
 
 /// The process that expired.
@@ -250,5 +286,7 @@ pub struct ProcessExpiredData {
     StageAdvancedData,
     OutcomeData,
     CancelledData,
+    WithdrawnData,
+    ReassignedData,
 )))]
 pub struct Payloads;

@@ -12,8 +12,8 @@ use utoipa_actix_web::{AppExt, scope};
 use super::body::MAX_BODY_BYTES;
 use super::problem::{Problem, problem_of, problem_response};
 use super::{
-    approvals, calendars, decisions, delegations, deliveries, host_actions, links, ops, principals,
-    processes, rules, spec, tickets, versions, webhooks,
+    approvals, calendars, decisions, delegations, deliveries, host_actions, inflight, links, ops,
+    principals, processes, rules, spec, tickets, versions, webhooks,
 };
 use crate::error::AppError;
 
@@ -98,6 +98,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(decisions::cancel)
                 .service(decisions::bypass)
                 .service(decisions::remind)
+                .service(inflight::withdraw)
+                .service(inflight::reassign)
                 .service(decisions::bulk_decide)
                 .service(approvals::pending_approvals)
                 .service(approvals::delete_ticket)

@@ -445,38 +445,44 @@ pub enum Badge {
     Approved(Option<String>),
     Rejected(Option<String>),
     Cancelled,
+    /// The requester's side took the request back.
+    Withdrawn,
 }
 
 /// The badge line in the locale's language (English, French and German built in; English for
 /// any other): "Awaiting approval from Grace Hopper", "Approuvé par Grace Hopper".
 pub fn summary(locale: &str, badge: &Badge) -> String {
     let lang = language(locale);
-    let (awaiting, approved, approved_by, rejected, rejected_by, cancelled) = match lang.as_str() {
-        "fr" => (
-            "En attente d'approbation de",
-            "Approuvé",
-            "Approuvé par",
-            "Rejeté",
-            "Rejeté par",
-            "Annulé",
-        ),
-        "de" => (
-            "Wartet auf Genehmigung von",
-            "Genehmigt",
-            "Genehmigt von",
-            "Abgelehnt",
-            "Abgelehnt von",
-            "Abgebrochen",
-        ),
-        _ => (
-            "Awaiting approval from",
-            "Approved",
-            "Approved by",
-            "Rejected",
-            "Rejected by",
-            "Cancelled",
-        ),
-    };
+    let (awaiting, approved, approved_by, rejected, rejected_by, cancelled, withdrawn) =
+        match lang.as_str() {
+            "fr" => (
+                "En attente d'approbation de",
+                "Approuvé",
+                "Approuvé par",
+                "Rejeté",
+                "Rejeté par",
+                "Annulé",
+                "Retiré",
+            ),
+            "de" => (
+                "Wartet auf Genehmigung von",
+                "Genehmigt",
+                "Genehmigt von",
+                "Abgelehnt",
+                "Abgelehnt von",
+                "Abgebrochen",
+                "Zurückgezogen",
+            ),
+            _ => (
+                "Awaiting approval from",
+                "Approved",
+                "Approved by",
+                "Rejected",
+                "Rejected by",
+                "Cancelled",
+                "Withdrawn",
+            ),
+        };
     match badge {
         Badge::Awaiting(names) => format!("{awaiting} {}", names.join(", ")),
         Badge::Approved(Some(who)) => format!("{approved_by} {who}"),
@@ -484,6 +490,7 @@ pub fn summary(locale: &str, badge: &Badge) -> String {
         Badge::Rejected(Some(who)) => format!("{rejected_by} {who}"),
         Badge::Rejected(None) => rejected.to_string(),
         Badge::Cancelled => cancelled.to_string(),
+        Badge::Withdrawn => withdrawn.to_string(),
     }
 }
 

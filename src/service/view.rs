@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 
 use crate::domain::engine::{
     Approval, ApprovalStatus, Delegation, GroupStatus, Outcome, OutcomeReason, Parties, Policy,
-    Removal, SkipReason, StagePlan, StageState, StageStatus, Task, TaskState, Verdict,
+    Reassignment, Removal, SkipReason, StagePlan, StageState, StageStatus, Task, TaskState,
+    Verdict,
 };
 
 pub use crate::domain::ticket::Ticket;
@@ -68,6 +69,9 @@ pub struct TaskView {
     /// The out-of-office approver this task was delegated from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delegated_from: Option<String>,
+    /// For `reassigned` tasks, who the seat went to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reassigned_to: Option<String>,
 }
 
 /// One stage.
@@ -88,18 +92,20 @@ pub struct StageView {
 /// How an approval ended.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct OutcomeView {
-    /// `approved` or `rejected`.
+    /// `approved`, `rejected` or `withdrawn`.
     pub decision: ApprovalStatus,
     pub reason: OutcomeReason,
-    /// The ticket status the host should set (the process's on-approved / on-rejected status).
+    /// The ticket status the host should set (the process's on-approved, on-rejected or
+    /// on-withdrawn status).
     pub status_to_set: Option<String>,
     pub decided_at: DateTime<Utc>,
 }
 
-/// An administrator's action that closed the approval (cancel or bypass).
+/// The action that closed the approval: an administrator's cancel or bypass, or the
+/// requester's side withdrawing it.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct AdminAction {
-    /// `cancel` or `bypass`.
+    /// `cancel`, `bypass` or `withdraw`.
     pub action: String,
     pub reason: String,
     pub actor_id: Option<String>,
@@ -177,6 +183,8 @@ struct EngineDocument {
     #[serde(default)]
     delegations: Vec<Delegation>,
     #[serde(default)]
+    reassignments: Vec<Reassignment>,
+    #[serde(default)]
     closed_by: Option<AdminAction>,
     #[serde(default)]
     deadlines: Vec<Option<DateTime<Utc>>>,
@@ -205,6 +213,7 @@ impl From<EngineDocument> for StoredEngine {
                 policy: this.policy,
                 parties: this.parties,
                 delegations: this.delegations,
+                reassignments: this.reassignments,
             },
             closed_by: this.closed_by,
             deadlines: this.deadlines,
@@ -407,6 +416,10 @@ pub fn view_of(head: Head, stored: &StoredEngine) -> ApprovalView {
                                     .find(|d| d.stage == s && d.delegate == t.approver_id)
                                     .map(|d| d.delegator.clone())
                             }),
+                        reassigned_to: (t.state == TaskState::Reassigned)
+                            .then(|| engine.reassigned_to(s, &t.approver_id))
+                            .flatten()
+                            .map(str::to_string),
                     })
                     .collect(),
                 skip_reason: plan.skip_reason,

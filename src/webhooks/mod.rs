@@ -52,5 +52,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "approval.approved",
     "approval.rejected",
     "approval.cancelled",
+    "approval.withdrawn",
+    "approval.reassigned",
     "process.expired",
 ];

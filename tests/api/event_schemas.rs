@@ -167,6 +167,23 @@ async fn every_delivered_event_validates_against_its_webhook_schema() {
         .await;
     assert!(r.status.is_success(), "{}", r.text);
     decide(&app, &rejected, "u-3", "reject").await;
+    let mut body = one.clone();
+    body["ticket"] = ticket("T-4");
+    let withdrawn = request(&app, body).await;
+    let r = app
+        .post(
+            &format!("/v1/approvals/{withdrawn}/reassign"),
+            json!({"from": "u-3", "to": "u-1", "comment": "on leave"}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let w = app
+        .post(
+            &format!("/v1/approvals/{withdrawn}/withdraw"),
+            json!({"actor_id": "req", "reason": "not needed"}),
+        )
+        .await;
+    assert!(w.status.is_success(), "{}", w.text);
     let mut body = one;
     body["ticket"] = ticket("T-3");
     let cancelled = request(&app, body).await;
@@ -222,7 +239,7 @@ async fn every_delivered_event_validates_against_its_webhook_schema() {
     // The events endpoint lists the same typed union.
     let list = &doc["paths"]["/v1/approvals/{id}/events"]["get"]["responses"]["200"]["content"]["application/json"]
         ["schema"];
-    for id in [&two, &rejected, &cancelled] {
+    for id in [&two, &rejected, &cancelled, &withdrawn] {
         let page = app.get(&format!("/v1/approvals/{id}/events")).await;
         assert_eq!(page.status, 200, "{}", page.text);
         assert!(page.body["items"].as_array().is_some_and(|i| !i.is_empty()));

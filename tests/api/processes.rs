@@ -69,6 +69,7 @@ async fn the_api_example_creates_a_process() {
         let mut expected = api_example();
         // Settings the example leaves out answer with their defaults.
         expected["settings"]["when_short"] = json!("refuse");
+        expected["settings"]["allow_reassign"] = json!(true);
         assert_eq!(a.body[key], expected[key], "{key}");
     }
     let got = app

@@ -53,6 +53,18 @@ approvers, listed in `data.recipients` with their one-time links and message.",
         "Cancelled by an administrator, or superseded by a newer request on the ticket.",
     ),
     (
+        "approval.withdrawn",
+        "WithdrawnData",
+        "The requester's side took the approval back: set the ticket to \
+`data.ticket.status_to_set`.",
+    ),
+    (
+        "approval.reassigned",
+        "ReassignedData",
+        "A pending seat moved to someone else: notify the new approver in `data.recipients`; \
+the old approver's links no longer work.",
+    ),
+    (
         "process.expired",
         "ProcessExpiredData",
         "A process passed its `expires_at` and disabled itself; `data.process` says which.",

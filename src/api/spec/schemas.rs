@@ -149,7 +149,9 @@ pub(super) fn closed_sets(spec: &mut Value) {
         p["description"] = json!(
             "An RFC 9457 problem document. Some problems add members: `errors` (422), \
 `pending_approval_id` (409 `approval_pending`), `retry_after` (429), `decided_by` and \
-`decision` (409 `double_answer`), `current_version` (412)."
+`decision` (409 `double_answer`), `current_version` (412), `reason` (422 \
+`invalid_reassignment`: `party`, `inactive`, `unknown_principal`, `already_seated`, \
+`already_answered` or `same_person`)."
         );
     }
     if let Some(e) = s.get_mut("EventView") {
@@ -163,7 +165,10 @@ pub(super) fn closed_sets(spec: &mut Value) {
         d["properties"]["event_type"] = enum_of(EVENT_TYPES, "The event delivered.");
     }
     if let Some(o) = s.get_mut("OutcomeView") {
-        o["properties"]["decision"] = enum_of(&["approved", "rejected"], "How the approval ended.");
+        o["properties"]["decision"] = enum_of(
+            &["approved", "rejected", "withdrawn"],
+            "How the approval ended.",
+        );
     }
 }
 

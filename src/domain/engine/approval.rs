@@ -44,6 +44,7 @@ impl Approval {
             policy,
             parties,
             delegations: Vec::new(),
+            reassignments: Vec::new(),
         };
         let fresh = approval.plan.clone();
         let (read, anyone, self_removed) = approval.read_all(&fresh, directory);
@@ -126,6 +127,7 @@ impl Approval {
             policy,
             parties,
             delegations: Vec::new(),
+            reassignments: Vec::new(),
         };
         let mut notes = Vec::new();
         for s in 0..approval.plan.len() {

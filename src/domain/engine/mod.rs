@@ -13,6 +13,7 @@
 //! status of each group instead of recomputing it from the counts.
 
 mod approval;
+mod inflight;
 mod model;
 mod resolve;
 mod seating;
@@ -27,5 +28,7 @@ pub use seats::{Candidate, Candidates, Condition, Removal, RemovalReason, Resolu
 
 #[cfg(test)]
 mod four_eyes_tests;
+#[cfg(test)]
+mod inflight_tests;
 #[cfg(test)]
 mod tests;

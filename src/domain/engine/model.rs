@@ -23,8 +23,11 @@ pub enum ApprovalStatus {
     Approved,
     /// A stage rejected (or a bypass or timeout rejected it).
     Rejected,
-    /// An administrator withdrew the request; it has no outcome.
+    /// An administrator cancelled the request (or a newer one superseded it); it has no
+    /// outcome.
     Cancelled,
+    /// The requester's side took the request back; its outcome says so.
+    Withdrawn,
     /// Only in a preview (`POST /v1/approvals/preview`): what a request would start.
     Preview,
 }
@@ -71,6 +74,8 @@ pub enum TaskState {
     Superseded,
     /// The approver's answer from an earlier stage was applied (`reuse_previous_answers`).
     Reused,
+    /// The seat was handed to someone else ([`Reassignment`]); its links stop working.
+    Reassigned,
 }
 
 /// One approver's answer.
@@ -94,6 +99,8 @@ pub enum OutcomeReason {
     /// A stage started with a group short of its count and the process refuses that
     /// (`when_short: refuse`).
     NotEnoughApprovers,
+    /// The requester's side took the request back.
+    Withdrawn,
 }
 
 /// A group of one approval's stage. Its members are seated when the stage starts (see
@@ -242,7 +249,7 @@ pub struct StageState {
 /// How an approval ended. Reached at most once, never changed afterwards.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Outcome {
-    /// `approved` or `rejected`.
+    /// `approved`, `rejected` or `withdrawn`.
     pub decision: ApprovalStatus,
     pub reason: OutcomeReason,
     pub decided_at: DateTime<Utc>,
@@ -296,6 +303,18 @@ pub struct Delegation {
     pub delegate: String,
 }
 
+/// A seat handed from one person to another while its stage ran.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reassignment {
+    pub stage: usize,
+    pub from: String,
+    pub to: String,
+    /// Who moved the seat: `from` themselves, or an administrator.
+    pub actor_id: Option<String>,
+    pub comment: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
 /// The whole state of one approval, as loaded from and stored to the database.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Approval {
@@ -308,7 +327,7 @@ pub struct Approval {
     pub stages: Vec<StageState>,
     /// Every task of every started stage, in stage order.
     pub tasks: Vec<Task>,
-    /// Set once, when the approval is approved or rejected; None when cancelled.
+    /// Set once, when the approval is approved, rejected or withdrawn; None when cancelled.
     pub outcome: Option<Outcome>,
     pub policy: Policy,
     #[serde(default)]
@@ -316,6 +335,9 @@ pub struct Approval {
     /// Seats handed to delegates.
     #[serde(default)]
     pub delegations: Vec<Delegation>,
+    /// Seats handed to someone else while their stage ran, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reassignments: Vec<Reassignment>,
 }
 
 /// Something that happened, in order. The database layer stores each as an event and sends
@@ -359,6 +381,19 @@ pub enum Effect {
         reason: String,
         actor_id: Option<String>,
     },
+    /// The requester's side took the approval back: `approval.withdrawn`.
+    Withdrawn {
+        reason: Option<String>,
+        actor_id: String,
+    },
+    /// A pending seat moved from one person to another: `approval.reassigned`.
+    Reassigned {
+        stage: usize,
+        from: String,
+        to: String,
+        actor_id: Option<String>,
+        comment: Option<String>,
+    },
 }
 
 /// Why an operation was refused. The approval is unchanged.
@@ -385,6 +420,42 @@ pub enum EngineError {
     CommentRequired,
     /// The stage is not the running one, e.g. a stale timer (409; timers may ignore it).
     StageNotCurrent,
+    /// A seat cannot go to this person (422 `invalid_reassignment`, with the reason).
+    InvalidReassignment(ReassignRefusal),
+}
+
+/// Why a seat cannot be handed to someone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReassignRefusal {
+    /// The ticket's requester or `requested_by` (four eyes).
+    Party,
+    /// Not an active principal of the directory.
+    Inactive,
+    /// No principal of the directory has this id.
+    UnknownPrincipal,
+    /// Already has a seat in the stage.
+    AlreadySeated,
+    /// Has already answered in the stage, for themselves or for someone else.
+    AlreadyAnswered,
+    /// A seat cannot be handed to the person who holds it.
+    SamePerson,
+}
+
+impl ReassignRefusal {
+    /// The reason in plain words.
+    pub fn text(self) -> &'static str {
+        match self {
+            ReassignRefusal::Party => {
+                "is the ticket's requester or requested the approval, and may not approve it"
+            }
+            ReassignRefusal::Inactive => "is not an active principal",
+            ReassignRefusal::UnknownPrincipal => "is not a principal of the directory",
+            ReassignRefusal::AlreadySeated => "already has a seat in this stage",
+            ReassignRefusal::AlreadyAnswered => "has already answered in this stage",
+            ReassignRefusal::SamePerson => "already holds this seat",
+        }
+    }
 }
 
 impl EngineError {
@@ -400,6 +471,7 @@ impl EngineError {
             EngineError::SelfApproval => "self_approval_not_allowed",
             EngineError::CommentRequired => "comment_required",
             EngineError::StageNotCurrent => "stage_not_current",
+            EngineError::InvalidReassignment(_) => "invalid_reassignment",
         }
     }
 }
@@ -422,6 +494,7 @@ impl fmt::Display for EngineError {
             }
             EngineError::CommentRequired => "a rejection needs a comment",
             EngineError::StageNotCurrent => "the stage is not the running one",
+            EngineError::InvalidReassignment(r) => r.text(),
         })
     }
 }

@@ -1474,6 +1474,16 @@ impl Model {
         self.current = None;
         Ok(())
     }
+
+    fn withdraw(&mut self) -> Result<(), EngineError> {
+        if self.status != ApprovalStatus::Pending {
+            return Err(EngineError::Closed);
+        }
+        self.status = ApprovalStatus::Withdrawn;
+        self.current = None;
+        self.outcome = Some((ApprovalStatus::Withdrawn, OutcomeReason::Withdrawn));
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -1491,6 +1501,7 @@ enum Op {
     },
     Bypass(Verdict),
     Cancel,
+    Withdraw,
 }
 
 /// Principals u-0..u-5 may be members; u-6 never is.
@@ -1576,6 +1587,7 @@ fn op() -> impl Strategy<Value = Op> {
         }),
         1 => verdict().prop_map(Op::Bypass),
         1 => Just(Op::Cancel),
+        1 => Just(Op::Withdraw),
     ]
 }
 
@@ -1589,7 +1601,7 @@ fn check_invariants(a: &Approval) -> Result<(), TestCaseError> {
         let expected = match t.state {
             TaskState::Approved => Some(Approve),
             TaskState::Rejected => Some(Reject),
-            TaskState::Pending | TaskState::Superseded => None,
+            TaskState::Pending | TaskState::Superseded | TaskState::Reassigned => None,
             TaskState::Reused => t.verdict,
         };
         prop_assert_eq!(t.verdict, expected);
@@ -1659,6 +1671,7 @@ fn apply(a: &mut Approval, op: &Op, now: DateTime<Utc>) -> Result<Vec<Effect>, E
         Op::TimeOut { stage, outcome } => a.time_out(stage, outcome, now, &mut FromPlan),
         Op::Bypass(verdict) => a.bypass(verdict, now),
         Op::Cancel => a.cancel("reason", None, now),
+        Op::Withdraw => a.withdraw("requester", None, now),
     }
 }
 
@@ -1689,6 +1702,7 @@ fn model_apply(m: &mut Model, op: &Op) -> Result<(), EngineError> {
         Op::TimeOut { stage, outcome } => m.time_out(stage, outcome.into()),
         Op::Bypass(verdict) => m.bypass(verdict),
         Op::Cancel => m.cancel(),
+        Op::Withdraw => m.withdraw(),
     }
 }
 
@@ -1786,6 +1800,11 @@ proptest! {
             }
             prop_assert_eq!(a.bypass(Approve, at(100)), Err(EngineError::Closed));
             prop_assert_eq!(a.cancel("late", None, at(100)), Err(EngineError::Closed));
+            prop_assert_eq!(a.withdraw("requester", None, at(100)), Err(EngineError::Closed));
+            prop_assert_eq!(
+                a.reassign("u-0", "u-6", None, None, at(100)),
+                Err(EngineError::Closed)
+            );
             prop_assert_eq!(&a, &closed);
         }
     }

@@ -37,6 +37,9 @@ pub struct ProcessDefinition {
     /// Ticket status the host should set when an approval is cancelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_cancelled_status: Option<String>,
+    /// Ticket status the host should set when the requester's side withdraws an approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_withdrawn_status: Option<String>,
     #[serde(default)]
     pub settings: ProcessSettings,
     /// Stages run in order; approvers inside a stage decide in parallel.
@@ -62,6 +65,9 @@ pub struct ProcessSettings {
     pub when_no_approvers: WhenNoApprovers,
     /// What happens when a `count` group resolves to fewer members than its count.
     pub when_short: WhenShort,
+    /// May an approver hand their own pending seat to someone else
+    /// (`POST /v1/approvals/{id}/reassign`)? Administrators always may.
+    pub allow_reassign: bool,
 }
 
 impl Default for ProcessSettings {
@@ -73,6 +79,7 @@ impl Default for ProcessSettings {
             one_active_per_ticket: true,
             when_no_approvers: WhenNoApprovers::Refuse,
             when_short: WhenShort::Refuse,
+            allow_reassign: true,
         }
     }
 }

@@ -4,9 +4,11 @@
 //! every fault with its path. Stored definitions (JSONB) are read back with serde directly.
 
 mod definition;
+mod options;
 mod read;
 
 pub use definition::*;
+pub use options::read_enum;
 pub use read::*;
 
 #[cfg(test)]

@@ -1,15 +1,16 @@
 //! Reading a definition from untyped JSON, every fault reported with its path, and the
 //! rules that make a definition valid.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::domain::duration::IsoDuration;
-use crate::domain::validate::{Faults, FieldError, index, is_external_id, is_locale, join};
+use crate::domain::validate::{Faults, FieldError, index, is_external_id, join};
 
 use super::definition::*;
+use super::options::{read_enum, read_settings, read_templates};
 
 /// Fields the response adds, accepted and ignored on `PUT` so a client can send back what it read.
 pub(super) const READ_ONLY: &[&str] = &["id", "version", "enabled", "created_at", "updated_at"];
@@ -40,6 +41,7 @@ pub(super) fn read_definition(
         "on_rejected_status",
         "on_started_status",
         "on_cancelled_status",
+        "on_withdrawn_status",
         "settings",
         "stages",
         "templates",
@@ -59,6 +61,7 @@ pub(super) fn read_definition(
     let on_rejected_status = f.opt_text(m, "", "on_rejected_status", 100);
     let on_started_status = f.opt_text(m, "", "on_started_status", 100);
     let on_cancelled_status = f.opt_text(m, "", "on_cancelled_status", 100);
+    let on_withdrawn_status = f.opt_text(m, "", "on_withdrawn_status", 100);
     let settings = match m.get("settings") {
         None | Some(Value::Null) => Some(ProcessSettings::default()),
         Some(v) => read_settings(f, v),
@@ -76,69 +79,11 @@ pub(super) fn read_definition(
         on_rejected_status,
         on_started_status,
         on_cancelled_status,
+        on_withdrawn_status,
         settings: settings?,
         stages: stages?,
         templates: templates?,
     })
-}
-
-pub(super) fn read_settings(f: &mut Faults, v: &Value) -> Option<ProcessSettings> {
-    let m = f.object(v, "settings")?;
-    f.no_unknown(
-        m,
-        "settings",
-        &[
-            "allow_self_approval",
-            "reuse_previous_answers",
-            "reject_requires_comment",
-            "one_active_per_ticket",
-            "when_no_approvers",
-            "when_short",
-        ],
-    );
-    let d = ProcessSettings::default();
-    let p = "settings";
-    Some(ProcessSettings {
-        allow_self_approval: f
-            .opt(m, p, "allow_self_approval")
-            .unwrap_or(d.allow_self_approval),
-        reuse_previous_answers: f
-            .opt(m, p, "reuse_previous_answers")
-            .unwrap_or(d.reuse_previous_answers),
-        reject_requires_comment: f
-            .opt(m, p, "reject_requires_comment")
-            .unwrap_or(d.reject_requires_comment),
-        one_active_per_ticket: f
-            .opt(m, p, "one_active_per_ticket")
-            .unwrap_or(d.one_active_per_ticket),
-        when_no_approvers: read_enum(f, m, p, "when_no_approvers", &["refuse", "approve"])
-            .unwrap_or(d.when_no_approvers),
-        when_short: read_enum(f, m, p, "when_short", &["refuse", "cap"]).unwrap_or(d.when_short),
-    })
-}
-
-/// Reads a string enum, naming the allowed values in the fault.
-pub fn read_enum<T: serde::de::DeserializeOwned>(
-    f: &mut Faults,
-    m: &Map<String, Value>,
-    path: &str,
-    key: &str,
-    allowed: &[&str],
-) -> Option<T> {
-    let v = m.get(key)?;
-    if v.is_null() {
-        return None;
-    }
-    match v.as_str() {
-        Some(s) if allowed.contains(&s) => f.convert(v, &join(path, key)),
-        _ => {
-            f.push(
-                join(path, key),
-                format!("must be one of: {}", allowed.join(", ")),
-            );
-            None
-        }
-    }
 }
 
 pub(super) fn read_stages(f: &mut Faults, m: &Map<String, Value>) -> Option<Vec<StageDef>> {
@@ -515,68 +460,6 @@ pub(super) fn read_substitutes(f: &mut Faults, v: &Value, p: &str) -> Option<Sub
     Some(SubstitutesDef {
         notify_at_percent: pct?,
         source: source?,
-    })
-}
-
-pub(super) fn read_templates(f: &mut Faults, v: &Value) -> Option<Templates> {
-    let p = "templates";
-    let m = f.object(v, p)?;
-    f.no_unknown(m, p, &["default_locale", "locales"]);
-    let default_locale: Option<String> = f.opt(m, p, "default_locale");
-    if let Some(l) = &default_locale
-        && !is_locale(l)
-    {
-        f.push(
-            join(p, "default_locale"),
-            "is not a language tag such as en or fr-CA",
-        );
-    }
-    let mut locales = BTreeMap::new();
-    if let Some(lv) = m.get("locales").filter(|v| !v.is_null()) {
-        let lp = join(p, "locales");
-        let lm = f.object(lv, &lp)?;
-        for (locale, t) in lm {
-            let tp = join(&lp, locale);
-            if !is_locale(locale) {
-                f.push(&tp, "is not a language tag such as en or fr-CA");
-                continue;
-            }
-            let Some(tm) = f.object(t, &tp) else { continue };
-            f.no_unknown(tm, &tp, &["subject", "text", "html"]);
-            let subject = f.text(tm, &tp, "subject", 1_000);
-            let text = f.text(tm, &tp, "text", 100_000);
-            let html = f.opt_text(tm, &tp, "html", 200_000);
-            for (part, source) in [("subject", &subject), ("text", &text), ("html", &html)] {
-                if let Some(src) = source
-                    && let Err(e) = crate::domain::messages::check(src)
-                {
-                    f.push(join(&tp, part), format!("does not compile: {e}"));
-                }
-            }
-            if let (Some(subject), Some(text)) = (subject, text) {
-                locales.insert(
-                    locale.clone(),
-                    MessageTemplate {
-                        subject,
-                        text,
-                        html,
-                    },
-                );
-            }
-        }
-    }
-    if let Some(l) = &default_locale
-        && !locales.is_empty()
-        && !locales.contains_key(l)
-    {
-        f.push(
-            join(p, "default_locale"),
-            "must be one of the locales given",
-        );
-    }
-    Some(Templates {
-        default_locale,
-        locales,
     })
 }
 

@@ -50,6 +50,9 @@ pub struct RequestApproval {
     /// Ad-hoc: ticket status to set when the approval is cancelled.
     #[serde(default)]
     pub on_cancelled_status: Option<String>,
+    /// Ad-hoc: ticket status to set when the approval is withdrawn.
+    #[serde(default)]
+    pub on_withdrawn_status: Option<String>,
     /// The rule starting this approval; never read from a request body.
     #[serde(skip)]
     #[schema(ignore)]
@@ -79,6 +82,7 @@ impl RequestApproval {
                     "on_rejected_status",
                     "on_started_status",
                     "on_cancelled_status",
+                    "on_withdrawn_status",
                 ],
             );
             let ticket = match m.get("ticket") {
@@ -148,11 +152,13 @@ impl RequestApproval {
             let on_rejected_status = f.opt_text(m, "", "on_rejected_status", 100);
             let on_started_status = f.opt_text(m, "", "on_started_status", 100);
             let on_cancelled_status = f.opt_text(m, "", "on_cancelled_status", 100);
+            let on_withdrawn_status = f.opt_text(m, "", "on_withdrawn_status", 100);
             if process_id.is_some()
                 && (on_approved_status.is_some()
                     || on_rejected_status.is_some()
                     || on_started_status.is_some()
-                    || on_cancelled_status.is_some())
+                    || on_cancelled_status.is_some()
+                    || on_withdrawn_status.is_some())
             {
                 f.push(
                     "on_approved_status",
@@ -173,6 +179,7 @@ impl RequestApproval {
                 on_rejected_status,
                 on_started_status,
                 on_cancelled_status,
+                on_withdrawn_status,
                 rule: None,
             })
         })();

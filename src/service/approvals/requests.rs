@@ -37,6 +37,7 @@ pub(super) fn ad_hoc_definition(
         on_rejected_status: input.on_rejected_status.clone(),
         on_started_status: input.on_started_status.clone(),
         on_cancelled_status: input.on_cancelled_status.clone(),
+        on_withdrawn_status: input.on_withdrawn_status.clone(),
         settings: ProcessSettings::default(),
         stages: vec![StageDef {
             name: "Approval".into(),

@@ -283,6 +283,7 @@ fn enter(
         on_rejected_status: None,
         on_started_status: None,
         on_cancelled_status: None,
+        on_withdrawn_status: None,
         rule: Some(RuleRef {
             id: rule.id.to_string(),
             name: rule.name.clone(),

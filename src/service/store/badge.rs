@@ -38,5 +38,6 @@ pub fn badge(loaded: &Loaded) -> Badge {
         ApprovalStatus::Approved => Badge::Approved(decider(Verdict::Approve)),
         ApprovalStatus::Rejected => Badge::Rejected(decider(Verdict::Reject)),
         ApprovalStatus::Cancelled => Badge::Cancelled,
+        ApprovalStatus::Withdrawn => Badge::Withdrawn,
     }
 }

@@ -54,6 +54,8 @@ pub(super) fn event_type(effect: &Effect) -> Option<&'static str> {
             _ => "approval.rejected",
         },
         Effect::Cancelled { .. } => "approval.cancelled",
+        Effect::Withdrawn { .. } => "approval.withdrawn",
+        Effect::Reassigned { .. } => "approval.reassigned",
         Effect::StageEnded { .. }
         | Effect::StageSkipped { .. }
         | Effect::TasksSuperseded { .. } => return None,
@@ -313,6 +315,26 @@ pub(super) fn build_events(
             ),
             Effect::Cancelled { reason, actor_id } => {
                 (json!({"reason": reason, "actor_id": actor_id}), None)
+            }
+            Effect::Withdrawn { reason, actor_id } => (
+                json!({"reason": reason, "actor_id": actor_id,
+                       "status_to_set": loaded.row.status_to_set}),
+                None,
+            ),
+            Effect::Reassigned {
+                stage,
+                from,
+                to,
+                actor_id,
+                comment,
+            } => {
+                // Only the new approver is asked: fresh links for them, none for anyone else.
+                let r = notify(conn, loaded, *stage, std::slice::from_ref(to), ctx, links)?;
+                (
+                    json!({"stage": stage, "from": from, "to": to, "reason": "reassign",
+                           "actor_id": actor_id, "comment": comment}),
+                    Some(r),
+                )
             }
             _ => continue,
         };

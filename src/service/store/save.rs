@@ -89,8 +89,14 @@ pub fn save(
             _ => None,
         };
     }
-    if engine.status == ApprovalStatus::Cancelled {
-        loaded.row.status_to_set = loaded.definition.on_cancelled_status.clone();
+    match engine.status {
+        ApprovalStatus::Cancelled => {
+            loaded.row.status_to_set = loaded.definition.on_cancelled_status.clone();
+        }
+        ApprovalStatus::Withdrawn => {
+            loaded.row.status_to_set = loaded.definition.on_withdrawn_status.clone();
+        }
+        _ => {}
     }
     loaded.row.updated_at = now;
 

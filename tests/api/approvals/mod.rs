@@ -10,6 +10,7 @@ mod events;
 mod guards;
 mod idempotency;
 mod inbox_and_lists;
+mod inflight;
 mod one_per_ticket;
 mod requests;
 mod requirements;
