@@ -184,13 +184,17 @@ impl From<EngineError> for AppError {
             EngineError::NoApprovers
             | EngineError::NotEnoughApprovers { .. }
             | EngineError::CommentRequired
-            | EngineError::InvalidReassignment(_) => Kind::Unprocessable,
+            | EngineError::InvalidReassignment(_)
+            | EngineError::InvalidApprover(_)
+            | EngineError::UnknownGroup => Kind::Unprocessable,
             EngineError::NotAnApprover | EngineError::DoubleAnswer | EngineError::SelfApproval => {
                 Kind::Forbidden
             }
-            EngineError::Closed | EngineError::AlreadyDecided | EngineError::StageNotCurrent => {
-                Kind::Conflict
-            }
+            EngineError::Closed
+            | EngineError::AlreadyDecided
+            | EngineError::StageNotCurrent
+            | EngineError::GroupDecided
+            | EngineError::RevokeRefused(_) => Kind::Conflict,
         };
         AppError::new(kind, e.code(), e.to_string())
     }

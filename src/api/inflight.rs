@@ -1,4 +1,5 @@
-//! Changes to a pending approval that are not answers: withdraw and reassign.
+//! Changes to a pending approval besides answers: withdraw, reassign, add an approver, revoke
+//! an answer.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, post, web};
@@ -14,7 +15,7 @@ use crate::auth::{Caller, Scope};
 use crate::db::Db;
 use crate::domain::validate::{Faults, is_external_id, is_storable_text};
 use crate::error::{AppError, AppResult};
-use crate::service::approvals::{self as svc, Reassign};
+use crate::service::approvals::{self as svc, AddApprover, Reassign};
 use crate::service::store::Ctx;
 
 /// Body of `POST /v1/approvals/{id}/withdraw`.
@@ -170,6 +171,145 @@ pub async fn reassign(
             admin,
         };
         let loaded = svc::reassign(c, &tenant, id, &r, &ctx)?;
+        Answer::of(StatusCode::OK, &loaded.view())
+    })
+    .await
+}
+
+/// Body of `POST /v1/approvals/{id}/approvers`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddApproverBody {
+    /// The name of a group of the running stage.
+    #[schema(example = "cab", min_length = 1, max_length = 200)]
+    pub group: String,
+    /// Who joins it: an active principal, not the requester or `requested_by`, not already
+    /// seated or answering in the stage.
+    #[schema(example = "u-51", min_length = 1, max_length = 200)]
+    pub approver_id: String,
+    /// Who adds them. Without `approvals:admin`, an approver waiting to answer in the stage.
+    #[serde(default)]
+    #[schema(example = "u-42", min_length = 1, max_length = 200)]
+    pub actor_id: Option<String>,
+}
+
+/// Body of `POST /v1/approvals/{id}/decisions/revoke`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeDecision {
+    /// Whose seat the answer is on.
+    #[schema(example = "u-42", min_length = 1, max_length = 200)]
+    pub approver_id: String,
+    /// Who gave the answer and takes it back; defaults to `approver_id`.
+    #[serde(default)]
+    #[schema(example = "u-42", min_length = 1, max_length = 200)]
+    pub actor_id: Option<String>,
+}
+
+/// Add an approver to a group of the running stage.
+///
+/// The new member gets a pending task and links, in `approval.approver_added`'s `recipients`.
+/// A group whose requirement is over its members (`all`, `majority`, `percent`) counts them; a
+/// `count` stays as it was. A caller with `approvals:admin` may add anyone who may sit; an
+/// approver waiting to answer in the stage may, with `approvals:decide`, when the process
+/// allows it (`settings.allow_add_approver`). 422 `invalid_approver` with `reason` (`party`,
+/// `inactive`, `unknown_principal`, `already_seated`, `already_answered`). Honours
+/// `Idempotency-Key`.
+#[utoipa::path(
+    tag = "approvals",
+    params(
+        ("id" = String, Path, description = "Approval id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+    ),
+    request_body = AddApproverBody,
+    responses(
+        (status = 200, description = "Added; the approval as it now stands", body = crate::service::view::ApprovalView),
+        (status = 403, description = "Missing scope, the actor has no pending seat in the stage (`not_an_approver`), or the process does not let approvers add others (`add_approver_not_allowed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such approval", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The group has already reached its result (`group_decided`), or the approval is closed (`approval_closed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body, no such group in the running stage (field `group`), or the person cannot sit (`invalid_approver`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["approvals:decide"]), ("bearer" = ["approvals:admin"]))
+)]
+#[post("/approvals/{id}/approvers")]
+pub async fn add_approver(
+    caller: Caller,
+    ctx: Ctx,
+    db: web::Data<Db>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    raw: JsonBody<Value>,
+) -> AppResult<HttpResponse> {
+    let admin = caller.has(Scope::ApprovalsAdmin);
+    if !admin {
+        caller.require(Scope::ApprovalsDecide)?;
+    }
+    let id = parse_id(&id)?;
+    let body: AddApproverBody = super::extract::typed_body(&raw)?;
+    let mut f = Faults::default();
+    if !is_storable_text(&body.group, 200) || body.group.trim().is_empty() {
+        f.push("group", "must be a group name of 1 to 200 characters");
+    }
+    check_id(&mut f, "approver_id", Some(&body.approver_id));
+    check_id(&mut f, "actor_id", body.actor_id.as_deref());
+    f.finish(Some(())).map_err(AppError::invalid)?;
+    let tenant = caller.tenant.clone();
+    idempotency::run(&db, &caller, &req, &raw, move |c| {
+        let r = AddApprover {
+            group: &body.group,
+            approver_id: &body.approver_id,
+            actor_id: body.actor_id.as_deref(),
+            admin,
+        };
+        let loaded = svc::add_approver(c, &tenant, id, &r, &ctx)?;
+        Answer::of(StatusCode::OK, &loaded.view())
+    })
+    .await
+}
+
+/// Take back an answer.
+///
+/// Whoever gave an answer may take it back within the process's `settings.revoke_window` of
+/// giving it, while its stage runs and before it decided its group: the seat is pending again
+/// and gets fresh links, in `approval.decision_revoked`'s `recipients`. 409
+/// `revoke_not_allowed` with `reason` (`not_allowed`: the process sets no window,
+/// `window_passed`, `counted`, `nothing_to_revoke`, `not_yours`). Honours `Idempotency-Key`.
+#[utoipa::path(
+    tag = "approvals",
+    params(
+        ("id" = String, Path, description = "Approval id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+    ),
+    request_body = RevokeDecision,
+    responses(
+        (status = 200, description = "Taken back; the approval as it now stands", body = crate::service::view::ApprovalView),
+        (status = 403, description = "Missing `approvals:decide` scope, or `approver_id` has no seat in the running stage (`not_an_approver`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such approval", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The answer cannot be taken back (`revoke_not_allowed`), or the approval is closed (`approval_closed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["approvals:decide"]))
+)]
+#[post("/approvals/{id}/decisions/revoke")]
+pub async fn revoke(
+    caller: Caller,
+    ctx: Ctx,
+    db: web::Data<Db>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    raw: JsonBody<Value>,
+) -> AppResult<HttpResponse> {
+    caller.require(Scope::ApprovalsDecide)?;
+    let id = parse_id(&id)?;
+    let body: RevokeDecision = super::extract::typed_body(&raw)?;
+    let mut f = Faults::default();
+    check_id(&mut f, "approver_id", Some(&body.approver_id));
+    check_id(&mut f, "actor_id", body.actor_id.as_deref());
+    f.finish(Some(())).map_err(AppError::invalid)?;
+    let tenant = caller.tenant.clone();
+    idempotency::run(&db, &caller, &req, &raw, move |c| {
+        let actor = body.actor_id.as_deref().unwrap_or(&body.approver_id);
+        let loaded = svc::revoke(c, &tenant, id, &body.approver_id, actor, &ctx)?;
         Answer::of(StatusCode::OK, &loaded.view())
     })
     .await

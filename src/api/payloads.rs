@@ -161,6 +161,30 @@ pub struct ReassignedDetail {
     pub comment: Option<String>,
 }
 
+/// `approval.approver_added`: someone joined a group of the running stage.
+#[derive(Serialize, ToSchema)]
+pub struct ApproverAddedDetail {
+    pub stage: u32,
+    /// The group's name.
+    pub group: String,
+    /// Who joined; `recipients` carries their links.
+    pub approver_id: String,
+    /// Who added them (null when an administrator gave no `actor_id`).
+    pub actor_id: Option<String>,
+}
+
+/// `approval.decision_revoked`: an answer was taken back.
+#[derive(Serialize, ToSchema)]
+pub struct DecisionRevokedDetail {
+    pub stage: u32,
+    /// Whose seat waits again; `recipients` carries fresh links.
+    pub approver_id: String,
+    /// Who had given the answer and took it back.
+    pub decided_by: String,
+    /// The answer taken back.
+    pub decision: Verdict,
+}
+
 /// `data` of `approval.requested`, `approval.reminder` and `approval.escalated`: the approval
 /// as it stood after the event, the `detail` of its type, and the people to notify.
 macro_rules! notify_data {
@@ -212,6 +236,16 @@ notify_data!(
     "`data` of `approval.requested`."
 );
 notify_data!(ReminderData, StageDetail, "`data` of `approval.reminder`.");
+notify_data!(
+    ApproverAddedData,
+    ApproverAddedDetail,
+    "`data` of `approval.approver_added`: `recipients` is the new approver."
+);
+notify_data!(
+    DecisionRevokedData,
+    DecisionRevokedDetail,
+    "`data` of `approval.decision_revoked`: `recipients` is the approver whose seat waits again."
+);
 notify_data!(
     ReassignedData,
     ReassignedDetail,
@@ -288,5 +322,7 @@ pub struct ProcessExpiredData {
     CancelledData,
     WithdrawnData,
     ReassignedData,
+    ApproverAddedData,
+    DecisionRevokedData,
 )))]
 pub struct Payloads;

@@ -100,6 +100,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(decisions::remind)
                 .service(inflight::withdraw)
                 .service(inflight::reassign)
+                .service(inflight::add_approver)
+                .service(inflight::revoke)
                 .service(decisions::bulk_decide)
                 .service(approvals::pending_approvals)
                 .service(approvals::delete_ticket)

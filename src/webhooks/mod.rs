@@ -54,5 +54,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "approval.cancelled",
     "approval.withdrawn",
     "approval.reassigned",
+    "approval.approver_added",
+    "approval.decision_revoked",
     "process.expired",
 ];

@@ -177,6 +177,36 @@ async fn every_delivered_event_validates_against_its_webhook_schema() {
         )
         .await;
     assert!(r.status.is_success(), "{}", r.text);
+    let r = app
+        .post(
+            &format!("/v1/approvals/{withdrawn}/approvers"),
+            json!({"group": "approvers", "approver_id": "u-2"}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let revocable = app
+        .post(
+            "/v1/processes",
+            json!({"name": "Revocable", "settings": {"revoke_window": "PT1H"},
+                   "stages": [{"name": "S", "groups": [{"name": "g",
+                       "source": {"type": "principals", "ids": ["u-1", "u-2"]},
+                       "require": {"type": "all"}}]}]}),
+        )
+        .await;
+    assert_eq!(revocable.status, 201, "{}", revocable.text);
+    let revoked = request(
+        &app,
+        json!({"ticket": ticket("T-5"), "process_id": revocable.body["id"]}),
+    )
+    .await;
+    decide(&app, &revoked, "u-1", "approve").await;
+    let r = app
+        .post(
+            &format!("/v1/approvals/{revoked}/decisions/revoke"),
+            json!({"approver_id": "u-1"}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
     let w = app
         .post(
             &format!("/v1/approvals/{withdrawn}/withdraw"),
@@ -239,7 +269,7 @@ async fn every_delivered_event_validates_against_its_webhook_schema() {
     // The events endpoint lists the same typed union.
     let list = &doc["paths"]["/v1/approvals/{id}/events"]["get"]["responses"]["200"]["content"]["application/json"]
         ["schema"];
-    for id in [&two, &rejected, &cancelled, &withdrawn] {
+    for id in [&two, &rejected, &cancelled, &withdrawn, &revoked] {
         let page = app.get(&format!("/v1/approvals/{id}/events")).await;
         assert_eq!(page.status, 200, "{}", page.text);
         assert!(page.body["items"].as_array().is_some_and(|i| !i.is_empty()));

@@ -70,6 +70,7 @@ async fn the_api_example_creates_a_process() {
         // Settings the example leaves out answer with their defaults.
         expected["settings"]["when_short"] = json!("refuse");
         expected["settings"]["allow_reassign"] = json!(true);
+        expected["settings"]["allow_add_approver"] = json!(false);
         assert_eq!(a.body[key], expected[key], "{key}");
     }
     let got = app

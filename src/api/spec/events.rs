@@ -65,6 +65,17 @@ approvers, listed in `data.recipients` with their one-time links and message.",
 the old approver's links no longer work.",
     ),
     (
+        "approval.approver_added",
+        "ApproverAddedData",
+        "Someone joined a group of the running stage: notify them, in `data.recipients`.",
+    ),
+    (
+        "approval.decision_revoked",
+        "DecisionRevokedData",
+        "An answer was taken back; the seat waits again, with fresh links in \
+`data.recipients`.",
+    ),
+    (
         "process.expired",
         "ProcessExpiredData",
         "A process passed its `expires_at` and disabled itself; `data.process` says which.",

@@ -150,8 +150,9 @@ pub(super) fn closed_sets(spec: &mut Value) {
             "An RFC 9457 problem document. Some problems add members: `errors` (422), \
 `pending_approval_id` (409 `approval_pending`), `retry_after` (429), `decided_by` and \
 `decision` (409 `double_answer`), `current_version` (412), `reason` (422 \
-`invalid_reassignment`: `party`, `inactive`, `unknown_principal`, `already_seated`, \
-`already_answered` or `same_person`)."
+`invalid_reassignment` and `invalid_approver`: `party`, `inactive`, `unknown_principal`, \
+`already_seated`, `already_answered` or `same_person`; 409 `revoke_not_allowed`: \
+`not_allowed`, `window_passed`, `counted`, `nothing_to_revoke` or `not_yours`)."
         );
     }
     if let Some(e) = s.get_mut("EventView") {

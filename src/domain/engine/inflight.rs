@@ -1,7 +1,10 @@
-//! Changes to an approval while it waits: the requester's side withdrawing it, and a seat
-//! handed to someone else. Each keeps the four-eyes rules of the stage it touches.
+//! Changes to an approval while it waits: the requester's side withdrawing it, a seat handed
+//! to someone else, an approver added to a group, an answer taken back. Each keeps the
+//! four-eyes rules of the stage it touches.
 
 use chrono::{DateTime, Utc};
+
+use crate::domain::process::Rule;
 
 use super::model::*;
 
@@ -48,25 +51,11 @@ impl Approval {
         now: DateTime<Utc>,
     ) -> Result<Vec<Effect>, EngineError> {
         let (stage, index) = self.pending_seat(from)?;
-        let refuse = |r| Err(EngineError::InvalidReassignment(r));
         if from == to {
-            return refuse(ReassignRefusal::SamePerson);
+            return Err(EngineError::InvalidReassignment(SeatRefusal::SamePerson));
         }
-        if self.parties.excludes(to, self.policy).is_some() {
-            return refuse(ReassignRefusal::Party);
-        }
-        let in_stage = self.tasks.iter().filter(|t| t.stage == stage);
-        let mut seated = false;
-        for t in in_stage {
-            let answered_for_another = t.actor_id.as_deref() == Some(to);
-            if answered_for_another || (t.approver_id == to && t.decided_at.is_some()) {
-                return refuse(ReassignRefusal::AlreadyAnswered);
-            }
-            seated |= t.approver_id == to;
-        }
-        if seated {
-            return refuse(ReassignRefusal::AlreadySeated);
-        }
+        self.may_sit(stage, to)
+            .map_err(EngineError::InvalidReassignment)?;
         self.tasks[index].state = TaskState::Reassigned;
         self.tasks.push(Task::pending(stage, to));
         for group in &mut self.plan[stage].groups {
@@ -90,6 +79,114 @@ impl Approval {
             actor_id: actor_id.map(str::to_string),
             comment,
         }])
+    }
+
+    /// Adds `who` to the group named `group` of the running stage, with a pending task: a group
+    /// whose requirement is over its members (`all`, `majority`, `percent`) counts them, a
+    /// `count` or `first_reply` stays as it was. The same four-eyes rules as a reassignment.
+    pub fn add_approver(
+        &mut self,
+        group: &str,
+        who: &str,
+        actor_id: Option<&str>,
+    ) -> Result<Vec<Effect>, EngineError> {
+        let stage = self.running_stage().ok_or(EngineError::Closed)?;
+        let g = self.plan[stage]
+            .groups
+            .iter()
+            .position(|g| g.name == group && g.asked)
+            .ok_or(EngineError::UnknownGroup)?;
+        if self.stages[stage].groups[g] != GroupStatus::Pending {
+            return Err(EngineError::GroupDecided);
+        }
+        self.may_sit(stage, who)
+            .map_err(EngineError::InvalidApprover)?;
+        self.tasks.push(Task::pending(stage, who));
+        let plan = &mut self.plan[stage].groups[g];
+        plan.members.push(who.to_string());
+        if matches!(
+            plan.require.rule,
+            Rule::All | Rule::Majority | Rule::Percent { .. }
+        ) {
+            plan.required = Some(required(plan.require.rule, plan.members.len()));
+        }
+        Ok(vec![Effect::ApproverAdded {
+            stage,
+            group: group.to_string(),
+            approver_id: who.to_string(),
+            actor_id: actor_id.map(str::to_string),
+        }])
+    }
+
+    /// Takes back `approver_id`'s answer in the running stage, given by `actor_id` no longer
+    /// than `window` ago (None: the process allows no revoking), while the answer has not yet
+    /// settled a group. The seat waits for an answer again.
+    pub fn revoke(
+        &mut self,
+        approver_id: &str,
+        actor_id: &str,
+        window: Option<chrono::TimeDelta>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Effect>, EngineError> {
+        let stage = self.running_stage().ok_or(EngineError::Closed)?;
+        let refuse = |r| Err(EngineError::RevokeRefused(r));
+        let window = match window {
+            Some(w) => w,
+            None => return refuse(RevokeRefusal::NotAllowed),
+        };
+        let index = self
+            .tasks
+            .iter()
+            .position(|t| t.stage == stage && t.approver_id == approver_id)
+            .ok_or(EngineError::NotAnApprover)?;
+        let task = &self.tasks[index];
+        let (Some(verdict), Some(at), TaskState::Approved | TaskState::Rejected) =
+            (task.verdict, task.decided_at, task.state)
+        else {
+            return refuse(RevokeRefusal::NothingToRevoke);
+        };
+        if task.actor() != actor_id {
+            return refuse(RevokeRefusal::NotYours);
+        }
+        if now - at > window {
+            return refuse(RevokeRefusal::WindowPassed);
+        }
+        let settled = self.plan[stage].groups.iter().enumerate().any(|(g, plan)| {
+            plan.members.iter().any(|m| m == approver_id)
+                && self.stages[stage].groups[g] != GroupStatus::Pending
+                && self.stages[stage].groups[g] != GroupStatus::Skipped
+        });
+        if settled {
+            return refuse(RevokeRefusal::Counted);
+        }
+        self.tasks[index] = Task::pending(stage, approver_id);
+        Ok(vec![Effect::DecisionRevoked {
+            stage,
+            approver_id: approver_id.to_string(),
+            actor_id: actor_id.to_string(),
+            verdict,
+        }])
+    }
+
+    /// May `who` take a seat in `stage`? Not a party (unless the process allows
+    /// self-approval), not seated there already, and not someone who answered there, for
+    /// themselves or for another: one person, one answer.
+    fn may_sit(&self, stage: usize, who: &str) -> Result<(), SeatRefusal> {
+        if self.parties.excludes(who, self.policy).is_some() {
+            return Err(SeatRefusal::Party);
+        }
+        let mut seated = false;
+        for t in self.tasks.iter().filter(|t| t.stage == stage) {
+            let answered_for_another = t.actor_id.as_deref() == Some(who);
+            if answered_for_another || (t.approver_id == who && t.decided_at.is_some()) {
+                return Err(SeatRefusal::AlreadyAnswered);
+            }
+            seated |= t.approver_id == who;
+        }
+        if seated {
+            return Err(SeatRefusal::AlreadySeated);
+        }
+        Ok(())
     }
 
     /// The running stage and the index of `who`'s task in it, when that task still waits for

@@ -90,11 +90,11 @@ fn withdrawing_supersedes_the_pending_seats_and_records_a_withdrawn_outcome() {
 fn each_refused_reassignment_leaves_the_approval_as_it_was() {
     let refuse = |r| Err(EngineError::InvalidReassignment(r));
     let table: &[(&str, &str, Result<(), EngineError>)] = &[
-        ("a", "req", refuse(ReassignRefusal::Party)),
-        ("a", "asker", refuse(ReassignRefusal::Party)),
-        ("a", "b", refuse(ReassignRefusal::AlreadySeated)),
-        ("a", "c", refuse(ReassignRefusal::AlreadyAnswered)),
-        ("a", "a", refuse(ReassignRefusal::SamePerson)),
+        ("a", "req", refuse(SeatRefusal::Party)),
+        ("a", "asker", refuse(SeatRefusal::Party)),
+        ("a", "b", refuse(SeatRefusal::AlreadySeated)),
+        ("a", "c", refuse(SeatRefusal::AlreadyAnswered)),
+        ("a", "a", refuse(SeatRefusal::SamePerson)),
         ("c", "z", Err(EngineError::AlreadyDecided)),
         ("nobody", "z", Err(EngineError::NotAnApprover)),
         ("a", "z", Ok(())),
@@ -121,7 +121,7 @@ fn someone_who_answered_for_another_cannot_take_a_seat() {
     assert_eq!(
         a.reassign("b", "s", None, None, t0()),
         Err(EngineError::InvalidReassignment(
-            ReassignRefusal::AlreadyAnswered
+            SeatRefusal::AlreadyAnswered
         ))
     );
 }
@@ -157,6 +157,154 @@ fn a_reassigned_seat_counts_for_its_new_holder_and_the_old_one_cannot_answer() {
     assert_eq!(a.status, ApprovalStatus::Approved);
 }
 
+#[test]
+fn an_added_approver_counts_where_the_requirement_is_over_the_members() {
+    for (need, required_after) in [
+        (Rule::All, 3),
+        (Rule::Majority, 2),
+        (Rule::Percent { percent: 100 }, 3),
+        (Rule::Count { count: 1 }, 1),
+        (Rule::FirstReply, 1),
+    ] {
+        let mut a = approval(&["a", "b"], need);
+        let effects = a.add_approver("g", "z", Some("admin")).unwrap();
+        assert_eq!(
+            effects,
+            vec![Effect::ApproverAdded {
+                stage: 0,
+                group: "g".into(),
+                approver_id: "z".into(),
+                actor_id: Some("admin".into()),
+            }]
+        );
+        let tally = a.group_tally(0, 0).unwrap();
+        assert_eq!(
+            (tally.required, tally.pending),
+            (required_after, 3),
+            "{need:?}"
+        );
+        assert_eq!(task(&a, "z").state, TaskState::Pending);
+    }
+    // With `all`, the approval now waits for the newcomer too.
+    let mut a = approval(&["a"], Rule::All);
+    a.add_approver("g", "z", None).unwrap();
+    a.decide("a", "a", Approve, None, t0(), &mut FromPlan)
+        .unwrap();
+    assert_eq!(a.status, ApprovalStatus::Pending);
+    a.decide("z", "z", Approve, None, t0(), &mut FromPlan)
+        .unwrap();
+    assert_eq!(a.status, ApprovalStatus::Approved);
+}
+
+#[test]
+fn adding_refuses_parties_the_seated_unknown_groups_and_decided_groups() {
+    let mut a = approval(&["a", "b"], Rule::Count { count: 2 });
+    a.decide("b", "b", Approve, None, t0(), &mut FromPlan)
+        .unwrap();
+    let before = a.clone();
+    let invalid = |r| Err(EngineError::InvalidApprover(r));
+    assert_eq!(
+        a.add_approver("g", "req", None),
+        invalid(SeatRefusal::Party)
+    );
+    assert_eq!(
+        a.add_approver("g", "a", None),
+        invalid(SeatRefusal::AlreadySeated)
+    );
+    assert_eq!(
+        a.add_approver("g", "b", None),
+        invalid(SeatRefusal::AlreadyAnswered)
+    );
+    assert_eq!(
+        a.add_approver("nope", "z", None),
+        Err(EngineError::UnknownGroup)
+    );
+    assert_eq!(a, before);
+    // Two groups in an `any` stage: once one decides, the stage ends; a settled group in a
+    // running stage refuses newcomers.
+    let plan = vec![stage(
+        "S",
+        Combine::All,
+        vec![
+            group("one", rule(Rule::Count { count: 1 }), &["a"]),
+            group("two", rule(Rule::Count { count: 1 }), &["b"]),
+        ],
+    )];
+    let (mut a, _) =
+        Approval::start(plan, Policy::default(), parties(), t0(), &mut FromPlan).unwrap();
+    a.decide("a", "a", Approve, None, t0(), &mut FromPlan)
+        .unwrap();
+    assert_eq!(
+        a.add_approver("one", "z", None),
+        Err(EngineError::GroupDecided)
+    );
+    assert!(a.add_approver("two", "z", None).is_ok());
+}
+
+#[test]
+fn an_answer_is_taken_back_only_by_its_giver_within_the_window_before_it_counts() {
+    let hour = Some(Duration::hours(1));
+    let revoked = |r| Err(EngineError::RevokeRefused(r));
+    let mut a2 = approval(&["a", "b", "c"], Rule::All);
+    a2.decide("a", "a", Approve, None, t0(), &mut FromPlan)
+        .unwrap();
+    a2.decide("b", "s", Approve, None, t0(), &mut FromPlan)
+        .unwrap();
+    let before = a2.clone();
+    let later = t0() + Duration::minutes(30);
+    assert_eq!(
+        a2.revoke("a", "a", None, later),
+        revoked(RevokeRefusal::NotAllowed)
+    );
+    assert_eq!(
+        a2.revoke("a", "a", hour, t0() + Duration::hours(2)),
+        revoked(RevokeRefusal::WindowPassed)
+    );
+    assert_eq!(
+        a2.revoke("b", "b", hour, later),
+        revoked(RevokeRefusal::NotYours)
+    );
+    assert_eq!(
+        a2.revoke("c", "c", hour, later),
+        revoked(RevokeRefusal::NothingToRevoke)
+    );
+    assert_eq!(
+        a2.revoke("x", "x", hour, later),
+        Err(EngineError::NotAnApprover)
+    );
+    assert_eq!(a2, before);
+    let effects = a2.revoke("a", "a", hour, later).unwrap();
+    assert_eq!(
+        effects,
+        vec![Effect::DecisionRevoked {
+            stage: 0,
+            approver_id: "a".into(),
+            actor_id: "a".into(),
+            verdict: Approve,
+        }]
+    );
+    assert_eq!(*task(&a2, "a"), Task::pending(0, "a"));
+    assert_eq!(a2.group_tally(0, 0).unwrap().approved, 1);
+
+    // An answer that decided its group (of a stage still running) stays.
+    let plan = vec![stage(
+        "S",
+        Combine::All,
+        vec![
+            group("one", rule(Rule::Count { count: 1 }), &["a"]),
+            group("two", rule(Rule::Count { count: 1 }), &["b"]),
+        ],
+    )];
+    let (mut a, _) =
+        Approval::start(plan, Policy::default(), parties(), t0(), &mut FromPlan).unwrap();
+    a.decide("a", "a", Approve, None, t0(), &mut FromPlan)
+        .unwrap();
+    assert_eq!(
+        a.revoke("a", "a", hour, later),
+        revoked(RevokeRefusal::Counted)
+    );
+}
+
 /// Principals p-0..p-5 may sit in the group; p-6..p-8 never do; `req` and `asker` are parties.
 const POOL: usize = 9;
 
@@ -165,6 +313,8 @@ enum Op {
     Decide(usize, Verdict),
     Reassign(usize, usize),
     ReassignToParty(usize),
+    Add(usize),
+    Revoke(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -172,6 +322,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..POOL, prop_oneof![3 => Just(Approve), 1 => Just(Reject)]).prop_map(|(w, v)| Op::Decide(w, v)),
         3 => (0..POOL, 0..POOL).prop_map(|(f, t)| Op::Reassign(f, t)),
         1 => (0..POOL).prop_map(Op::ReassignToParty),
+        2 => (0..POOL).prop_map(Op::Add),
+        2 => (0..POOL).prop_map(Op::Revoke),
     ]
 }
 
@@ -198,6 +350,10 @@ fn tallies(a: &Approval) -> Vec<(usize, usize, usize)> {
         .filter_map(|g| a.group_tally(s, g))
         .map(|t| (t.approved, t.rejected, t.pending))
         .collect()
+}
+
+fn task_of<'a>(a: &'a Approval, who: &str) -> &'a Task {
+    task(a, who)
 }
 
 fn check(a: &Approval) -> Result<(), TestCaseError> {
@@ -248,6 +404,8 @@ proptest! {
                 Op::Decide(w, v) => a.decide(&p(w), &p(w), v, Some("c".into()), t0(), &mut FromPlan),
                 Op::Reassign(f, t) => a.reassign(&p(f), &p(t), None, None, t0()),
                 Op::ReassignToParty(f) => a.reassign(&p(f), "req", None, None, t0()),
+                Op::Add(w) => a.add_approver("g", &p(w), None),
+                Op::Revoke(w) => a.revoke(&p(w), &p(w), Some(Duration::hours(1)), t0()),
             };
             match (&got, op) {
                 (Err(_), _) => prop_assert_eq!(&a, &before),
@@ -257,6 +415,14 @@ proptest! {
                 }
                 (Ok(_), Op::ReassignToParty(_)) => {
                     return Err(TestCaseError::fail("a seat went to a party"));
+                }
+                (Ok(_), Op::Add(_)) => {
+                    let (approved, rejected, pending) = counts[0];
+                    prop_assert_eq!(tallies(&a)[0], (approved, rejected, pending + 1));
+                }
+                (Ok(_), Op::Revoke(w)) => {
+                    prop_assert_eq!(task_of(&a, &p(*w)).state, TaskState::Pending);
+                    prop_assert_eq!(a.status, ApprovalStatus::Pending);
                 }
                 _ => {}
             }

@@ -15,6 +15,7 @@
 mod approval;
 mod inflight;
 mod model;
+mod refusal;
 mod resolve;
 mod seating;
 mod seats;
@@ -23,6 +24,7 @@ mod tally;
 
 pub use approval::{NAMES_IN_A_LINE, name_list};
 pub use model::*;
+
 pub use resolve::Resolve;
 pub use seats::{Candidate, Candidates, Condition, Removal, RemovalReason, Resolution, SkipReason};
 

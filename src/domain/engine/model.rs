@@ -1,8 +1,6 @@
 //! What an approval is made of: its plan, stages, groups and tasks, what it decided, the
 //! effects an operation returns and the refusals it can answer with.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -11,6 +9,7 @@ use crate::domain::process::{
     Combine, ProcessSettings, Requirement, Rule, TimeoutOutcome, WhenNoApprovers, WhenShort,
 };
 
+pub use super::refusal::*;
 use super::seats::{Removal, RemovalReason, SkipReason};
 
 /// Where an approval stands.
@@ -386,6 +385,20 @@ pub enum Effect {
         reason: Option<String>,
         actor_id: String,
     },
+    /// Someone joined a group of the running stage: `approval.approver_added`.
+    ApproverAdded {
+        stage: usize,
+        group: String,
+        approver_id: String,
+        actor_id: Option<String>,
+    },
+    /// An answer was taken back; the seat waits again: `approval.decision_revoked`.
+    DecisionRevoked {
+        stage: usize,
+        approver_id: String,
+        actor_id: String,
+        verdict: Verdict,
+    },
     /// A pending seat moved from one person to another: `approval.reassigned`.
     Reassigned {
         stage: usize,
@@ -395,111 +408,6 @@ pub enum Effect {
         comment: Option<String>,
     },
 }
-
-/// Why an operation was refused. The approval is unchanged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EngineError {
-    /// Nobody to ask in any stage and the process refuses that, or only the requester could
-    /// have been asked (422).
-    NoApprovers,
-    /// The first stage's group has fewer members than its count and the process refuses
-    /// that (422).
-    NotEnoughApprovers { stage: usize, group: usize },
-    /// The approval is not pending any more (409).
-    Closed,
-    /// This principal has no task in the current stage (403).
-    NotAnApprover,
-    /// This principal's task in the current stage already has an answer (409).
-    AlreadyDecided,
-    /// The actor already answers in this stage, for themselves or someone else (403).
-    DoubleAnswer,
-    /// The actor is the requester or `requested_by` and the process does not allow
-    /// self-approval: they may not decide, for themselves or anyone else (403).
-    SelfApproval,
-    /// The process requires a comment to reject (422).
-    CommentRequired,
-    /// The stage is not the running one, e.g. a stale timer (409; timers may ignore it).
-    StageNotCurrent,
-    /// A seat cannot go to this person (422 `invalid_reassignment`, with the reason).
-    InvalidReassignment(ReassignRefusal),
-}
-
-/// Why a seat cannot be handed to someone.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ReassignRefusal {
-    /// The ticket's requester or `requested_by` (four eyes).
-    Party,
-    /// Not an active principal of the directory.
-    Inactive,
-    /// No principal of the directory has this id.
-    UnknownPrincipal,
-    /// Already has a seat in the stage.
-    AlreadySeated,
-    /// Has already answered in the stage, for themselves or for someone else.
-    AlreadyAnswered,
-    /// A seat cannot be handed to the person who holds it.
-    SamePerson,
-}
-
-impl ReassignRefusal {
-    /// The reason in plain words.
-    pub fn text(self) -> &'static str {
-        match self {
-            ReassignRefusal::Party => {
-                "is the ticket's requester or requested the approval, and may not approve it"
-            }
-            ReassignRefusal::Inactive => "is not an active principal",
-            ReassignRefusal::UnknownPrincipal => "is not a principal of the directory",
-            ReassignRefusal::AlreadySeated => "already has a seat in this stage",
-            ReassignRefusal::AlreadyAnswered => "has already answered in this stage",
-            ReassignRefusal::SamePerson => "already holds this seat",
-        }
-    }
-}
-
-impl EngineError {
-    /// Stable machine-readable code for problem+json.
-    pub fn code(self) -> &'static str {
-        match self {
-            EngineError::NoApprovers => "no_approvers",
-            EngineError::NotEnoughApprovers { .. } => "not_enough_approvers",
-            EngineError::Closed => "approval_closed",
-            EngineError::NotAnApprover => "not_an_approver",
-            EngineError::AlreadyDecided => "already_decided",
-            EngineError::DoubleAnswer => "double_answer",
-            EngineError::SelfApproval => "self_approval_not_allowed",
-            EngineError::CommentRequired => "comment_required",
-            EngineError::StageNotCurrent => "stage_not_current",
-            EngineError::InvalidReassignment(_) => "invalid_reassignment",
-        }
-    }
-}
-
-impl fmt::Display for EngineError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            EngineError::NoApprovers => "no stage of this process has anybody to ask",
-            EngineError::NotEnoughApprovers { .. } => {
-                "a group has fewer members than its count requires"
-            }
-            EngineError::Closed => "the approval is no longer pending",
-            EngineError::NotAnApprover => "this principal is not asked in the current stage",
-            EngineError::AlreadyDecided => "this principal has already answered in this stage",
-            EngineError::DoubleAnswer => {
-                "this principal already answers in this stage and may not answer twice"
-            }
-            EngineError::SelfApproval => {
-                "the requester may not approve or decide on anyone's behalf"
-            }
-            EngineError::CommentRequired => "a rejection needs a comment",
-            EngineError::StageNotCurrent => "the stage is not the running one",
-            EngineError::InvalidReassignment(r) => r.text(),
-        })
-    }
-}
-
-impl std::error::Error for EngineError {}
 
 /// The counts behind one group's status, for the approval view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -68,6 +68,14 @@ pub struct ProcessSettings {
     /// May an approver hand their own pending seat to someone else
     /// (`POST /v1/approvals/{id}/reassign`)? Administrators always may.
     pub allow_reassign: bool,
+    /// May an approver of the running stage add someone to one of its groups
+    /// (`POST /v1/approvals/{id}/approvers`)? Administrators always may.
+    pub allow_add_approver: bool,
+    /// How long after answering a person may take their answer back
+    /// (`POST /v1/approvals/{id}/decisions/revoke`), while it has not decided its group. None:
+    /// answers are final.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoke_window: Option<IsoDuration>,
 }
 
 impl Default for ProcessSettings {
@@ -80,6 +88,8 @@ impl Default for ProcessSettings {
             when_no_approvers: WhenNoApprovers::Refuse,
             when_short: WhenShort::Refuse,
             allow_reassign: true,
+            allow_add_approver: false,
+            revoke_window: None,
         }
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use crate::domain::duration::IsoDuration;
 use crate::domain::validate::{Faults, is_locale, join};
 
 use super::definition::*;
@@ -22,6 +23,8 @@ pub(super) fn read_settings(f: &mut Faults, v: &Value) -> Option<ProcessSettings
             "when_no_approvers",
             "when_short",
             "allow_reassign",
+            "allow_add_approver",
+            "revoke_window",
         ],
     );
     let d = ProcessSettings::default();
@@ -43,6 +46,13 @@ pub(super) fn read_settings(f: &mut Faults, v: &Value) -> Option<ProcessSettings
             .unwrap_or(d.when_no_approvers),
         when_short: read_enum(f, m, p, "when_short", &["refuse", "cap"]).unwrap_or(d.when_short),
         allow_reassign: f.opt(m, p, "allow_reassign").unwrap_or(d.allow_reassign),
+        allow_add_approver: f
+            .opt(m, p, "allow_add_approver")
+            .unwrap_or(d.allow_add_approver),
+        revoke_window: match m.get("revoke_window") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(positive_duration(f, m, p, "revoke_window", true)?),
+        },
     })
 }
 
@@ -130,4 +140,23 @@ pub(super) fn read_templates(f: &mut Faults, v: &Value) -> Option<Templates> {
         default_locale,
         locales,
     })
+}
+
+pub(super) fn positive_duration(
+    f: &mut Faults,
+    m: &Map<String, Value>,
+    p: &str,
+    key: &str,
+    required: bool,
+) -> Option<IsoDuration> {
+    let d: IsoDuration = if required {
+        f.req(m, p, key)?
+    } else {
+        f.opt(m, p, key)?
+    };
+    if d.seconds <= 0 {
+        f.push(join(p, key), "must be longer than zero");
+        return None;
+    }
+    Some(d)
 }

@@ -6,11 +6,10 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::domain::duration::IsoDuration;
 use crate::domain::validate::{Faults, FieldError, index, is_external_id, join};
 
 use super::definition::*;
-use super::options::{read_enum, read_settings, read_templates};
+use super::options::{positive_duration, read_enum, read_settings, read_templates};
 
 /// Fields the response adds, accepted and ignored on `PUT` so a client can send back what it read.
 pub(super) const READ_ONLY: &[&str] = &["id", "version", "enabled", "created_at", "updated_at"];
@@ -344,25 +343,6 @@ pub fn read_requirement(f: &mut Faults, v: &Value, p: &str) -> Option<Requiremen
         }
     };
     Some(Requirement { rule, reject_at })
-}
-
-pub(super) fn positive_duration(
-    f: &mut Faults,
-    m: &Map<String, Value>,
-    p: &str,
-    key: &str,
-    required: bool,
-) -> Option<IsoDuration> {
-    let d: IsoDuration = if required {
-        f.req(m, p, key)?
-    } else {
-        f.opt(m, p, key)?
-    };
-    if d.seconds <= 0 {
-        f.push(join(p, key), "must be longer than zero");
-        return None;
-    }
-    Some(d)
 }
 
 pub(super) fn read_timeout(f: &mut Faults, v: &Value, p: &str) -> Option<TimeoutDef> {

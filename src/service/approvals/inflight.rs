@@ -1,12 +1,12 @@
-//! Changes to a running approval that are not answers: the requester's side withdrawing it,
-//! and a seat handed to someone else. Each runs under the approval's lock and stores its
+//! Changes to a running approval besides answers: the requester's side withdrawing it, a seat
+//! handed to someone else, an approver added, an answer taken back. Each runs under the approval's lock and stores its
 //! event in the same transaction.
 
 use diesel::PgConnection;
 use uuid::Uuid;
 
 use crate::db::principals;
-use crate::domain::engine::{ApprovalStatus, EngineError, ReassignRefusal};
+use crate::domain::engine::{ApprovalStatus, EngineError, SeatRefusal};
 use crate::error::{AppError, AppResult};
 use crate::service::store::{Ctx, EventContext, Loaded, load, save};
 use crate::service::view::AdminAction;
@@ -99,24 +99,21 @@ pub fn reassign(
     let engine = &loaded.stored.approval;
     engine.pending_seat(r.from).map_err(AppError::from)?;
     if engine.parties.excludes(r.to, engine.policy).is_some() {
-        return Err(refusal(r.to, ReassignRefusal::Party));
+        return Err(not_seatable(
+            "invalid_reassignment",
+            r.to,
+            SeatRefusal::Party,
+        ));
     }
-    let target = match principals::find(conn, tenant, r.to) {
-        Ok(p) => p,
-        Err(diesel::result::Error::NotFound) => {
-            return Err(refusal(r.to, ReassignRefusal::UnknownPrincipal));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if !target.active {
-        return Err(refusal(r.to, ReassignRefusal::Inactive));
-    }
+    let target = seatable(conn, tenant, r.to, "invalid_reassignment")?;
     let effects = loaded
         .stored
         .approval
         .reassign(r.from, r.to, r.actor_id, r.comment.map(str::to_string), now)
         .map_err(|e| match e {
-            EngineError::InvalidReassignment(why) => refusal(r.to, why),
+            EngineError::InvalidReassignment(why) => {
+                not_seatable("invalid_reassignment", r.to, why)
+            }
             other => AppError::from(other),
         })?;
     loaded
@@ -127,10 +124,133 @@ pub fn reassign(
     Ok(loaded)
 }
 
-fn refusal(to: &str, why: ReassignRefusal) -> AppError {
+/// Someone to add to a group of the running stage, and who asks.
+pub struct AddApprover<'a> {
+    pub group: &'a str,
+    pub approver_id: &'a str,
+    pub actor_id: Option<&'a str>,
+    /// The caller holds `approvals:admin`.
+    pub admin: bool,
+}
+
+/// `POST /v1/approvals/{id}/approvers`. An administrator may add anyone who may sit; an
+/// approver with a pending seat in the running stage may too, when the process allows it
+/// (`settings.allow_add_approver`). 422 `invalid_approver` (with `reason`) when the person
+/// cannot sit, 422 `unknown_group`, 409 `group_decided`.
+pub fn add_approver(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+    r: &AddApprover<'_>,
+    ctx: &Ctx,
+) -> AppResult<Loaded> {
+    let mut loaded = load(conn, tenant, id, true)?;
+    let engine = &loaded.stored.approval;
+    if engine.status != ApprovalStatus::Pending {
+        return Err(AppError::from(EngineError::Closed));
+    }
+    if !r.admin {
+        let actor = r.actor_id.unwrap_or_default();
+        if engine.pending_seat(actor).is_err() {
+            return Err(AppError::forbidden(
+                "not_an_approver",
+                "only an approver waiting to answer in the running stage, or a caller with the \
+                 `approvals:admin` scope, may add an approver",
+            ));
+        }
+        if !loaded.definition.settings.allow_add_approver {
+            return Err(AppError::forbidden(
+                "add_approver_not_allowed",
+                "this process does not let approvers add others (`settings.allow_add_approver`); \
+                 an administrator may",
+            ));
+        }
+    }
+    if engine
+        .parties
+        .excludes(r.approver_id, engine.policy)
+        .is_some()
+    {
+        return Err(not_seatable(
+            "invalid_approver",
+            r.approver_id,
+            SeatRefusal::Party,
+        ));
+    }
+    let target = seatable(conn, tenant, r.approver_id, "invalid_approver")?;
+    let effects = loaded
+        .stored
+        .approval
+        .add_approver(r.group, r.approver_id, r.actor_id)
+        .map_err(|e| match e {
+            EngineError::InvalidApprover(why) => {
+                not_seatable("invalid_approver", r.approver_id, why)
+            }
+            EngineError::UnknownGroup => AppError::invalid_field(
+                "group",
+                format!("the running stage has no group named {:?}", r.group),
+            )
+            .with("code_detail", "unknown_group"),
+            other => AppError::from(other),
+        })?;
+    loaded.stored.names.insert(target.id, target.display_name);
+    save(conn, &mut loaded, &effects, &EventContext::default(), ctx)?;
+    Ok(loaded)
+}
+
+/// `POST /v1/approvals/{id}/decisions/revoke`: `actor` takes back the answer they gave on
+/// `approver`'s seat, within the process's `settings.revoke_window`, while it has not yet
+/// decided its group (409 `revoke_not_allowed` with `reason` otherwise).
+pub fn revoke(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+    approver: &str,
+    actor: &str,
+    ctx: &Ctx,
+) -> AppResult<Loaded> {
+    let mut loaded = load(conn, tenant, id, true)?;
+    let window = loaded
+        .definition
+        .settings
+        .revoke_window
+        .as_ref()
+        .map(|w| w.as_chrono());
+    let effects = loaded
+        .stored
+        .approval
+        .revoke(approver, actor, window, ctx.now)
+        .map_err(|e| match e {
+            EngineError::RevokeRefused(why) => {
+                AppError::from(e).with("reason", serde_json::json!(why))
+            }
+            other => AppError::from(other),
+        })?;
+    save(conn, &mut loaded, &effects, &EventContext::default(), ctx)?;
+    Ok(loaded)
+}
+
+/// The principal `id`, when it exists and is active; the refusal (under `code`) otherwise.
+fn seatable(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: &str,
+    code: &str,
+) -> AppResult<crate::db::models::PrincipalRow> {
+    match principals::find(conn, tenant, id) {
+        Ok(p) if p.active => Ok(p),
+        Ok(_) => Err(not_seatable(code, id, SeatRefusal::Inactive)),
+        Err(diesel::result::Error::NotFound) => {
+            Err(not_seatable(code, id, SeatRefusal::UnknownPrincipal))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn not_seatable(code: &str, who: &str, why: SeatRefusal) -> AppError {
     AppError::unprocessable(
-        "invalid_reassignment",
-        format!("the seat cannot go to {to}: {to} {}", why.text()),
+        code,
+        format!("{who} cannot take a seat: {who} {}", why.text()),
     )
     .with("reason", serde_json::json!(why))
 }

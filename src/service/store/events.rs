@@ -56,6 +56,8 @@ pub(super) fn event_type(effect: &Effect) -> Option<&'static str> {
         Effect::Cancelled { .. } => "approval.cancelled",
         Effect::Withdrawn { .. } => "approval.withdrawn",
         Effect::Reassigned { .. } => "approval.reassigned",
+        Effect::ApproverAdded { .. } => "approval.approver_added",
+        Effect::DecisionRevoked { .. } => "approval.decision_revoked",
         Effect::StageEnded { .. }
         | Effect::StageSkipped { .. }
         | Effect::TasksSuperseded { .. } => return None,
@@ -321,6 +323,47 @@ pub(super) fn build_events(
                        "status_to_set": loaded.row.status_to_set}),
                 None,
             ),
+            Effect::ApproverAdded {
+                stage,
+                group,
+                approver_id,
+                actor_id,
+            } => {
+                let r = notify(
+                    conn,
+                    loaded,
+                    *stage,
+                    std::slice::from_ref(approver_id),
+                    ctx,
+                    links,
+                )?;
+                (
+                    json!({"stage": stage, "group": group, "approver_id": approver_id,
+                           "actor_id": actor_id}),
+                    Some(r),
+                )
+            }
+            Effect::DecisionRevoked {
+                stage,
+                approver_id,
+                actor_id,
+                verdict,
+            } => {
+                // The answer's links were used: the seat gets fresh ones.
+                let r = notify(
+                    conn,
+                    loaded,
+                    *stage,
+                    std::slice::from_ref(approver_id),
+                    ctx,
+                    links,
+                )?;
+                (
+                    json!({"stage": stage, "approver_id": approver_id, "decided_by": actor_id,
+                           "decision": verdict}),
+                    Some(r),
+                )
+            }
             Effect::Reassigned {
                 stage,
                 from,

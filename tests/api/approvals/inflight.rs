@@ -3,6 +3,7 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use signoff::clock::Clock;
 
 use super::helpers::*;
 use crate::helpers::*;
@@ -379,4 +380,198 @@ async fn racing_reassignments_of_one_seat_give_one_holder() {
         .filter(|t| *t == "approval.reassigned")
         .count();
     assert_eq!(reassigned, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Add an approver
+
+#[tokio::test]
+async fn an_administrator_adds_an_approver_who_is_asked_and_counted() {
+    let app = spawn_app().await;
+    people(&app, &["u-1", "u-2", "u-9"]).await;
+    let id = asked(&app, &["u-1", "u-2"], json!({"type": "all"})).await;
+    let a = app
+        .post(
+            &format!("/v1/approvals/{id}/approvers"),
+            json!({"group": "approvers", "approver_id": "u-9", "actor_id": "admin-1"}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let g = &a.body["stages"][0]["groups"][0];
+    assert_eq!(
+        (g["required"].clone(), g["pending"].clone()),
+        (json!(3), json!(3))
+    );
+    assert_eq!(task(&a.body, 0, "u-9")["state"], "pending");
+    let evs = events(&app, &id).await;
+    let ev = evs.last().unwrap();
+    assert_eq!(ev["type"], "approval.approver_added");
+    assert_eq!(ev["data"]["detail"]["group"], "approvers");
+    assert_eq!(ev["data"]["detail"]["approver_id"], "u-9");
+    assert_eq!(recipient_ids(ev), strings(&["u-9"]));
+    decided(&app, &id, "u-1", "approve").await;
+    let v = decided(&app, &id, "u-2", "approve").await;
+    assert_eq!(v["state"], "pending", "the newcomer counts");
+    let link = link_of(&app, &id, "approval.approver_added", "u-9").await;
+    let a = anon(
+        &app,
+        Method::POST,
+        &format!("/v1/links/{link}"),
+        Some(json!({"decision": "approve"})),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(view(&app, &id).await["state"], "approved");
+}
+
+#[tokio::test]
+async fn adding_is_refused_with_a_reason_and_approvers_need_the_process_to_allow_it() {
+    let app = spawn_app().await;
+    people(&app, &["u-1", "u-2", "u-9"]).await;
+    let open = new_process(
+        &app,
+        process(
+            "Open group",
+            json!({"allow_add_approver": true}),
+            vec![stage(
+                "S",
+                "all",
+                vec![group("cab", listed(&["u-1", "u-2"]), count(2))],
+            )],
+        ),
+    )
+    .await;
+    let closed = new_process(
+        &app,
+        one_group_process("Closed group", listed(&["u-1", "u-2"]), count(2)),
+    )
+    .await;
+    let open_id = id_of(&from_process(&app, "T-1", &open).await);
+    let closed_id = id_of(&from_process(&app, "T-2", &closed).await);
+    let add = |id: &str, body: Value| {
+        let path = format!("/v1/approvals/{id}/approvers");
+        let tok = token(TENANT, "approvals:read approvals:decide");
+        let app = &app;
+        async move {
+            app.call_as(&tok, Method::POST, &path, Some(body), &[])
+                .await
+        }
+    };
+    for (who, reason) in [
+        ("req", "party"),
+        ("u-2", "already_seated"),
+        ("ghost", "unknown_principal"),
+    ] {
+        let a = add(
+            &open_id,
+            json!({"group": "cab", "approver_id": who, "actor_id": "u-1"}),
+        )
+        .await;
+        a.assert_problem(422, "invalid_approver");
+        assert_eq!(a.body["reason"], reason, "{}", a.text);
+    }
+    let a = add(
+        &open_id,
+        json!({"group": "nope", "approver_id": "u-9", "actor_id": "u-1"}),
+    )
+    .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    assert_eq!(a.error_fields(), vec!["group"]);
+    add(
+        &open_id,
+        json!({"group": "cab", "approver_id": "u-9", "actor_id": "stranger"}),
+    )
+    .await
+    .assert_problem(403, "not_an_approver");
+    add(
+        &closed_id,
+        json!({"group": "approvers", "approver_id": "u-9", "actor_id": "u-1"}),
+    )
+    .await
+    .assert_problem(403, "add_approver_not_allowed");
+    let a = add(
+        &open_id,
+        json!({"group": "cab", "approver_id": "u-9", "actor_id": "u-1"}),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    // A `count` stays as it was.
+    assert_eq!(a.body["stages"][0]["groups"][0]["required"], 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Revoke
+
+#[tokio::test]
+async fn an_answer_is_taken_back_within_the_window_and_the_seat_gets_fresh_links() {
+    let app = spawn_app_with_clock(&[], Clock::manual(chrono::Utc::now())).await;
+    people(&app, &["u-1", "u-2"]).await;
+    let pid = new_process(
+        &app,
+        process(
+            "Revocable",
+            json!({"revoke_window": "PT1H"}),
+            vec![stage(
+                "S",
+                "all",
+                vec![group("g", listed(&["u-1", "u-2"]), json!({"type": "all"}))],
+            )],
+        ),
+    )
+    .await;
+    let id = id_of(&from_process(&app, "T-1", &pid).await);
+    decided(&app, &id, "u-1", "approve").await;
+    let revoke = |body: Value| {
+        let path = format!("/v1/approvals/{id}/decisions/revoke");
+        let app = &app;
+        async move { app.post(&path, body).await }
+    };
+    let a = revoke(json!({"approver_id": "u-2"})).await;
+    a.assert_problem(409, "revoke_not_allowed");
+    assert_eq!(a.body["reason"], "nothing_to_revoke");
+    let a = revoke(json!({"approver_id": "u-1"})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(task(&a.body, 0, "u-1")["state"], "pending");
+    assert_eq!(a.body["stages"][0]["groups"][0]["approved"], 0);
+    let evs = events(&app, &id).await;
+    let ev = evs.last().unwrap();
+    assert_eq!(ev["type"], "approval.decision_revoked");
+    assert_eq!(ev["data"]["detail"]["decision"], "approve");
+    assert_eq!(recipient_ids(ev), strings(&["u-1"]));
+    // The fresh link decides; an hour and a minute later the answer is final.
+    let link = link_of(&app, &id, "approval.decision_revoked", "u-1").await;
+    let a = anon(
+        &app,
+        Method::POST,
+        &format!("/v1/links/{link}"),
+        Some(json!({"decision": "reject", "comment": "changed my mind"})),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(view(&app, &id).await["state"], "rejected");
+
+    let id = id_of(&from_process(&app, "T-2", &pid).await);
+    decided(&app, &id, "u-1", "approve").await;
+    app.clock.advance(chrono::Duration::minutes(61));
+    let path = format!("/v1/approvals/{id}/decisions/revoke");
+    let a = app.post(&path, json!({"approver_id": "u-1"})).await;
+    a.assert_problem(409, "revoke_not_allowed");
+    assert_eq!(a.body["reason"], "window_passed");
+
+    // Without a window, answers are final.
+    let plain = new_process(
+        &app,
+        one_group_process("Final", listed(&["u-1", "u-2"]), count(2)),
+    )
+    .await;
+    let id = id_of(&from_process(&app, "T-3", &plain).await);
+    decided(&app, &id, "u-1", "approve").await;
+    let a = app
+        .post(
+            &format!("/v1/approvals/{id}/decisions/revoke"),
+            json!({"approver_id": "u-1"}),
+        )
+        .await;
+    a.assert_problem(409, "revoke_not_allowed");
+    assert_eq!(a.body["reason"], "not_allowed");
 }
