@@ -19,7 +19,7 @@ use crate::db::Db;
 use crate::domain::engine::Verdict;
 use crate::domain::validate::FieldError;
 use crate::error::{AppError, AppResult};
-use crate::service::approvals::{self as svc, DecisionInput};
+use crate::service::approvals::{self as svc, DecisionBody, DecisionInput};
 use crate::service::store::Ctx;
 use crate::service::view::ApprovalView;
 
@@ -86,7 +86,10 @@ pub const MAX_BULK: usize = 100;
 /// 403 `not_an_approver` for someone not asked in the running stage, 409 `already_decided` for
 /// a second answer, 409 `approval_closed` once the approval has ended, 422 when the process
 /// requires a comment to reject. Concurrent decisions are serialised on the approval: exactly
-/// one outcome. Honours `Idempotency-Key`.
+/// one outcome. `"decision": "abstain"` (with a `comment`, not on someone's behalf) steps out
+/// where the process allows it (`settings.allow_abstain`, else 422 `abstain_not_allowed`): the
+/// approver's groups then count the members who remain (`approval.abstained`). Honours
+/// `Idempotency-Key`.
 #[utoipa::path(
     tag = "approvals",
     params(
@@ -99,7 +102,7 @@ pub const MAX_BULK: usize = 100;
         (status = 403, description = "Missing `approvals:decide` scope, not an approver (`not_an_approver`), not a substitute (`not_a_substitute`), already answered in this stage (`double_answer`), the requester or requested_by (`self_approval_not_allowed`), or inactive (`inactive_principal`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such approval", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already decided (`already_decided`) or closed (`approval_closed`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid body, or a comment is required to reject", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body, a comment is required (to reject, or to abstain), or the process does not allow abstaining (`abstain_not_allowed`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["approvals:decide"]))
 )]
@@ -114,7 +117,20 @@ pub async fn decide(
 ) -> AppResult<HttpResponse> {
     caller.require(Scope::ApprovalsDecide)?;
     let id = parse_id(&id)?;
-    let input = DecisionInput::parse(&body).map_err(AppError::invalid)?;
+    let input = match DecisionBody::parse(&body).map_err(AppError::invalid)? {
+        DecisionBody::Answer(input) => input,
+        DecisionBody::Abstain {
+            approver_id,
+            comment,
+        } => {
+            let tenant = caller.tenant.clone();
+            return idempotency::run(&db, &caller, &req, &body, move |c| {
+                let loaded = svc::abstain(c, &tenant, id, &approver_id, comment.as_deref(), &ctx)?;
+                Answer::of(StatusCode::OK, &loaded.view())
+            })
+            .await;
+        }
+    };
     let tenant = caller.tenant.clone();
     idempotency::run_atomic(&db, &caller, &req, &body, move |c, in_transaction| {
         let loaded = if in_transaction {

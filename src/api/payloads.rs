@@ -173,6 +173,14 @@ pub struct ApproverAddedDetail {
     pub actor_id: Option<String>,
 }
 
+/// `approval.abstained`: an approver stepped out of the decision.
+#[derive(Serialize, ToSchema)]
+pub struct AbstainedDetail {
+    pub stage: u32,
+    pub approver_id: String,
+    pub comment: String,
+}
+
 /// `approval.decision_revoked`: an answer was taken back.
 #[derive(Serialize, ToSchema)]
 pub struct DecisionRevokedDetail {
@@ -277,6 +285,11 @@ approval_data!(
     "`data` of `approval.cancelled`."
 );
 approval_data!(
+    AbstainedData,
+    AbstainedDetail,
+    "`data` of `approval.abstained`."
+);
+approval_data!(
     WithdrawnData,
     WithdrawnDetail,
     "`data` of `approval.withdrawn`."
@@ -321,6 +334,7 @@ pub struct ProcessExpiredData {
     OutcomeData,
     CancelledData,
     WithdrawnData,
+    AbstainedData,
     ReassignedData,
     ApproverAddedData,
     DecisionRevokedData,

@@ -56,5 +56,6 @@ pub const EVENT_TYPES: &[&str] = &[
     "approval.reassigned",
     "approval.approver_added",
     "approval.decision_revoked",
+    "approval.abstained",
     "process.expired",
 ];

@@ -187,7 +187,7 @@ async fn every_delivered_event_validates_against_its_webhook_schema() {
     let revocable = app
         .post(
             "/v1/processes",
-            json!({"name": "Revocable", "settings": {"revoke_window": "PT1H"},
+            json!({"name": "Revocable", "settings": {"revoke_window": "PT1H", "allow_abstain": true},
                    "stages": [{"name": "S", "groups": [{"name": "g",
                        "source": {"type": "principals", "ids": ["u-1", "u-2"]},
                        "require": {"type": "all"}}]}]}),
@@ -204,6 +204,13 @@ async fn every_delivered_event_validates_against_its_webhook_schema() {
         .post(
             &format!("/v1/approvals/{revoked}/decisions/revoke"),
             json!({"approver_id": "u-1"}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let r = app
+        .post(
+            &format!("/v1/approvals/{revoked}/decisions"),
+            json!({"approver_id": "u-2", "decision": "abstain", "comment": "conflict"}),
         )
         .await;
     assert!(r.status.is_success(), "{}", r.text);

@@ -4,6 +4,7 @@
 /// Every `Problem.code` signoff sends. New codes may be added; clients must treat an unknown
 /// code like the status it came with.
 pub const PROBLEM_CODES: &[&str] = &[
+    "abstain_not_allowed",
     "add_approver_not_allowed",
     "already_decided",
     "approval_closed",

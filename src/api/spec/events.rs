@@ -76,6 +76,12 @@ the old approver's links no longer work.",
 `data.recipients`.",
     ),
     (
+        "approval.abstained",
+        "AbstainedData",
+        "An approver stepped out of the decision with a comment; their groups count the \
+members who remain.",
+    ),
+    (
         "process.expired",
         "ProcessExpiredData",
         "A process passed its `expires_at` and disabled itself; `data.process` says which.",

@@ -168,6 +168,82 @@ impl Approval {
         }])
     }
 
+    /// `approver_id` steps out of the running stage with `comment` (the process allows it:
+    /// the caller's check). Each undecided group they sit in takes its requirement over the
+    /// members who remain: `all`, `majority` and `percent` are recomputed; a `count` that the
+    /// rest can no longer meet is lowered with `when_short: cap`, and otherwise (or when nobody
+    /// remains) rejects the group, and a stage that this rejects ends with reason
+    /// `not_enough_approvers`: never an approval on fewer people than asked for, nor on
+    /// nobody's word. Then the stage is evaluated, as after
+    /// an answer.
+    pub fn abstain(
+        &mut self,
+        approver_id: &str,
+        comment: Option<String>,
+        now: DateTime<Utc>,
+        directory: &mut dyn super::Resolve,
+    ) -> Result<Vec<Effect>, EngineError> {
+        let stage = self.running_stage().ok_or(EngineError::Closed)?;
+        if self.parties.excludes(approver_id, self.policy).is_some() {
+            return Err(EngineError::SelfApproval);
+        }
+        let (_, index) = self.pending_seat(approver_id)?;
+        let Some(comment) = comment.filter(|c| !c.trim().is_empty()) else {
+            return Err(EngineError::CommentRequired);
+        };
+        let task = &mut self.tasks[index];
+        task.state = TaskState::Abstained;
+        task.decided_at = Some(now);
+        task.comment = Some(comment.clone());
+        task.actor_id = Some(approver_id.to_string());
+        let mut short = Vec::new();
+        let cap = self.policy.when_short == crate::domain::process::WhenShort::Cap;
+        for (g, plan) in self.plan[stage].groups.iter_mut().enumerate() {
+            let Some(at) = plan.members.iter().position(|m| m == approver_id) else {
+                continue;
+            };
+            plan.members.remove(at);
+            if self.stages[stage].groups[g] != GroupStatus::Pending {
+                continue;
+            }
+            let left = plan.members.len();
+            match plan.require.rule {
+                _ if left == 0 => short.push(g),
+                Rule::All | Rule::Majority | Rule::Percent { .. } => {
+                    plan.required = Some(required(plan.require.rule, left));
+                }
+                Rule::Count { .. } if plan.required() > left => {
+                    if cap {
+                        plan.capped_from.get_or_insert(plan.required());
+                        plan.required = Some(left);
+                    } else {
+                        short.push(g);
+                    }
+                }
+                Rule::Count { .. } | Rule::FirstReply => {}
+            }
+        }
+        let mut effects = vec![Effect::Abstained {
+            stage,
+            approver_id: approver_id.to_string(),
+            comment,
+        }];
+        // A group that can no longer reach its count is rejected; its stage then ends as its
+        // groups combine (an `any` stage may still be approved by another group).
+        for &g in &short {
+            self.stages[stage].groups[g] = GroupStatus::Rejected;
+        }
+        if let Some(verdict) = self.evaluate_stage(stage) {
+            let reason = if verdict == Verdict::Reject && !short.is_empty() {
+                OutcomeReason::NotEnoughApprovers
+            } else {
+                OutcomeReason::Decisions
+            };
+            self.conclude(stage, verdict, reason, now, directory, &mut effects);
+        }
+        Ok(effects)
+    }
+
     /// May `who` take a seat in `stage`? Not a party (unless the process allows
     /// self-approval), not seated there already, and not someone who answered there, for
     /// themselves or for another: one person, one answer.

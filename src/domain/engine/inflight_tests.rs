@@ -305,6 +305,165 @@ fn an_answer_is_taken_back_only_by_its_giver_within_the_window_before_it_counts(
     );
 }
 
+fn with_policy(members: &[&str], need: Rule, cap: bool) -> Approval {
+    let plan = vec![stage(
+        "S",
+        Combine::All,
+        vec![group("g", rule(need), members)],
+    )];
+    let policy = Policy {
+        when_short: if cap {
+            crate::domain::process::WhenShort::Cap
+        } else {
+            crate::domain::process::WhenShort::Refuse
+        },
+        ..Policy::default()
+    };
+    let (a, _) = Approval::start(plan, policy, parties(), t0(), &mut FromPlan).unwrap();
+    a
+}
+
+#[test]
+fn abstaining_takes_each_requirement_over_the_members_who_remain() {
+    // (rule, members, approvals given before, cap?) → state after `a` abstains, required after.
+    type Case<'a> = (
+        Rule,
+        &'a [&'a str],
+        &'a [&'a str],
+        bool,
+        ApprovalStatus,
+        usize,
+    );
+    let table: &[Case] = &[
+        // `all` of three, two approved: the third steps out and the rest is everyone.
+        (
+            Rule::All,
+            &["a", "b", "c"],
+            &["b", "c"],
+            false,
+            ApprovalStatus::Approved,
+            2,
+        ),
+        (
+            Rule::All,
+            &["a", "b", "c"],
+            &["b"],
+            false,
+            ApprovalStatus::Pending,
+            2,
+        ),
+        // a majority of four is 3; of the three who remain, 2.
+        (
+            Rule::Majority,
+            &["a", "b", "c", "d"],
+            &["b", "c"],
+            false,
+            ApprovalStatus::Approved,
+            2,
+        ),
+        // `count: 2` of three still meetable by the two who remain.
+        (
+            Rule::Count { count: 2 },
+            &["a", "b", "c"],
+            &["b"],
+            false,
+            ApprovalStatus::Pending,
+            2,
+        ),
+        // `count: 2` of two: no longer meetable; refuse rejects, cap lowers it.
+        (
+            Rule::Count { count: 2 },
+            &["a", "b"],
+            &[],
+            false,
+            ApprovalStatus::Rejected,
+            2,
+        ),
+        (
+            Rule::Count { count: 2 },
+            &["a", "b"],
+            &[],
+            true,
+            ApprovalStatus::Pending,
+            1,
+        ),
+        (
+            Rule::Count { count: 2 },
+            &["a", "b"],
+            &["b"],
+            true,
+            ApprovalStatus::Approved,
+            1,
+        ),
+        // Nobody left: never an approval on nobody's word, cap or not.
+        (Rule::All, &["a"], &[], true, ApprovalStatus::Rejected, 1),
+        (
+            Rule::FirstReply,
+            &["a"],
+            &[],
+            false,
+            ApprovalStatus::Rejected,
+            1,
+        ),
+    ];
+    for (need, members, before, cap, state, required_after) in table {
+        let mut a = with_policy(members, *need, *cap);
+        for who in *before {
+            a.decide(who, who, Approve, None, t0(), &mut FromPlan)
+                .unwrap();
+        }
+        let effects = a
+            .abstain(
+                "a",
+                Some("conflict of interest".into()),
+                t0(),
+                &mut FromPlan,
+            )
+            .unwrap();
+        assert_eq!(
+            effects[0],
+            Effect::Abstained {
+                stage: 0,
+                approver_id: "a".into(),
+                comment: "conflict of interest".into(),
+            }
+        );
+        let case = format!("{need:?} {members:?} {before:?} cap={cap}");
+        assert_eq!(a.status, *state, "{case}");
+        assert_eq!(task(&a, "a").state, TaskState::Abstained, "{case}");
+        assert_eq!(a.plan[0].groups[0].required(), *required_after, "{case}");
+        if *state == ApprovalStatus::Rejected {
+            let outcome = a.outcome.clone().unwrap();
+            assert_eq!(outcome.reason, OutcomeReason::NotEnoughApprovers, "{case}");
+        }
+    }
+}
+
+#[test]
+fn an_abstention_needs_a_comment_a_pending_seat_and_not_a_party() {
+    let mut a = approval(&["a", "b"], Rule::All);
+    let before = a.clone();
+    assert_eq!(
+        a.abstain("a", Some("  ".into()), t0(), &mut FromPlan),
+        Err(EngineError::CommentRequired)
+    );
+    assert_eq!(
+        a.abstain("req", Some("x".into()), t0(), &mut FromPlan),
+        Err(EngineError::SelfApproval)
+    );
+    assert_eq!(
+        a.abstain("z", Some("x".into()), t0(), &mut FromPlan),
+        Err(EngineError::NotAnApprover)
+    );
+    assert_eq!(a, before);
+    a.decide("a", "a", Approve, None, t0(), &mut FromPlan)
+        .unwrap();
+    assert_eq!(
+        a.abstain("a", Some("x".into()), t0(), &mut FromPlan),
+        Err(EngineError::AlreadyDecided)
+    );
+}
+
 /// Principals p-0..p-5 may sit in the group; p-6..p-8 never do; `req` and `asker` are parties.
 const POOL: usize = 9;
 
@@ -315,6 +474,7 @@ enum Op {
     ReassignToParty(usize),
     Add(usize),
     Revoke(usize),
+    Abstain(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -324,6 +484,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..POOL).prop_map(Op::ReassignToParty),
         2 => (0..POOL).prop_map(Op::Add),
         2 => (0..POOL).prop_map(Op::Revoke),
+        2 => (0..POOL).prop_map(Op::Abstain),
     ]
 }
 
@@ -357,6 +518,18 @@ fn task_of<'a>(a: &'a Approval, who: &str) -> &'a Task {
 }
 
 fn check(a: &Approval) -> Result<(), TestCaseError> {
+    // No group is approved on fewer distinct approvals than it requires, nor on nobody's.
+    for (s, state) in a.stages.iter().enumerate() {
+        for (g, status) in state.groups.iter().enumerate() {
+            if *status == GroupStatus::Approved {
+                let tally = a.group_tally(s, g).unwrap();
+                prop_assert!(tally.approved >= tally.required.max(1), "{:?}", tally);
+            }
+        }
+    }
+    if a.status == ApprovalStatus::Approved {
+        prop_assert!(a.tasks.iter().any(|t| t.verdict == Some(Approve)));
+    }
     let mut seen = BTreeSet::new();
     for t in &a.tasks {
         prop_assert!(seen.insert((t.stage, t.approver_id.clone())), "two seats");
@@ -406,6 +579,7 @@ proptest! {
                 Op::ReassignToParty(f) => a.reassign(&p(f), "req", None, None, t0()),
                 Op::Add(w) => a.add_approver("g", &p(w), None),
                 Op::Revoke(w) => a.revoke(&p(w), &p(w), Some(Duration::hours(1)), t0()),
+                Op::Abstain(w) => a.abstain(&p(w), Some("out".into()), t0(), &mut FromPlan),
             };
             match (&got, op) {
                 (Err(_), _) => prop_assert_eq!(&a, &before),

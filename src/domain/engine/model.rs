@@ -75,6 +75,9 @@ pub enum TaskState {
     Reused,
     /// The seat was handed to someone else ([`Reassignment`]); its links stop working.
     Reassigned,
+    /// The approver stepped out of the decision, with a comment; their groups' requirements
+    /// are taken over the members who remain.
+    Abstained,
 }
 
 /// One approver's answer.
@@ -398,6 +401,12 @@ pub enum Effect {
         approver_id: String,
         actor_id: String,
         verdict: Verdict,
+    },
+    /// An approver stepped out: `approval.abstained`.
+    Abstained {
+        stage: usize,
+        approver_id: String,
+        comment: String,
     },
     /// A pending seat moved from one person to another: `approval.reassigned`.
     Reassigned {

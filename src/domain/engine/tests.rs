@@ -1601,7 +1601,10 @@ fn check_invariants(a: &Approval) -> Result<(), TestCaseError> {
         let expected = match t.state {
             TaskState::Approved => Some(Approve),
             TaskState::Rejected => Some(Reject),
-            TaskState::Pending | TaskState::Superseded | TaskState::Reassigned => None,
+            TaskState::Pending
+            | TaskState::Superseded
+            | TaskState::Reassigned
+            | TaskState::Abstained => None,
             TaskState::Reused => t.verdict,
         };
         prop_assert_eq!(t.verdict, expected);

@@ -71,6 +71,8 @@ pub struct ProcessSettings {
     /// May an approver of the running stage add someone to one of its groups
     /// (`POST /v1/approvals/{id}/approvers`)? Administrators always may.
     pub allow_add_approver: bool,
+    /// May an approver step out of the decision with a comment (`"decision": "abstain"`)?
+    pub allow_abstain: bool,
     /// How long after answering a person may take their answer back
     /// (`POST /v1/approvals/{id}/decisions/revoke`), while it has not decided its group. None:
     /// answers are final.
@@ -89,6 +91,7 @@ impl Default for ProcessSettings {
             when_short: WhenShort::Refuse,
             allow_reassign: true,
             allow_add_approver: false,
+            allow_abstain: false,
             revoke_window: None,
         }
     }

@@ -24,6 +24,7 @@ pub(super) fn read_settings(f: &mut Faults, v: &Value) -> Option<ProcessSettings
             "when_short",
             "allow_reassign",
             "allow_add_approver",
+            "allow_abstain",
             "revoke_window",
         ],
     );
@@ -49,6 +50,7 @@ pub(super) fn read_settings(f: &mut Faults, v: &Value) -> Option<ProcessSettings
         allow_add_approver: f
             .opt(m, p, "allow_add_approver")
             .unwrap_or(d.allow_add_approver),
+        allow_abstain: f.opt(m, p, "allow_abstain").unwrap_or(d.allow_abstain),
         revoke_window: match m.get("revoke_window") {
             None | Some(Value::Null) => None,
             Some(_) => Some(positive_duration(f, m, p, "revoke_window", true)?),

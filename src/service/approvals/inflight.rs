@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::db::principals;
 use crate::domain::engine::{ApprovalStatus, EngineError, SeatRefusal};
 use crate::error::{AppError, AppResult};
-use crate::service::store::{Ctx, EventContext, Loaded, load, save};
+use crate::service::store::{Ctx, EventContext, Loaded, load, run_engine, save};
 use crate::service::view::AdminAction;
 
 /// `POST /v1/approvals/{id}/withdraw`: the ticket's requester or the approval's
@@ -253,4 +253,48 @@ fn not_seatable(code: &str, who: &str, why: SeatRefusal) -> AppError {
         format!("{who} cannot take a seat: {who} {}", why.text()),
     )
     .with("reason", serde_json::json!(why))
+}
+
+/// `"decision": "abstain"` on `POST /v1/approvals/{id}/decisions`: `approver` steps out of
+/// the running stage with a comment, where the process allows it (`settings.allow_abstain`;
+/// 422 `abstain_not_allowed` otherwise). The approver must be active, as for an answer.
+pub fn abstain(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+    approver: &str,
+    comment: Option<&str>,
+    ctx: &Ctx,
+) -> AppResult<Loaded> {
+    let mut loaded = load(conn, tenant, id, true)?;
+    if loaded.stored.approval.status != ApprovalStatus::Pending {
+        return Err(AppError::from(EngineError::Closed));
+    }
+    if !loaded.definition.settings.allow_abstain {
+        return Err(AppError::unprocessable(
+            "abstain_not_allowed",
+            "this process does not let approvers abstain (`settings.allow_abstain`)",
+        ));
+    }
+    let seated = loaded.stored.approval.pending_seat(approver).is_ok();
+    let active = matches!(principals::find(conn, tenant, approver), Ok(p) if p.active);
+    if seated && !active {
+        return Err(AppError::forbidden(
+            "inactive_principal",
+            format!("{approver} is not an active principal of the directory and may not abstain"),
+        ));
+    }
+    let comment = comment.map(str::to_string);
+    let effects = run_engine(conn, &mut loaded, ctx.now, |approval, directory| {
+        approval.abstain(approver, comment, ctx.now, directory)
+    })?
+    .map_err(|e| match e {
+        EngineError::CommentRequired => {
+            AppError::invalid_field("comment", "an abstention needs a comment")
+                .with("code_detail", "comment_required")
+        }
+        other => AppError::from(other),
+    })?;
+    save(conn, &mut loaded, &effects, &EventContext::default(), ctx)?;
+    Ok(loaded)
 }

@@ -244,12 +244,56 @@ pub fn read_ticket_facts(f: &mut Faults, m: &Map<String, Value>, path: &str) -> 
     }
 }
 
+/// What `POST /v1/approvals/{id}/decisions` may say: an answer, or stepping out.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionChoice {
+    Approve,
+    Reject,
+    /// Step out of the decision, with a comment, where the process allows it
+    /// (`settings.allow_abstain`); not on someone's behalf.
+    Abstain,
+}
+
+/// A decisions body: an answer, or an abstention.
+#[derive(Clone, Debug)]
+pub enum DecisionBody {
+    Answer(DecisionInput),
+    Abstain {
+        approver_id: String,
+        comment: Option<String>,
+    },
+}
+
+impl DecisionBody {
+    /// Reads the body of `POST /v1/approvals/{id}/decisions`.
+    pub fn parse(body: &Value) -> Result<Self, Vec<FieldError>> {
+        if body.get("decision").and_then(Value::as_str) != Some("abstain") {
+            return DecisionInput::parse(body).map(DecisionBody::Answer);
+        }
+        let mut answer = body.clone();
+        answer["decision"] = Value::from("approve");
+        let read = DecisionInput::parse(&answer)?;
+        if read.on_behalf_of.is_some() {
+            return Err(vec![FieldError {
+                field: "on_behalf_of".into(),
+                message: "an approver abstains only for themselves".into(),
+            }]);
+        }
+        Ok(DecisionBody::Abstain {
+            approver_id: read.approver_id,
+            comment: read.comment,
+        })
+    }
+}
+
 /// The body of `POST /v1/approvals/{id}/decisions`.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 pub struct DecisionInput {
     /// Who is deciding.
     #[schema(example = "u-42")]
     pub approver_id: String,
+    #[schema(value_type = DecisionChoice)]
     pub decision: Verdict,
     #[serde(default)]
     pub comment: Option<String>,

@@ -57,6 +57,7 @@ pub(super) fn event_type(effect: &Effect) -> Option<&'static str> {
         Effect::Withdrawn { .. } => "approval.withdrawn",
         Effect::Reassigned { .. } => "approval.reassigned",
         Effect::ApproverAdded { .. } => "approval.approver_added",
+        Effect::Abstained { .. } => "approval.abstained",
         Effect::DecisionRevoked { .. } => "approval.decision_revoked",
         Effect::StageEnded { .. }
         | Effect::StageSkipped { .. }
@@ -343,6 +344,14 @@ pub(super) fn build_events(
                     Some(r),
                 )
             }
+            Effect::Abstained {
+                stage,
+                approver_id,
+                comment,
+            } => (
+                json!({"stage": stage, "approver_id": approver_id, "comment": comment}),
+                None,
+            ),
             Effect::DecisionRevoked {
                 stage,
                 approver_id,

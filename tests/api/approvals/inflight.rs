@@ -575,3 +575,106 @@ async fn an_answer_is_taken_back_within_the_window_and_the_seat_gets_fresh_links
     a.assert_problem(409, "revoke_not_allowed");
     assert_eq!(a.body["reason"], "not_allowed");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Abstain
+
+#[tokio::test]
+async fn an_approver_abstains_where_allowed_and_the_rest_decide() {
+    let app = spawn_app().await;
+    people(&app, &["u-1", "u-2", "u-3"]).await;
+    let pid = new_process(
+        &app,
+        process(
+            "Abstainable",
+            json!({"allow_abstain": true}),
+            vec![stage(
+                "S",
+                "all",
+                vec![group(
+                    "g",
+                    listed(&["u-1", "u-2", "u-3"]),
+                    json!({"type": "all"}),
+                )],
+            )],
+        ),
+    )
+    .await;
+    let id = id_of(&from_process(&app, "T-1", &pid).await);
+    let abstain = |who: &str, comment: Value| {
+        let path = format!("/v1/approvals/{id}/decisions");
+        let body = json!({"approver_id": who, "decision": "abstain", "comment": comment});
+        let app = &app;
+        async move { app.post(&path, body).await }
+    };
+    let a = abstain("u-1", json!(null)).await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    assert_eq!(a.error_fields(), vec!["comment"]);
+    let a = app
+        .post(
+            &format!("/v1/approvals/{id}/decisions"),
+            json!({"approver_id": "u-2", "decision": "abstain", "comment": "x", "on_behalf_of": "u-1"}),
+        )
+        .await;
+    assert_eq!(a.error_fields(), vec!["on_behalf_of"], "{}", a.text);
+    decided(&app, &id, "u-2", "approve").await;
+    decided(&app, &id, "u-3", "approve").await;
+    let a = abstain("u-1", json!("I sold them this laptop")).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["state"], "approved");
+    assert_eq!(task(&a.body, 0, "u-1")["state"], "abstained");
+    assert_eq!(
+        task(&a.body, 0, "u-1")["comment"],
+        "I sold them this laptop"
+    );
+    assert_eq!(a.body["stages"][0]["groups"][0]["required"], 2);
+    let types = event_types(&app, &id).await;
+    let at = types
+        .iter()
+        .position(|t| t == "approval.abstained")
+        .expect("abstained");
+    assert_eq!(types[at + 1], "approval.approved");
+
+    // Where the process does not allow it, or once the approval is closed.
+    let plain = new_process(&app, one_group_process("Plain", listed(&["u-1"]), count(1))).await;
+    let other = id_of(&from_process(&app, "T-2", &plain).await);
+    app.post(
+        &format!("/v1/approvals/{other}/decisions"),
+        json!({"approver_id": "u-1", "decision": "abstain", "comment": "x"}),
+    )
+    .await
+    .assert_problem(422, "abstain_not_allowed");
+    abstain("u-2", json!("late"))
+        .await
+        .assert_problem(409, "approval_closed");
+}
+
+#[tokio::test]
+async fn an_abstention_that_leaves_a_count_unreachable_rejects_as_not_enough_approvers() {
+    let app = spawn_app().await;
+    people(&app, &["u-1", "u-2"]).await;
+    let pid = new_process(
+        &app,
+        process(
+            "Two of two",
+            json!({"allow_abstain": true}),
+            vec![stage(
+                "S",
+                "all",
+                vec![group("g", listed(&["u-1", "u-2"]), count(2))],
+            )],
+        ),
+    )
+    .await;
+    let id = id_of(&from_process(&app, "T-1", &pid).await);
+    let a = app
+        .post(
+            &format!("/v1/approvals/{id}/decisions"),
+            json!({"approver_id": "u-1", "decision": "abstain", "comment": "on leave"}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["state"], "rejected");
+    assert_eq!(a.body["outcome"]["reason"], "not_enough_approvers");
+    assert_eq!(a.body["outcome"]["status_to_set"], "proc-rejected");
+}
