@@ -154,8 +154,9 @@ pub struct ReassignedDetail {
     pub from: String,
     /// Who holds it now; `recipients` carries their links.
     pub to: String,
-    /// `reassign`.
-    pub reason: String,
+    /// `reassign` (by its holder or an administrator) or `escalation` (at the stage's deadline,
+    /// to the approver's manager).
+    pub reason: crate::domain::engine::ReassignReason,
     /// Who moved it: `from`, or an administrator's `actor_id` (null when none was given).
     pub actor_id: Option<String>,
     pub comment: Option<String>,

@@ -7,10 +7,14 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::db::models::TimerRow;
+use crate::db::principals;
 use crate::db::time as q;
 use crate::domain::engine::ApprovalStatus;
+use crate::domain::process::TimeoutDef;
 use crate::error::{AppError, AppResult};
-use crate::service::store::{Ctx, EventContext, MAX_REMINDERS, load, run_engine, save, timer};
+use crate::service::store::{
+    Ctx, EventContext, Loaded, MAX_REMINDERS, load, restart_deadline, run_engine, save, timer,
+};
 
 /// Fires one due timer, if there is one; `Ok(false)` when none is due.
 pub fn fire_next(conn: &mut PgConnection, ctx: &Ctx) -> AppResult<bool> {
@@ -41,13 +45,16 @@ fn act(conn: &mut PgConnection, t: &TimerRow, ctx: &Ctx) -> AppResult<()> {
     }
     match t.kind.as_str() {
         "stage_timeout" => {
-            let outcome = loaded.definition.stages[stage]
+            let timeout = loaded.definition.stages[stage]
                 .timeout
-                .as_ref()
-                .map(|to| to.outcome)
+                .clone()
                 .ok_or_else(|| {
                     AppError::Internal(anyhow::anyhow!("timeout timer without a timeout"))
                 })?;
+            if escalate(conn, &mut loaded, stage, &timeout, t.seq, ctx)? {
+                return Ok(());
+            }
+            let outcome = timeout.outcome;
             let now = ctx.now;
             let effects = run_engine(conn, &mut loaded, now, |approval, directory| {
                 approval.time_out(stage, outcome, now, directory)
@@ -97,6 +104,62 @@ fn act(conn: &mut PgConnection, t: &TimerRow, ctx: &Ctx) -> AppResult<()> {
         other => tracing::warn!(kind = other, "unknown timer kind"),
     }
     Ok(())
+}
+
+/// At a deadline with `escalate` levels left: each pending seat whose approver has a manager
+/// who may sit moves up to them (`approval.reassigned`, reason `escalation`), and the deadline
+/// starts again. False (the timeout's outcome then applies) when the levels are spent or no
+/// seat could move.
+fn escalate(
+    conn: &mut PgConnection,
+    loaded: &mut Loaded,
+    stage: usize,
+    timeout: &TimeoutDef,
+    seq: i32,
+    ctx: &Ctx,
+) -> AppResult<bool> {
+    let Some(esc) = &timeout.escalate else {
+        return Ok(false);
+    };
+    let done = loaded.stored.escalations.get(stage).copied().unwrap_or(0);
+    if done >= esc.levels {
+        return Ok(false);
+    }
+    let pending = loaded.stored.approval.pending_approvers();
+    let tenant = loaded.row.tenant_id.clone();
+    let people = principals::find_many(conn, &tenant, &pending)?;
+    let managers: Vec<String> = people.iter().filter_map(|p| p.manager_id.clone()).collect();
+    let manager_rows = principals::find_many(conn, &tenant, &managers)?;
+    let mut effects = Vec::new();
+    for p in &people {
+        let Some(m) = manager_rows
+            .iter()
+            .find(|m| Some(&m.id) == p.manager_id.as_ref() && m.active)
+        else {
+            continue;
+        };
+        // A manager who may not sit (a party, already seated or answering) is passed over:
+        // the seat stays where it is.
+        if let Ok(moved) = loaded.stored.approval.escalate_seat(&p.id, &m.id, ctx.now) {
+            loaded
+                .stored
+                .names
+                .insert(m.id.clone(), m.display_name.clone());
+            effects.extend(moved);
+        }
+    }
+    if effects.is_empty() {
+        return Ok(false);
+    }
+    if loaded.stored.escalations.len() <= stage {
+        loaded.stored.escalations.resize(stage + 1, 0);
+    }
+    loaded.stored.escalations[stage] = done + 1;
+    let next = restart_deadline(conn, loaded, stage, seq + 1, ctx.now)?;
+    save(conn, loaded, &effects, &EventContext::default(), ctx)?;
+    // After the row it belongs to, as a command's timers are.
+    q::insert_timers(conn, next.as_slice())?;
+    Ok(true)
 }
 
 /// Disables processes past their expiry and emits `process.expired`, one process per call.

@@ -147,9 +147,13 @@ pub struct StoredEngine {
     pub approval: Approval,
     #[serde(default)]
     pub closed_by: Option<AdminAction>,
-    /// Per-stage deadlines, filled in when stages with a timeout start.
+    /// Per-stage deadlines, filled in when stages with a timeout start (and again at each
+    /// escalation).
     #[serde(default)]
     pub deadlines: Vec<Option<DateTime<Utc>>>,
+    /// Per stage, how many times its deadline escalated the pending seats.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalations: Vec<u32>,
     /// Tasks given to a delegate, in approvals stored before the engine recorded them itself
     /// ([`Approval::delegations`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -189,6 +193,8 @@ struct EngineDocument {
     #[serde(default)]
     deadlines: Vec<Option<DateTime<Utc>>>,
     #[serde(default)]
+    escalations: Vec<u32>,
+    #[serde(default)]
     delegated: Vec<Delegated>,
     #[serde(default)]
     names: BTreeMap<String, String>,
@@ -217,6 +223,7 @@ impl From<EngineDocument> for StoredEngine {
             },
             closed_by: this.closed_by,
             deadlines: this.deadlines,
+            escalations: this.escalations,
             delegated: this.delegated,
             names: this.names,
             selected: this.selected,

@@ -637,3 +637,107 @@ async fn with_two_replicas_a_timeout_fires_once() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_deadline_escalates_to_the_managers_then_applies_the_outcome() {
+    let app = app_by_hand().await;
+    app.principal("boss", json!({})).await;
+    app.principal("mgr", json!({"manager_id": "boss"})).await;
+    app.principal("u-1", json!({"manager_id": "mgr"})).await;
+    app.principal("u-2", json!({})).await;
+    let pid = process(
+        &app,
+        "Escalating",
+        json!([{"name": "S", "groups": [{"name": "g", "source": {"type": "principals", "ids": ["u-1", "u-2"]},
+                 "require": {"type": "count", "count": 1}}],
+                "timeout": {"after": "PT2H", "outcome": "reject",
+                            "escalate": {"levels": 2, "to": "approver_manager"}}}]),
+    )
+    .await;
+    let id = request(&app, &pid, "T-1").await;
+    let first = view(&app, &id).await["stages"][0]["deadline"].clone();
+
+    // First deadline: u-1's seat moves to mgr, u-2 (no manager) keeps theirs.
+    after(&app, chrono::Duration::hours(2)).await;
+    let v = view(&app, &id).await;
+    assert_eq!(v["state"], "pending", "{v}");
+    let task = |v: &Value, who: &str| {
+        v["stages"][0]["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["approver_id"] == who)
+            .cloned()
+            .unwrap_or_else(|| panic!("no task for {who}: {v}"))
+    };
+    assert_eq!(task(&v, "u-1")["state"], "reassigned");
+    assert_eq!(task(&v, "u-1")["reassigned_to"], "mgr");
+    assert_eq!(task(&v, "mgr")["state"], "pending");
+    assert_eq!(task(&v, "u-2")["state"], "pending");
+    assert_ne!(
+        v["stages"][0]["deadline"], first,
+        "the deadline starts again"
+    );
+    let moved = events_of(&app, &id, "approval.reassigned").await;
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0]["data"]["detail"]["reason"], "escalation");
+    assert_eq!(moved[0]["data"]["detail"]["to"], "mgr");
+    assert_eq!(moved[0]["data"]["recipients"][0]["principal"]["id"], "mgr");
+
+    // An hour on, nothing; at the second deadline mgr's seat moves to boss.
+    after(&app, chrono::Duration::hours(1)).await;
+    assert_eq!(events_of(&app, &id, "approval.reassigned").await.len(), 1);
+    after(&app, chrono::Duration::hours(1)).await;
+    let v = view(&app, &id).await;
+    assert_eq!(task(&v, "mgr")["reassigned_to"], "boss");
+    assert_eq!(task(&v, "boss")["state"], "pending");
+    assert_eq!(v["state"], "pending");
+
+    // Levels spent: the third deadline applies the outcome.
+    after(&app, chrono::Duration::hours(2)).await;
+    let v = view(&app, &id).await;
+    assert_eq!(v["state"], "rejected", "{v}");
+    assert_eq!(v["outcome"]["reason"], "timeout");
+    let types = event_types(&app, &id).await;
+    assert_eq!(
+        types.iter().filter(|t| *t == "approval.reassigned").count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_deadline_with_no_manager_to_escalate_to_applies_the_outcome_at_once() {
+    let app = app_by_hand().await;
+    app.principal("u-1", json!({})).await;
+    let pid = process(
+        &app,
+        "Nobody above",
+        json!([{"name": "S", "groups": group(&["u-1"]),
+                "timeout": {"after": "PT1H", "outcome": "approve", "escalate": {"levels": 3}}}]),
+    )
+    .await;
+    let id = request(&app, &pid, "T-1").await;
+    after(&app, chrono::Duration::hours(1)).await;
+    let v = view(&app, &id).await;
+    assert_eq!(v["state"], "approved", "{v}");
+    assert_eq!(v["outcome"]["reason"], "timeout");
+    // A bad escalation is refused naming the field.
+    let bad = app
+        .post(
+            "/v1/processes",
+            json!({"name": "Bad", "stages": [{"name": "S", "groups": group(&["u-1"]),
+                   "timeout": {"after": "PT1H", "outcome": "approve",
+                               "escalate": {"levels": 9, "to": "the_ceo"}}}]}),
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    let mut fields = bad.error_fields();
+    fields.sort();
+    assert_eq!(
+        fields,
+        vec![
+            "stages[0].timeout.escalate.levels",
+            "stages[0].timeout.escalate.to"
+        ]
+    );
+}

@@ -50,6 +50,30 @@ impl Approval {
         comment: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Effect>, EngineError> {
+        let why = ReassignReason::Reassign;
+        self.hand_on(from, to, actor_id, comment, now, why)
+    }
+
+    /// At a deadline, moves `from`'s pending seat up to `to` (their manager), under the same
+    /// rules as a reassignment: recorded with reason `escalation`.
+    pub fn escalate_seat(
+        &mut self,
+        from: &str,
+        to: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Effect>, EngineError> {
+        self.hand_on(from, to, None, None, now, ReassignReason::Escalation)
+    }
+
+    fn hand_on(
+        &mut self,
+        from: &str,
+        to: &str,
+        actor_id: Option<&str>,
+        comment: Option<String>,
+        now: DateTime<Utc>,
+        reason: ReassignReason,
+    ) -> Result<Vec<Effect>, EngineError> {
         let (stage, index) = self.pending_seat(from)?;
         if from == to {
             return Err(EngineError::InvalidReassignment(SeatRefusal::SamePerson));
@@ -68,6 +92,7 @@ impl Approval {
             stage,
             from: from.to_string(),
             to: to.to_string(),
+            reason,
             actor_id: actor_id.map(str::to_string),
             comment: comment.clone(),
             at: now,
@@ -76,6 +101,7 @@ impl Approval {
             stage,
             from: from.to_string(),
             to: to.to_string(),
+            reason,
             actor_id: actor_id.map(str::to_string),
             comment,
         }])

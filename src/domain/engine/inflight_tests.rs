@@ -138,6 +138,7 @@ fn a_reassigned_seat_counts_for_its_new_holder_and_the_old_one_cannot_answer() {
             stage: 0,
             from: "a".into(),
             to: "z".into(),
+            reason: ReassignReason::Reassign,
             actor_id: Some("a".into()),
             comment: Some("on leave".into()),
         }]

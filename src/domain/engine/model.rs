@@ -305,12 +305,25 @@ pub struct Delegation {
     pub delegate: String,
 }
 
+/// Why a seat moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReassignReason {
+    /// Its holder or an administrator handed it on.
+    #[default]
+    Reassign,
+    /// The stage's deadline passed and the seat moved up to the approver's manager.
+    Escalation,
+}
+
 /// A seat handed from one person to another while its stage ran.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reassignment {
     pub stage: usize,
     pub from: String,
     pub to: String,
+    #[serde(default)]
+    pub reason: ReassignReason,
     /// Who moved the seat: `from` themselves, or an administrator.
     pub actor_id: Option<String>,
     pub comment: Option<String>,
@@ -413,6 +426,7 @@ pub enum Effect {
         stage: usize,
         from: String,
         to: String,
+        reason: ReassignReason,
         actor_id: Option<String>,
         comment: Option<String>,
     },

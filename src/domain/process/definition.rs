@@ -216,6 +216,29 @@ pub struct TimeoutDef {
     pub calendar_id: Option<String>,
     /// The stage's outcome at the deadline.
     pub outcome: TimeoutOutcome,
+    /// Before the outcome applies: move the pending seats up, and start the deadline again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate: Option<EscalateDef>,
+}
+
+/// Escalation at a stage's deadline: up to `levels` times, each pending seat moves to its
+/// approver's manager (`approval.reassigned`, reason `escalation`) and the deadline starts
+/// again; then, or when no seat can move, the timeout's `outcome` applies.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct EscalateDef {
+    /// How many times, 1 to 5.
+    #[schema(minimum = 1, maximum = 5)]
+    pub levels: u32,
+    /// Who a seat moves to: `approver_manager`.
+    pub to: EscalateTo,
+}
+
+/// Who an escalated seat moves to.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EscalateTo {
+    /// The pending approver's manager (`manager_id` in the directory).
+    ApproverManager,
 }
 
 /// Outcome applied at a deadline.

@@ -347,7 +347,7 @@ pub fn read_requirement(f: &mut Faults, v: &Value, p: &str) -> Option<Requiremen
 
 pub(super) fn read_timeout(f: &mut Faults, v: &Value, p: &str) -> Option<TimeoutDef> {
     let m = f.object(v, p)?;
-    f.no_unknown(m, p, &["after", "calendar_id", "outcome"]);
+    f.no_unknown(m, p, &["after", "calendar_id", "outcome", "escalate"]);
     let after = positive_duration(f, m, p, "after", true);
     let calendar_id: Option<String> = f.opt(m, p, "calendar_id");
     if let Some(c) = &calendar_id
@@ -361,10 +361,33 @@ pub(super) fn read_timeout(f: &mut Faults, v: &Value, p: &str) -> Option<Timeout
     } else {
         read_enum(f, m, p, "outcome", &["approve", "reject"])
     };
+    let escalate = match m.get("escalate") {
+        None | Some(Value::Null) => None,
+        Some(e) => Some(read_escalate(f, e, &join(p, "escalate"))?),
+    };
     Some(TimeoutDef {
         after: after?,
         calendar_id,
         outcome: outcome?,
+        escalate,
+    })
+}
+
+fn read_escalate(f: &mut Faults, v: &Value, p: &str) -> Option<EscalateDef> {
+    let m = f.object(v, p)?;
+    f.no_unknown(m, p, &["levels", "to"]);
+    let levels: Option<u32> = f.req(m, p, "levels");
+    if levels.is_some_and(|l| !(1..=5).contains(&l)) {
+        f.push(join(p, "levels"), "must be 1 to 5");
+    }
+    let to = if m.get("to").is_none_or(Value::is_null) {
+        Some(EscalateTo::ApproverManager)
+    } else {
+        read_enum(f, m, p, "to", &["approver_manager"])
+    };
+    Some(EscalateDef {
+        levels: levels.filter(|l| (1..=5).contains(l))?,
+        to: to?,
     })
 }
 

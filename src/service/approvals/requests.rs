@@ -406,6 +406,7 @@ fn new_stored(
         approval,
         closed_by: None,
         deadlines: vec![],
+        escalations: vec![],
         delegated: vec![],
         names,
         selected: input.selected_approvers.clone(),

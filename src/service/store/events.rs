@@ -377,13 +377,14 @@ pub(super) fn build_events(
                 stage,
                 from,
                 to,
+                reason,
                 actor_id,
                 comment,
             } => {
                 // Only the new approver is asked: fresh links for them, none for anyone else.
                 let r = notify(conn, loaded, *stage, std::slice::from_ref(to), ctx, links)?;
                 (
-                    json!({"stage": stage, "from": from, "to": to, "reason": "reassign",
+                    json!({"stage": stage, "from": from, "to": to, "reason": reason,
                            "actor_id": actor_id, "comment": comment}),
                     Some(r),
                 )

@@ -133,6 +133,45 @@ pub fn schedule_started(
     Ok(timers)
 }
 
+/// Starts `stage`'s deadline again from `now`, as an escalation does: the new deadline in the
+/// engine's state, and its timeout timer numbered `seq`. None when the stage has no timeout or
+/// its calendar gives no deadline within ten years.
+pub fn restart_deadline(
+    conn: &mut PgConnection,
+    loaded: &mut Loaded,
+    stage: usize,
+    seq: i32,
+    now: DateTime<Utc>,
+) -> AppResult<Option<TimerRow>> {
+    let Some(timeout) = loaded
+        .definition
+        .stages
+        .get(stage)
+        .and_then(|s| s.timeout.clone())
+    else {
+        return Ok(None);
+    };
+    let cal = match &timeout.calendar_id {
+        Some(id) => load_calendar(conn, &loaded.row.tenant_id, id)?,
+        None => None,
+    };
+    let Some(deadline) = calendar::deadline(now, timeout.after.as_chrono(), cal.as_ref()) else {
+        return Ok(None);
+    };
+    if loaded.stored.deadlines.len() <= stage {
+        loaded.stored.deadlines.resize(stage + 1, None);
+    }
+    loaded.stored.deadlines[stage] = Some(deadline);
+    Ok(Some(timer(
+        loaded,
+        stage,
+        "stage_timeout",
+        seq,
+        deadline,
+        now,
+    )))
+}
+
 /// Substitutes of the running stage's pending approvers, with links to answer for them: one
 /// recipient per substitute, listing every approver they may answer for. Nobody is listed
 /// who may not answer for anyone in this stage: whoever sits in it or has already answered
