@@ -38,3 +38,23 @@ pub fn mark_used(
     .set(l::used_at.eq(at))
     .execute(conn)
 }
+
+/// Moves the expiry of a stage's unused links to `until` (its deadline started again): links
+/// live as long as their stage waits.
+pub fn extend_stage(
+    conn: &mut PgConnection,
+    tenant: &str,
+    approval: uuid::Uuid,
+    stage: i32,
+    until: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::update(
+        l::approval_links
+            .filter(l::tenant_id.eq(tenant))
+            .filter(l::approval_id.eq(approval))
+            .filter(l::stage.eq(stage))
+            .filter(l::used_at.is_null()),
+    )
+    .set(l::expires_at.eq(until))
+    .execute(conn)
+}

@@ -157,8 +157,12 @@ fn escalate(
     loaded.stored.escalations[stage] = done + 1;
     let next = restart_deadline(conn, loaded, stage, seq + 1, ctx.now)?;
     save(conn, loaded, &effects, &EventContext::default(), ctx)?;
-    // After the row it belongs to, as a command's timers are.
+    // After the row it belongs to, as a command's timers are. The seats that stayed keep
+    // their links, which now live until the new deadline.
     q::insert_timers(conn, next.as_slice())?;
+    if let Some(until) = next.as_ref().map(|t| t.due_at) {
+        crate::db::links::extend_stage(conn, &tenant, loaded.row.id, stage as i32, until)?;
+    }
     Ok(true)
 }
 

@@ -683,6 +683,34 @@ async fn a_deadline_escalates_to_the_managers_then_applies_the_outcome() {
     assert_eq!(moved[0]["data"]["detail"]["reason"], "escalation");
     assert_eq!(moved[0]["data"]["detail"]["to"], "mgr");
     assert_eq!(moved[0]["data"]["recipients"][0]["principal"]["id"], "mgr");
+    // u-2 stayed: their link lives until the new deadline.
+    let requested = events_of(&app, &id, "approval.requested").await;
+    let u2 = requested[0]["data"]["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["principal"]["id"] == "u-2")
+        .unwrap()["page_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let link = app
+        .call_as(
+            "",
+            reqwest::Method::GET,
+            &format!("/v1/links/{u2}"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        link.status, 200,
+        "u-2's link after the first deadline: {}",
+        link.text
+    );
 
     // An hour on, nothing; at the second deadline mgr's seat moves to boss.
     after(&app, chrono::Duration::hours(1)).await;
