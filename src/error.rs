@@ -200,6 +200,23 @@ impl From<EngineError> for AppError {
     }
 }
 
+impl AppError {
+    /// Postgres aborted the statement as a deadlock victim or a serialization failure: run
+    /// again, it may well succeed.
+    pub fn is_retryable(&self) -> bool {
+        let AppError::Internal(e) = self else {
+            return false;
+        };
+        match e.downcast_ref::<DieselError>() {
+            Some(DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => true,
+            Some(DieselError::DatabaseError(_, info)) => {
+                info.message().contains("deadlock detected")
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Is this diesel error the database going away rather than a bad query?
 fn is_connection_loss(e: &DieselError) -> bool {
     match e {

@@ -365,13 +365,21 @@ fn bulk(c: &mut PgConnection, tenant: &str, ctx: &Ctx, body: &Value) -> AppResul
     if !not_objects.is_empty() {
         return Err(AppError::invalid(not_objects));
     }
-    let mut results = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let approval_id = item
-            .get("approval_id")
+    // Applied in the order of their approval ids, so that two bulk requests over the same
+    // approvals lock them in the same order and never deadlock each other; answered in the
+    // order asked.
+    let id_of = |item: &Value| {
+        item.get("approval_id")
             .and_then(Value::as_str)
             .unwrap_or_default()
-            .to_string();
+            .to_string()
+    };
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| id_of(&items[i]));
+    let mut results: Vec<Option<BulkResult>> = (0..items.len()).map(|_| None).collect();
+    for i in order {
+        let item = &items[i];
+        let approval_id = id_of(item);
         let outcome = (|| {
             let id = parse_id(&approval_id)?;
             let input = DecisionInput::parse(item).map_err(|errors| {
@@ -385,10 +393,21 @@ fn bulk(c: &mut PgConnection, tenant: &str, ctx: &Ctx, body: &Value) -> AppResul
                         .collect(),
                 )
             })?;
-            c.transaction(|c| svc::decide(c, tenant, id, &input, ctx))
-                .map(|_| ())
+            // A deadlock with another kind of request is Postgres's to break: the victim's
+            // savepoint is rolled back, and the item is applied again.
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                match c.transaction(|c| svc::decide(c, tenant, id, &input, ctx)) {
+                    Err(e) if e.is_retryable() && tries < 3 => continue,
+                    other => return other.map(|_| ()),
+                }
+            }
         })();
-        results.push(match outcome {
+        if let Err(e @ AppError::Internal(_)) = &outcome {
+            tracing::error!(error = ?e, item = i, approval_id, "bulk decision failed");
+        }
+        results[i] = Some(match outcome {
             Ok(()) => BulkResult {
                 approval_id,
                 status: 200,
@@ -401,5 +420,7 @@ fn bulk(c: &mut PgConnection, tenant: &str, ctx: &Ctx, body: &Value) -> AppResul
             },
         });
     }
-    Ok(BulkResults { results })
+    Ok(BulkResults {
+        results: results.into_iter().flatten().collect(),
+    })
 }

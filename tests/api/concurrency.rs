@@ -348,3 +348,61 @@ async fn a_decision_starting_a_stage_commits_its_links_and_timers_with_it() {
         "the stage's timeout was not scheduled"
     );
 }
+
+/// Bulk requests over the same approvals in opposite orders lock them in one order, so none
+/// deadlocks: every item answers 200, none a 500.
+#[tokio::test]
+async fn bulk_requests_over_the_same_approvals_in_opposite_orders_all_land() {
+    let app = spawn_app_with(&[
+        ("SIGNOFF_DB_POOL_SIZE", "20"),
+        ("SIGNOFF_DB_TIMEOUT", "PT30S"),
+    ])
+    .await;
+    let ids = many_principals(&app, 30).await;
+    let mut approvals = vec![];
+    for t in ["T-A", "T-B"] {
+        let created = app
+            .post(
+                "/v1/approvals",
+                json!({"ticket": {"id": t}, "approvers": ids, "require": {"type": "all"}}),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        approvals.push(created.body["id"].as_str().unwrap().to_string());
+    }
+    let calls = ids.iter().enumerate().map(|(i, who)| {
+        let (first, second) = if i % 2 == 0 {
+            (&approvals[0], &approvals[1])
+        } else {
+            (&approvals[1], &approvals[0])
+        };
+        let body = json!({"items": [
+            {"approval_id": first, "approver_id": who, "decision": "approve"},
+            {"approval_id": second, "approver_id": who, "decision": "approve"}]});
+        let app = &app;
+        async move { app.post("/v1/decisions/bulk", body).await }
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    for a in &answers {
+        assert_eq!(a.status, 200, "{}", a.text);
+        let statuses: Vec<&Value> = a.body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r["status"])
+            .collect();
+        assert_eq!(statuses, vec![&json!(200), &json!(200)], "{}", a.text);
+        // Results come back in the order asked, whatever order they were applied in.
+        let asked: Vec<&Value> = a.body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r["approval_id"])
+            .collect();
+        assert_ne!(asked[0], asked[1]);
+    }
+    for id in &approvals {
+        let v = app.get(&format!("/v1/approvals/{id}")).await;
+        assert_eq!(v.body["state"], "approved", "{}", v.text);
+    }
+}
