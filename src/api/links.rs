@@ -71,8 +71,8 @@ fn closed_error(c: Closed) -> AppError {
 /// What a link shows: the approval, who it is for, and what it can do.
 ///
 /// No authentication: the token is the credential. 404 `link_not_found` for an unknown
-/// token; 410 with `link_used`, `link_superseded`, `link_expired` or `link_closed` when it no
-/// longer works; 429 when one address asks too often.
+/// token; 410 with `link_used`, `link_superseded`, `link_reassigned`, `link_expired` or
+/// `link_closed` when it no longer works; 429 when one address asks too often.
 #[utoipa::path(
     tag = "links",
     params(("token" = String, Path, description = "The token from approve_url / reject_url / page_url")),
@@ -183,6 +183,7 @@ fn words(lang: &str) -> Value {
             "decided_at": "le", "approved": "approuvé", "rejected": "refusé",
             "gone": "Ce lien ne fonctionne plus.", "link_not_found": "Ce lien n’est pas valide.",
             "link_superseded": "Cette demande a déjà reçu une réponse ou a été remplacée.",
+            "link_reassigned": "Cette demande a été confiée à",
             "link_expired": "Ce lien a expiré.", "link_closed": "Cette approbation est terminée.",
             "choose": "Choisissez approuver ou refuser.",
             "need_comment": "Merci d’indiquer pourquoi vous refusez cette demande.",
@@ -201,6 +202,7 @@ fn words(lang: &str) -> Value {
             "decided_at": "am", "approved": "genehmigt", "rejected": "abgelehnt",
             "gone": "Dieser Link funktioniert nicht mehr.", "link_not_found": "Dieser Link ist ungültig.",
             "link_superseded": "Diese Anfrage wurde bereits beantwortet oder ersetzt.",
+            "link_reassigned": "Diese Anfrage wurde weitergegeben an",
             "link_expired": "Dieser Link ist abgelaufen.", "link_closed": "Diese Genehmigung ist abgeschlossen.",
             "choose": "Wählen Sie Genehmigen oder Ablehnen.",
             "need_comment": "Bitte begründen Sie die Ablehnung.",
@@ -219,6 +221,7 @@ fn words(lang: &str) -> Value {
             "decided_at": "on", "approved": "approved", "rejected": "rejected",
             "gone": "This link no longer works.", "link_not_found": "This link is not valid.",
             "link_superseded": "This request has been answered or replaced.",
+            "link_reassigned": "This request was passed on to",
             "link_expired": "This link has expired.", "link_closed": "This approval has ended.",
             "choose": "Choose approve or reject.",
             "need_comment": "Please say why you reject this request.",
@@ -311,7 +314,8 @@ fn closed_view(lang: &str, closed: &Closed) -> (StatusCode, Value) {
     });
     (
         status,
-        serde_json::json!({"t": words(lang), "state": "closed", "code": code, "answered": answered}),
+        serde_json::json!({"t": words(lang), "state": "closed", "code": code, "answered": answered,
+                           "reassigned_to": closed.reassigned_to_name}),
     )
 }
 

@@ -41,6 +41,8 @@ pub struct Closed {
     pub locale: Option<String>,
     /// The display name of who answered.
     pub answered_by_name: Option<String>,
+    /// The display name of whoever the seat was handed to, when it was reassigned.
+    pub reassigned_to_name: Option<String>,
 }
 
 /// A link found and still usable, with its approval loaded (and locked when `lock`).
@@ -107,12 +109,17 @@ pub fn open(
         .as_ref()
         .and_then(|a| people.iter().find(|p| p.id == a.0))
         .map(|p| p.display_name.clone());
+    let reassigned_to = task
+        .filter(|t| t.state == TaskState::Reassigned)
+        .and_then(|t| engine.reassigned_to(t.stage, &t.approver_id))
+        .map(|to| loaded.stored.name_of(to));
     let gone = |code: &str, detail: &str| {
         Ok(Err(Closed {
             error: AppError::gone(code, detail),
             answered: answered.clone(),
             locale: locale.clone(),
             answered_by_name: answered_by_name.clone(),
+            reassigned_to_name: reassigned_to.clone(),
         }))
     };
     if link.used_at.is_some() {
@@ -120,6 +127,12 @@ pub fn open(
     }
     if engine.status != ApprovalStatus::Pending {
         return gone("link_closed", "the approval has ended");
+    }
+    if let Some(name) = &reassigned_to {
+        return gone(
+            "link_reassigned",
+            &format!("this request was passed on to {name}"),
+        );
     }
     if task.is_none_or(|t| t.state != TaskState::Pending)
         || engine.current_stage != Some(link.stage as usize)
@@ -193,6 +206,7 @@ pub fn decide(
             answered: None,
             locale: Some(open.recipient.locale.clone()),
             answered_by_name: None,
+            reassigned_to_name: None,
         }));
     }
     let input = DecisionInput {

@@ -30,6 +30,7 @@ pub const PROBLEM_CODES: &[&str] = &[
     "link_closed",
     "link_expired",
     "link_not_found",
+    "link_reassigned",
     "link_superseded",
     "link_used",
     "method_not_allowed",

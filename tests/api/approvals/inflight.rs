@@ -199,9 +199,22 @@ async fn an_approver_hands_their_seat_on_with_fresh_links_and_the_old_ones_die()
     assert_eq!(recipient_ids(ev), strings(&["u-9"]));
 
     // The old link is dead; the new approver's works and counts.
-    anon(&app, Method::GET, &format!("/v1/links/{old}"), None)
-        .await
-        .assert_problem(410, "link_superseded");
+    let gone = anon(&app, Method::GET, &format!("/v1/links/{old}"), None).await;
+    gone.assert_problem(410, "link_reassigned");
+    assert!(
+        gone.body["detail"].as_str().unwrap().contains("Person u-9"),
+        "{}",
+        gone.text
+    );
+    // The hosted page says who has it now.
+    let page = anon(&app, Method::GET, &format!("/a/{old}"), None).await;
+    assert_eq!(page.status, 410);
+    assert!(
+        page.text
+            .contains("This request was passed on to Person u-9."),
+        "{}",
+        page.text
+    );
     decide(&app, &id, "u-1", "approve")
         .await
         .assert_problem(409, "already_decided");
