@@ -264,20 +264,30 @@ pub async fn bypass(
     close_over_http(caller, ctx, db, req, &id, raw, action).await
 }
 
-/// Body of `POST /v1/approvals/{id}/remind`: an empty object (a reminder takes no options yet).
+/// Body of `POST /v1/approvals/{id}/remind`.
 #[derive(Debug, serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RemindInput {}
+pub struct RemindInput {
+    /// Remind only these approvers, each waiting to answer in the running stage; every
+    /// approver who has not answered when absent.
+    #[serde(default)]
+    #[schema(min_items = 1, max_items = 1000)]
+    pub approver_ids: Option<Vec<String>>,
+}
 
 /// Re-notify the approvers who have not answered (`approval.reminder`).
+///
+/// All of them, or only `approver_ids`. 409 `reminders_disabled` where the process turns manual
+/// reminders off (`settings.manual_reminders: false`).
 #[utoipa::path(
     tag = "approvals",
     params(("id" = String, Path, description = "Approval id")),
-    request_body(content = RemindInput, description = "An empty object"),
+    request_body(content = RemindInput, description = "An empty object, or the approvers to remind"),
     responses(
         (status = 202, description = "Reminder emitted"),
         (status = 404, description = "No such approval", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already closed (`approval_closed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already closed (`approval_closed`), or the process turns manual reminders off (`reminders_disabled`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An approver id that is not waiting to answer in the running stage (field `approver_ids[i]`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["approvals:write"]))
 )]
@@ -287,13 +297,26 @@ pub async fn remind(
     ctx: Ctx,
     db: web::Data<Db>,
     id: web::Path<String>,
-    // Read and checked like every body (an object, nothing in it), though it carries nothing.
-    _body: JsonBody<RemindInput>,
+    body: JsonBody<RemindInput>,
 ) -> AppResult<HttpResponse> {
     caller.require(Scope::ApprovalsWrite)?;
     let id = parse_id(&id)?;
+    let only = body.into_inner().approver_ids;
+    if let Some(ids) = &only {
+        let mut f = crate::domain::validate::Faults::default();
+        if ids.is_empty() || ids.len() > 1000 {
+            f.push("approver_ids", "must list 1 to 1000 approvers");
+        }
+        for (i, a) in ids.iter().enumerate() {
+            if !crate::domain::validate::is_external_id(a) {
+                f.push(format!("approver_ids[{i}]"), "is not a valid principal id");
+            }
+        }
+        f.finish(Some(())).map_err(AppError::invalid)?;
+    }
     let tenant = caller.tenant.clone();
-    db.tx(move |c| svc::remind(c, &tenant, id, &ctx)).await?;
+    db.tx(move |c| svc::remind(c, &tenant, id, only.as_deref(), &ctx))
+        .await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({"status": "reminded"})))
 }
 

@@ -44,6 +44,18 @@ fn too_many(wait: u64) -> AppError {
     .with("retry_after", wait)
 }
 
+/// The page's 429: in the browser's language, with `Retry-After` as the JSON API's has.
+fn rate_limited_page(lang: &str, wait: u64) -> HttpResponse {
+    let mut res = page(
+        StatusCode::TOO_MANY_REQUESTS,
+        serde_json::json!({"t": words(lang), "state": "closed", "code": "rate_limited"}),
+    );
+    if let Ok(v) = HeaderValue::from_str(&wait.max(1).to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}
+
 fn no_store(mut res: HttpResponse) -> HttpResponse {
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -330,11 +342,8 @@ pub async fn decision_page(
     query: web::Query<PageQuery>,
 ) -> HttpResponse {
     let lang = browser_language(&req);
-    if limited(&req, &limiter).is_err() {
-        return page(
-            StatusCode::TOO_MANY_REQUESTS,
-            serde_json::json!({"t": words(&lang), "state": "closed", "code": "rate_limited"}),
-        );
+    if let Err(wait) = limited(&req, &limiter) {
+        return rate_limited_page(&lang, wait);
     }
     let token = token.into_inner();
     match db.read(move |c| links::open(c, &token, false, &ctx)).await {
@@ -375,11 +384,8 @@ pub async fn decision_page_post(
     form: web::Form<PageForm>,
 ) -> HttpResponse {
     let lang = browser_language(&req);
-    if limited(&req, &limiter).is_err() {
-        return page(
-            StatusCode::TOO_MANY_REQUESTS,
-            serde_json::json!({"t": words(&lang), "state": "closed", "code": "rate_limited"}),
-        );
+    if let Err(wait) = limited(&req, &limiter) {
+        return rate_limited_page(&lang, wait);
     }
     let form = form.into_inner();
     let mut comment = form.comment.clone().unwrap_or_default();

@@ -404,6 +404,16 @@ async fn link_endpoints_are_throttled_per_address() {
         .await
         .unwrap();
     assert_eq!(page.status(), 429);
+    // The page says when to come back, as the JSON API does.
+    let wait = page
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    assert!(
+        wait.as_deref()
+            .is_some_and(|v| v.parse::<u64>().unwrap() >= 1),
+        "{wait:?}"
+    );
 }
 
 #[tokio::test]

@@ -72,6 +72,7 @@ async fn the_api_example_creates_a_process() {
         expected["settings"]["allow_reassign"] = json!(true);
         expected["settings"]["allow_add_approver"] = json!(false);
         expected["settings"]["allow_abstain"] = json!(false);
+        expected["settings"]["manual_reminders"] = json!(true);
         assert_eq!(a.body[key], expected[key], "{key}");
     }
     let got = app

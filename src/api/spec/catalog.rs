@@ -46,6 +46,7 @@ pub const PROBLEM_CODES: &[&str] = &[
     "process_not_disabled",
     "rate_limited",
     "reassign_not_allowed",
+    "reminders_disabled",
     "revoke_not_allowed",
     "route_not_found",
     "self_approval_not_allowed",

@@ -73,6 +73,9 @@ pub struct ProcessSettings {
     pub allow_add_approver: bool,
     /// May an approver step out of the decision with a comment (`"decision": "abstain"`)?
     pub allow_abstain: bool,
+    /// May `POST /v1/approvals/{id}/remind` remind approvers by hand? Scheduled reminders are
+    /// not affected.
+    pub manual_reminders: bool,
     /// How long after answering a person may take their answer back
     /// (`POST /v1/approvals/{id}/decisions/revoke`), while it has not decided its group. None:
     /// answers are final.
@@ -92,6 +95,7 @@ impl Default for ProcessSettings {
             allow_reassign: true,
             allow_add_approver: false,
             allow_abstain: false,
+            manual_reminders: true,
             revoke_window: None,
         }
     }

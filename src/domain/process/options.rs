@@ -25,6 +25,7 @@ pub(super) fn read_settings(f: &mut Faults, v: &Value) -> Option<ProcessSettings
             "allow_reassign",
             "allow_add_approver",
             "allow_abstain",
+            "manual_reminders",
             "revoke_window",
         ],
     );
@@ -51,6 +52,9 @@ pub(super) fn read_settings(f: &mut Faults, v: &Value) -> Option<ProcessSettings
             .opt(m, p, "allow_add_approver")
             .unwrap_or(d.allow_add_approver),
         allow_abstain: f.opt(m, p, "allow_abstain").unwrap_or(d.allow_abstain),
+        manual_reminders: f
+            .opt(m, p, "manual_reminders")
+            .unwrap_or(d.manual_reminders),
         revoke_window: match m.get("revoke_window") {
             None | Some(Value::Null) => None,
             Some(_) => Some(positive_duration(f, m, p, "revoke_window", true)?),

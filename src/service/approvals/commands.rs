@@ -233,14 +233,43 @@ pub fn bypass(
     Ok(loaded)
 }
 
-/// `POST /v1/approvals/{id}/remind`: one `approval.reminder` for the pending approvers.
-pub fn remind(conn: &mut PgConnection, tenant: &str, id: Uuid, ctx: &Ctx) -> AppResult<Loaded> {
+/// `POST /v1/approvals/{id}/remind`: one `approval.reminder` for the pending approvers, or
+/// for `only` of them (each must be one).
+pub fn remind(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+    only: Option<&[String]>,
+    ctx: &Ctx,
+) -> AppResult<Loaded> {
     let mut loaded = load(conn, tenant, id, true)?;
     if loaded.stored.approval.status != ApprovalStatus::Pending {
         return Err(AppError::from(EngineError::Closed));
     }
+    if !loaded.definition.settings.manual_reminders {
+        return Err(AppError::conflict(
+            "reminders_disabled",
+            "this process turns manual reminders off (`settings.manual_reminders`)",
+        ));
+    }
+    if let Some(ids) = only {
+        let pending = loaded.stored.approval.pending_approvers();
+        let faults: Vec<crate::domain::validate::FieldError> = ids
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| !pending.contains(a))
+            .map(|(i, a)| crate::domain::validate::FieldError {
+                field: format!("approver_ids[{i}]"),
+                message: format!("{a} is not waiting to answer in the running stage"),
+            })
+            .collect();
+        if !faults.is_empty() {
+            return Err(AppError::invalid(faults));
+        }
+    }
     let extra = EventContext {
         remind: true,
+        remind_only: only.map(<[String]>::to_vec),
         ..Default::default()
     };
     save(conn, &mut loaded, &[], &extra, ctx)?;

@@ -394,7 +394,10 @@ pub(super) fn build_events(
         push(loaded, kind, detail, recips)?;
     }
     if extra.remind {
-        let ids = loaded.stored.approval.pending_approvers();
+        let mut ids = loaded.stored.approval.pending_approvers();
+        if let Some(only) = &extra.remind_only {
+            ids.retain(|id| only.contains(id));
+        }
         let stage = loaded.stored.approval.current_stage;
         let r = match stage {
             Some(stage) => notify(conn, loaded, stage, &ids, ctx, links)?,

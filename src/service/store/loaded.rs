@@ -170,6 +170,8 @@ pub struct EventContext {
     pub admin: Option<AdminAction>,
     /// Emit `approval.reminder` for these stages' pending approvers.
     pub remind: bool,
+    /// With `remind`: only these approvers.
+    pub remind_only: Option<Vec<String>>,
     /// Emit `approval.escalated` to the substitutes of pending approvers.
     pub escalate: bool,
 }

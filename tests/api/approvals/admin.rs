@@ -167,3 +167,57 @@ async fn cancel_without_a_reason_is_422() {
     assert_eq!(a.error_fields(), strings(&["reason"]));
     assert_eq!(view(&app, &id).await["state"], "pending");
 }
+
+#[tokio::test]
+async fn remind_can_aim_at_one_approver_and_a_process_can_turn_it_off() {
+    let app = spawn_app().await;
+    people(&app, &["u-1", "u-2", "u-3"]).await;
+    let id = id_of(&ad_hoc(&app, "T-1", &["u-1", "u-2", "u-3"], count(3)).await);
+    decided(&app, &id, "u-3", "approve").await;
+    let a = app
+        .post(
+            &format!("/v1/approvals/{id}/remind"),
+            json!({"approver_ids": ["u-2"]}),
+        )
+        .await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    let evs = events(&app, &id).await;
+    let last = evs.last().unwrap();
+    assert_eq!(last["type"], "approval.reminder");
+    assert_eq!(recipient_ids(last), strings(&["u-2"]));
+    // Someone who answered, or was never asked, cannot be reminded.
+    let a = app
+        .post(
+            &format!("/v1/approvals/{id}/remind"),
+            json!({"approver_ids": ["u-2", "u-3", "nobody"]}),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    assert_eq!(a.error_fields(), vec!["approver_ids[1]", "approver_ids[2]"]);
+    let a = app
+        .post(
+            &format!("/v1/approvals/{id}/remind"),
+            json!({"approver_ids": []}),
+        )
+        .await;
+    assert_eq!(a.error_fields(), vec!["approver_ids"], "{}", a.text);
+
+    let quiet = new_process(
+        &app,
+        process(
+            "No manual reminders",
+            json!({"manual_reminders": false}),
+            vec![stage(
+                "S",
+                "all",
+                vec![group("g", listed(&["u-1"]), count(1))],
+            )],
+        ),
+    )
+    .await;
+    let other = id_of(&from_process(&app, "T-2", &quiet).await);
+    app.post(&format!("/v1/approvals/{other}/remind"), json!({}))
+        .await
+        .assert_problem(409, "reminders_disabled");
+    assert_eq!(event_types(&app, &other).await, vec!["approval.requested"]);
+}
