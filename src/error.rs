@@ -194,7 +194,10 @@ impl From<EngineError> for AppError {
             | EngineError::AlreadyDecided
             | EngineError::StageNotCurrent
             | EngineError::GroupDecided
-            | EngineError::RevokeRefused(_) => Kind::Conflict,
+            | EngineError::RevokeRefused(_)
+            | EngineError::AwaitingInfo
+            | EngineError::InfoRequestOpen
+            | EngineError::NoOpenQuestion => Kind::Conflict,
         };
         AppError::new(kind, e.code(), e.to_string())
     }

@@ -1,4 +1,4 @@
--- Fails while withdrawn approvals, or reassigned or abstained tasks, exist: they have no older spelling.
+-- Fails while waiting or withdrawn approvals, or reassigned or abstained tasks, exist: they have no older spelling.
 ALTER TABLE approvals DROP CONSTRAINT approvals_state_check;
 ALTER TABLE approvals ADD CONSTRAINT approvals_state_check
     CHECK (state IN ('pending', 'approved', 'rejected', 'cancelled'));

@@ -314,3 +314,140 @@ pub async fn revoke(
     })
     .await
 }
+
+/// Body of `POST /v1/approvals/{id}/info-requests`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AskRequester {
+    /// The approver asking: waiting to answer in the running stage (any id with
+    /// `approvals:admin`).
+    #[schema(example = "u-42", min_length = 1, max_length = 200)]
+    pub actor_id: String,
+    #[schema(
+        example = "Which model do you mean?",
+        min_length = 1,
+        max_length = 2000
+    )]
+    pub question: String,
+}
+
+/// Body of `POST /v1/approvals/{id}/info-requests/{n}/answer`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerQuestion {
+    /// The ticket's requester or the approval's `requested_by`.
+    #[schema(example = "u-7", min_length = 1, max_length = 200)]
+    pub actor_id: String,
+    #[schema(example = "The 14-inch one.", min_length = 1, max_length = 2000)]
+    pub answer: String,
+}
+
+fn check_required_text(f: &mut Faults, field: &str, text: &str) {
+    if text.trim().is_empty() {
+        f.push(field, "must not be empty");
+    } else {
+        check_text(f, field, Some(text));
+    }
+}
+
+/// Ask the requester a question.
+///
+/// The approval waits in `info_requested`: answers are refused (409 `awaiting_info`, links
+/// too), and the stage's clock stops (its timeout, reminders and substitutes). The question
+/// joins the view's `conversation`; `approval.info_requested` carries it, with the requester
+/// (and `requested_by` when another principal) in `recipients`, each with a message in their
+/// language. 409 `info_request_open` while a question waits. Honours `Idempotency-Key`.
+#[utoipa::path(
+    tag = "approvals",
+    params(
+        ("id" = String, Path, description = "Approval id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+    ),
+    request_body = AskRequester,
+    responses(
+        (status = 201, description = "Asked; the approval as it now stands", body = crate::service::view::ApprovalView),
+        (status = 403, description = "Missing scope, or the actor has no pending seat in the running stage (`not_an_approver`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such approval", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A question is already open (`info_request_open`), or the approval is closed (`approval_closed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["approvals:decide"]), ("bearer" = ["approvals:admin"]))
+)]
+#[post("/approvals/{id}/info-requests")]
+pub async fn ask_requester(
+    caller: Caller,
+    ctx: Ctx,
+    db: web::Data<Db>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    raw: JsonBody<Value>,
+) -> AppResult<HttpResponse> {
+    let admin = caller.has(Scope::ApprovalsAdmin);
+    if !admin {
+        caller.require(Scope::ApprovalsDecide)?;
+    }
+    let id = parse_id(&id)?;
+    let body: AskRequester = super::extract::typed_body(&raw)?;
+    let mut f = Faults::default();
+    check_id(&mut f, "actor_id", Some(&body.actor_id));
+    check_required_text(&mut f, "question", &body.question);
+    f.finish(Some(())).map_err(AppError::invalid)?;
+    let tenant = caller.tenant.clone();
+    idempotency::run(&db, &caller, &req, &raw, move |c| {
+        let question = body.question.trim();
+        let loaded = svc::info::ask(c, &tenant, id, &body.actor_id, question, admin, &ctx)?;
+        Answer::of(StatusCode::CREATED, &loaded.view())
+    })
+    .await
+}
+
+/// Answer the open question.
+///
+/// The ticket's requester or the approval's `requested_by` answers question `n` (the last
+/// one): the approval waits for answers again, every deadline of the stage moved by the time it
+/// waited (in business time where the stage's timeout counts a calendar), and
+/// `approval.info_provided` carries the answer to the approvers who still have to decide, with
+/// fresh links. 409 `no_open_question` (with `open_question`) when `n` is not the open
+/// question. Honours `Idempotency-Key`.
+#[utoipa::path(
+    tag = "approvals",
+    params(
+        ("id" = String, Path, description = "Approval id"),
+        ("n" = u32, Path, description = "The question's number in `conversation`"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+    ),
+    request_body = AnswerQuestion,
+    responses(
+        (status = 200, description = "Answered; the approval as it now stands", body = crate::service::view::ApprovalView),
+        (status = 403, description = "Missing `approvals:write` scope, or the actor is not the requester (`not_the_requester`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such approval", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No such open question (`no_open_question`), or the approval is closed (`approval_closed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["approvals:write"]))
+)]
+#[post("/approvals/{id}/info-requests/{n}/answer")]
+pub async fn answer_question(
+    caller: Caller,
+    ctx: Ctx,
+    db: web::Data<Db>,
+    req: HttpRequest,
+    path: web::Path<(String, u32)>,
+    raw: JsonBody<Value>,
+) -> AppResult<HttpResponse> {
+    caller.require(Scope::ApprovalsWrite)?;
+    let (id, n) = path.into_inner();
+    let id = parse_id(&id)?;
+    let body: AnswerQuestion = super::extract::typed_body(&raw)?;
+    let mut f = Faults::default();
+    check_id(&mut f, "actor_id", Some(&body.actor_id));
+    check_required_text(&mut f, "answer", &body.answer);
+    f.finish(Some(())).map_err(AppError::invalid)?;
+    let tenant = caller.tenant.clone();
+    idempotency::run(&db, &caller, &req, &raw, move |c| {
+        let text = body.answer.trim();
+        let loaded = svc::info::answer(c, &tenant, id, n, &body.actor_id, text, &ctx)?;
+        Answer::of(StatusCode::OK, &loaded.view())
+    })
+    .await
+}

@@ -174,6 +174,47 @@ pub struct ApproverAddedDetail {
     pub actor_id: Option<String>,
 }
 
+/// `approval.info_requested`: an approver's question to the requester.
+#[derive(Serialize, ToSchema)]
+pub struct InfoRequestedDetail {
+    /// The question's number in the view's `conversation`.
+    pub n: u32,
+    /// Who asked.
+    pub by: String,
+    pub question: String,
+}
+
+/// `approval.info_provided`: the requester's answer.
+#[derive(Serialize, ToSchema)]
+pub struct InfoProvidedDetail {
+    /// The number of the question answered.
+    pub n: u32,
+    /// Who answered: the requester or `requested_by`.
+    pub by: String,
+    pub answer: String,
+}
+
+/// Someone on the requester's side to tell of a question (no links: they answer in the host).
+#[derive(Serialize, ToSchema)]
+pub struct InfoRecipient {
+    pub principal: Principal,
+    /// `requester` or `requested_by`.
+    pub role: String,
+    pub message: Message,
+}
+
+/// `data` of `approval.info_requested`.
+#[derive(Serialize, ToSchema)]
+pub struct InfoRequestedData {
+    pub approval: ApprovalView,
+    pub ticket: EventTicket,
+    pub summary: String,
+    pub sequence: i64,
+    pub detail: InfoRequestedDetail,
+    /// The requester, and `requested_by` when another principal of the directory.
+    pub recipients: Vec<InfoRecipient>,
+}
+
 /// `approval.abstained`: an approver stepped out of the decision.
 #[derive(Serialize, ToSchema)]
 pub struct AbstainedDetail {
@@ -254,6 +295,11 @@ notify_data!(
     DecisionRevokedData,
     DecisionRevokedDetail,
     "`data` of `approval.decision_revoked`: `recipients` is the approver whose seat waits again."
+);
+notify_data!(
+    InfoProvidedData,
+    InfoProvidedDetail,
+    "`data` of `approval.info_provided`: `recipients` are the approvers who still have to decide."
 );
 notify_data!(
     ReassignedData,
@@ -339,5 +385,7 @@ pub struct ProcessExpiredData {
     ReassignedData,
     ApproverAddedData,
     DecisionRevokedData,
+    InfoRequestedData,
+    InfoProvidedData,
 )))]
 pub struct Payloads;

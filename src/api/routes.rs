@@ -102,6 +102,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(inflight::reassign)
                 .service(inflight::add_approver)
                 .service(inflight::revoke)
+                .service(inflight::ask_requester)
+                .service(inflight::answer_question)
                 .service(decisions::bulk_decide)
                 .service(approvals::pending_approvals)
                 .service(approvals::delete_ticket)

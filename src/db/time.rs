@@ -184,3 +184,22 @@ pub fn delegators_of(
         .select(d::principal_id)
         .load(conn)
 }
+
+/// Stops an approval's timers that have not fired (a question to the requester stops the
+/// stage's clock), answering them as they were.
+pub fn stop_unfired(
+    conn: &mut PgConnection,
+    tenant: &str,
+    approval: uuid::Uuid,
+    at: DateTime<Utc>,
+) -> QueryResult<Vec<TimerRow>> {
+    diesel::update(
+        t::timers
+            .filter(t::tenant_id.eq(tenant))
+            .filter(t::approval_id.eq(approval))
+            .filter(t::fired_at.is_null()),
+    )
+    .set(t::fired_at.eq(at))
+    .returning(TimerRow::as_returning())
+    .get_results(conn)
+}

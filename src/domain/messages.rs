@@ -447,13 +447,52 @@ pub enum Badge {
     Cancelled,
     /// The requester's side took the request back.
     Withdrawn,
+    /// An approver asked the requester a question.
+    AwaitingInfo,
+}
+
+/// The message the requester gets with an approver's question, in their language (English,
+/// French and German built in). No link: the requester answers in the host.
+pub fn question_message(locale: &str, asker: &str, ticket: &str, question: &str) -> Message {
+    let (subject, asks, answer) = match language(locale).as_str() {
+        "fr" => (
+            "Question sur votre demande",
+            "demande",
+            "Répondez dans votre outil de suivi pour que l'approbation reprenne.",
+        ),
+        "de" => (
+            "Rückfrage zu Ihrer Anfrage",
+            "fragt",
+            "Antworten Sie in Ihrem Ticketsystem, damit die Genehmigung weitergeht.",
+        ),
+        _ => (
+            "A question about your request",
+            "asks",
+            "Answer in your helpdesk and the approval goes on.",
+        ),
+    };
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    Message {
+        subject: format!("{subject}: {ticket}"),
+        text: format!("{asker} {asks}:\n\n{question}\n\n{answer}"),
+        html: format!(
+            "<p>{} {asks}:</p><blockquote>{}</blockquote><p>{answer}</p>",
+            esc(asker),
+            esc(question)
+        ),
+    }
 }
 
 /// The badge line in the locale's language (English, French and German built in; English for
 /// any other): "Awaiting approval from Grace Hopper", "Approuvé par Grace Hopper".
 pub fn summary(locale: &str, badge: &Badge) -> String {
     let lang = language(locale);
-    let (awaiting, approved, approved_by, rejected, rejected_by, cancelled, withdrawn) =
+    let (awaiting, approved, approved_by, rejected, rejected_by, cancelled, withdrawn, info) =
         match lang.as_str() {
             "fr" => (
                 "En attente d'approbation de",
@@ -463,6 +502,7 @@ pub fn summary(locale: &str, badge: &Badge) -> String {
                 "Rejeté par",
                 "Annulé",
                 "Retiré",
+                "En attente d'informations du demandeur",
             ),
             "de" => (
                 "Wartet auf Genehmigung von",
@@ -472,6 +512,7 @@ pub fn summary(locale: &str, badge: &Badge) -> String {
                 "Abgelehnt von",
                 "Abgebrochen",
                 "Zurückgezogen",
+                "Wartet auf Informationen des Antragstellers",
             ),
             _ => (
                 "Awaiting approval from",
@@ -481,6 +522,7 @@ pub fn summary(locale: &str, badge: &Badge) -> String {
                 "Rejected by",
                 "Cancelled",
                 "Withdrawn",
+                "Waiting for information from the requester",
             ),
         };
     match badge {
@@ -491,6 +533,7 @@ pub fn summary(locale: &str, badge: &Badge) -> String {
         Badge::Rejected(None) => rejected.to_string(),
         Badge::Cancelled => cancelled.to_string(),
         Badge::Withdrawn => withdrawn.to_string(),
+        Badge::AwaitingInfo => info.to_string(),
     }
 }
 

@@ -125,6 +125,15 @@ pub fn open(
     if link.used_at.is_some() {
         return gone("link_used", "this link has already been used");
     }
+    if engine.status == ApprovalStatus::InfoRequested {
+        return Ok(Err(Closed {
+            error: AppError::from(crate::domain::engine::EngineError::AwaitingInfo),
+            answered: answered.clone(),
+            locale: locale.clone(),
+            answered_by_name: answered_by_name.clone(),
+            reassigned_to_name: None,
+        }));
+    }
     if engine.status != ApprovalStatus::Pending {
         return gone("link_closed", "the approval has ended");
     }

@@ -136,6 +136,9 @@ pub struct ApprovalView {
     pub closed_by: Option<AdminAction>,
     /// The rule that started the approval (`requested_by` is then `rule:<id>`); null otherwise.
     pub rule: Option<RuleRef>,
+    /// Questions to the requester and their answers, oldest first (`state` is
+    /// `info_requested` while the last question waits).
+    pub conversation: Vec<ConversationEntry>,
 }
 
 /// What the approvals row stores in `engine`: the engine's state without its tasks (they live
@@ -154,6 +157,12 @@ pub struct StoredEngine {
     /// Per stage, how many times its deadline escalated the pending seats.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub escalations: Vec<u32>,
+    /// Questions to the requester and their answers, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conversation: Vec<ConversationEntry>,
+    /// While a question is open: when it was asked, and the stage's timers it stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<Paused>,
     /// Tasks given to a delegate, in approvals stored before the engine recorded them itself
     /// ([`Approval::delegations`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -195,6 +204,10 @@ struct EngineDocument {
     #[serde(default)]
     escalations: Vec<u32>,
     #[serde(default)]
+    conversation: Vec<ConversationEntry>,
+    #[serde(default)]
+    paused: Option<Paused>,
+    #[serde(default)]
     delegated: Vec<Delegated>,
     #[serde(default)]
     names: BTreeMap<String, String>,
@@ -224,6 +237,8 @@ impl From<EngineDocument> for StoredEngine {
             closed_by: this.closed_by,
             deadlines: this.deadlines,
             escalations: this.escalations,
+            conversation: this.conversation,
+            paused: this.paused,
             delegated: this.delegated,
             names: this.names,
             selected: this.selected,
@@ -240,6 +255,36 @@ impl StoredEngine {
             .cloned()
             .unwrap_or_else(|| id.to_string())
     }
+}
+
+/// One line of the conversation between approvers and the requester.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ConversationEntry {
+    /// From 1; an answer carries the number of its question.
+    pub n: u32,
+    /// `question` or `answer`.
+    pub kind: String,
+    pub by: String,
+    /// The display name of `by`, when the directory knows them.
+    pub by_name: Option<String>,
+    pub text: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The timers a question stopped, as they were due.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Paused {
+    pub at: DateTime<Utc>,
+    pub timers: Vec<PausedTimer>,
+}
+
+/// A stopped timer: its kind, stage and number, and when it was due.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PausedTimer {
+    pub kind: String,
+    pub stage: i32,
+    pub seq: i32,
+    pub due_at: DateTime<Utc>,
 }
 
 /// A task that went to a delegate.
@@ -444,9 +489,12 @@ pub fn view_of(head: Head, stored: &StoredEngine) -> ApprovalView {
         requester_name,
         created_at: head.created_at,
         updated_at: head.updated_at,
-        current_stage: engine
-            .current_stage
-            .filter(|_| engine.status == ApprovalStatus::Pending),
+        current_stage: engine.current_stage.filter(|_| {
+            matches!(
+                engine.status,
+                ApprovalStatus::Pending | ApprovalStatus::InfoRequested
+            )
+        }),
         stages,
         waiting_for: engine.waiting_for_named(&|id| stored.name_of(id)),
         outcome: engine.outcome.as_ref().map(|o| OutcomeView {
@@ -457,6 +505,7 @@ pub fn view_of(head: Head, stored: &StoredEngine) -> ApprovalView {
         }),
         closed_by: stored.closed_by.clone(),
         rule: stored.rule.clone(),
+        conversation: stored.conversation.clone(),
     }
 }
 

@@ -57,5 +57,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "approval.approver_added",
     "approval.decision_revoked",
     "approval.abstained",
+    "approval.info_requested",
+    "approval.info_provided",
     "process.expired",
 ];

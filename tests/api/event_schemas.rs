@@ -214,6 +214,20 @@ async fn every_delivered_event_validates_against_its_webhook_schema() {
         )
         .await;
     assert!(r.status.is_success(), "{}", r.text);
+    let q = app
+        .post(
+            &format!("/v1/approvals/{withdrawn}/info-requests"),
+            json!({"actor_id": "u-1", "question": "Which model?"}),
+        )
+        .await;
+    assert!(q.status.is_success(), "{}", q.text);
+    let q = app
+        .post(
+            &format!("/v1/approvals/{withdrawn}/info-requests/1/answer"),
+            json!({"actor_id": "req", "answer": "The small one."}),
+        )
+        .await;
+    assert!(q.status.is_success(), "{}", q.text);
     let w = app
         .post(
             &format!("/v1/approvals/{withdrawn}/withdraw"),

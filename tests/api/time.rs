@@ -769,3 +769,139 @@ async fn a_deadline_with_no_manager_to_escalate_to_applies_the_outcome_at_once()
         ]
     );
 }
+
+#[tokio::test]
+async fn a_question_stops_the_stage_clock_and_the_answer_moves_its_deadline() {
+    let app = app_by_hand().await;
+    app.principal("req", json!({"locale": "fr"})).await;
+    for p in ["u-1", "u-2"] {
+        app.principal(p, json!({})).await;
+    }
+    let pid = process(
+        &app,
+        "Questions",
+        json!([{"name": "S", "groups": [{"name": "g", "source": {"type": "principals", "ids": ["u-1", "u-2"]},
+                 "require": {"type": "all"}}],
+                "timeout": {"after": "PT4H", "outcome": "reject"}}]),
+    )
+    .await;
+    let id = request(&app, &pid, "T-1").await;
+    let before = view(&app, &id).await["stages"][0]["deadline"].clone();
+    let deadline = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    let ask = app
+        .post(
+            &format!("/v1/approvals/{id}/info-requests"),
+            json!({"actor_id": "u-1", "question": "Which model do you mean?"}),
+        )
+        .await;
+    assert_eq!(ask.status, 201, "{}", ask.text);
+    assert_eq!(ask.body["state"], "info_requested");
+    assert_eq!(ask.body["conversation"][0]["kind"], "question");
+    assert_eq!(ask.body["conversation"][0]["n"], 1);
+    assert_eq!(ask.body["conversation"][0]["by_name"], "Person u-1");
+    let asked = events_of(&app, &id, "approval.info_requested").await;
+    let told = &asked[0]["data"]["recipients"][0];
+    assert_eq!(told["principal"]["id"], "req");
+    assert_eq!(told["role"], "requester");
+    assert!(
+        told["message"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Which model do you mean?"),
+        "{told}"
+    );
+    assert!(
+        told["message"]["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("Question")
+    );
+
+    // While it waits: no answers, no second question, and the timeout does not fire.
+    let d = app
+        .post(
+            &format!("/v1/approvals/{id}/decisions"),
+            json!({"approver_id": "u-2", "decision": "approve"}),
+        )
+        .await;
+    d.assert_problem(409, "awaiting_info");
+    let requested = events_of(&app, &id, "approval.requested").await;
+    let page_url = requested[0]["data"]["recipients"][0]["page_url"]
+        .as_str()
+        .unwrap();
+    let token = page_url.rsplit('/').next().unwrap();
+    app.call_as(
+        "",
+        reqwest::Method::GET,
+        &format!("/v1/links/{token}"),
+        None,
+        &[],
+    )
+    .await
+    .assert_problem(409, "awaiting_info");
+    app.post(
+        &format!("/v1/approvals/{id}/info-requests"),
+        json!({"actor_id": "u-2", "question": "And the colour?"}),
+    )
+    .await
+    .assert_problem(409, "info_request_open");
+    after(&app, chrono::Duration::hours(5)).await;
+    assert_eq!(view(&app, &id).await["state"], "info_requested");
+
+    // Only the requester's side answers, and only the open question.
+    let answer = |n: u32, who: &str| {
+        let path = format!("/v1/approvals/{id}/info-requests/{n}/answer");
+        let body = json!({"actor_id": who, "answer": "The 14-inch one."});
+        let app = &app;
+        async move { app.post(&path, body).await }
+    };
+    answer(1, "u-2")
+        .await
+        .assert_problem(403, "not_the_requester");
+    let wrong = answer(2, "req").await;
+    wrong.assert_problem(409, "no_open_question");
+    assert_eq!(wrong.body["open_question"], 1);
+    let a = answer(1, "req").await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["state"], "pending");
+    assert_eq!(a.body["conversation"][1]["kind"], "answer");
+    assert_eq!(a.body["conversation"][1]["text"], "The 14-inch one.");
+    let moved = deadline(&a.body["stages"][0]["deadline"]) - deadline(&before);
+    assert_eq!(
+        moved,
+        chrono::Duration::hours(5),
+        "the deadline moves by the wait"
+    );
+    let provided = events_of(&app, &id, "approval.info_provided").await;
+    assert_eq!(provided[0]["data"]["detail"]["answer"], "The 14-inch one.");
+    let mut to: Vec<&str> = provided[0]["data"]["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["principal"]["id"].as_str().unwrap())
+        .collect();
+    to.sort();
+    assert_eq!(to, vec!["u-1", "u-2"]);
+    answer(1, "req")
+        .await
+        .assert_problem(409, "no_open_question");
+
+    // The clock runs again from where it stopped: 4 h in all, not 4 h from the start.
+    let ok = app
+        .post(
+            &format!("/v1/approvals/{id}/decisions"),
+            json!({"approver_id": "u-2", "decision": "approve"}),
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    after(&app, chrono::Duration::minutes(3 * 60 + 59)).await;
+    assert_eq!(view(&app, &id).await["state"], "pending");
+    after(&app, chrono::Duration::minutes(2)).await;
+    let v = view(&app, &id).await;
+    assert_eq!(v["state"], "rejected", "{v}");
+    assert_eq!(v["outcome"]["reason"], "timeout");
+}

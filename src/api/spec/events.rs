@@ -82,6 +82,18 @@ the old approver's links no longer work.",
 members who remain.",
     ),
     (
+        "approval.info_requested",
+        "InfoRequestedData",
+        "An approver asked the requester a question: tell them, in `data.recipients` (each \
+with a message); answers and the stage's clock wait for the reply.",
+    ),
+    (
+        "approval.info_provided",
+        "InfoProvidedData",
+        "The requester answered: the approvers who still have to decide are in \
+`data.recipients`, with fresh links.",
+    ),
+    (
         "process.expired",
         "ProcessExpiredData",
         "A process passed its `expires_at` and disabled itself; `data.process` says which.",

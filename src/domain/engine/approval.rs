@@ -206,6 +206,9 @@ impl Approval {
         directory: &mut dyn Resolve,
     ) -> Result<Vec<Effect>, EngineError> {
         let stage = self.running_stage().ok_or(EngineError::Closed)?;
+        if self.status == ApprovalStatus::InfoRequested {
+            return Err(EngineError::AwaitingInfo);
+        }
         // Before "not asked": the requester and `requested_by` are not asked *because* they
         // may not decide, and that is the answer they should get.
         if self.parties.excludes(actor_id, self.policy).is_some() {

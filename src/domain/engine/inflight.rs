@@ -210,6 +210,9 @@ impl Approval {
         directory: &mut dyn super::Resolve,
     ) -> Result<Vec<Effect>, EngineError> {
         let stage = self.running_stage().ok_or(EngineError::Closed)?;
+        if self.status == ApprovalStatus::InfoRequested {
+            return Err(EngineError::AwaitingInfo);
+        }
         if self.parties.excludes(approver_id, self.policy).is_some() {
             return Err(EngineError::SelfApproval);
         }
@@ -268,6 +271,27 @@ impl Approval {
             self.conclude(stage, verdict, reason, now, directory, &mut effects);
         }
         Ok(effects)
+    }
+
+    /// An approver's question to the requester: answers wait (409 `awaiting_info`) until
+    /// [`Approval::info_provided`]. Who may ask, and the stage's clock, are the caller's.
+    pub fn info_requested(&mut self) -> Result<Vec<Effect>, EngineError> {
+        self.running_stage().ok_or(EngineError::Closed)?;
+        if self.status == ApprovalStatus::InfoRequested {
+            return Err(EngineError::InfoRequestOpen);
+        }
+        self.status = ApprovalStatus::InfoRequested;
+        Ok(vec![Effect::InfoRequested])
+    }
+
+    /// The requester answered: the approval waits for answers again.
+    pub fn info_provided(&mut self) -> Result<Vec<Effect>, EngineError> {
+        self.running_stage().ok_or(EngineError::Closed)?;
+        if self.status != ApprovalStatus::InfoRequested {
+            return Err(EngineError::NoOpenQuestion);
+        }
+        self.status = ApprovalStatus::Pending;
+        Ok(vec![Effect::InfoProvided])
     }
 
     /// May `who` take a seat in `stage`? Not a party (unless the process allows

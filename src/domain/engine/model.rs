@@ -18,6 +18,9 @@ use super::seats::{Removal, RemovalReason, SkipReason};
 pub enum ApprovalStatus {
     /// Waiting for answers.
     Pending,
+    /// An approver asked the requester a question: answers wait, and so does the stage's
+    /// clock, until the requester replies.
+    InfoRequested,
     /// The last stage approved (or a bypass or timeout approved it).
     Approved,
     /// A stage rejected (or a bypass or timeout rejected it).
@@ -415,6 +418,11 @@ pub enum Effect {
         actor_id: String,
         verdict: Verdict,
     },
+    /// An approver asked the requester a question: `approval.info_requested`.
+    InfoRequested,
+    /// The requester answered it; the approval waits for answers again:
+    /// `approval.info_provided`.
+    InfoProvided,
     /// An approver stepped out: `approval.abstained`.
     Abstained {
         stage: usize,

@@ -40,6 +40,12 @@ pub enum EngineError {
     GroupDecided,
     /// An answer cannot be taken back (409 `revoke_not_allowed`, with the reason).
     RevokeRefused(RevokeRefusal),
+    /// The approval waits for the requester's answer to a question (409 `awaiting_info`).
+    AwaitingInfo,
+    /// A question is already open (409 `info_request_open`).
+    InfoRequestOpen,
+    /// No question waits for an answer (409 `no_open_question`).
+    NoOpenQuestion,
 }
 
 /// Why an answer cannot be taken back.
@@ -123,6 +129,9 @@ impl EngineError {
             EngineError::UnknownGroup => "unknown_group",
             EngineError::GroupDecided => "group_decided",
             EngineError::RevokeRefused(_) => "revoke_not_allowed",
+            EngineError::AwaitingInfo => "awaiting_info",
+            EngineError::InfoRequestOpen => "info_request_open",
+            EngineError::NoOpenQuestion => "no_open_question",
         }
     }
 }
@@ -149,6 +158,11 @@ impl fmt::Display for EngineError {
             EngineError::UnknownGroup => "the running stage has no group of this name",
             EngineError::GroupDecided => "the group has already reached its result",
             EngineError::RevokeRefused(r) => r.text(),
+            EngineError::AwaitingInfo => {
+                "the approval waits for the requester to answer a question"
+            }
+            EngineError::InfoRequestOpen => "a question to the requester is already open",
+            EngineError::NoOpenQuestion => "no question waits for an answer",
         })
     }
 }

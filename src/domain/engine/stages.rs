@@ -15,7 +15,7 @@ impl Approval {
     /// The stage taking answers, if the approval is still pending.
     pub(super) fn running_stage(&self) -> Option<usize> {
         match self.status {
-            ApprovalStatus::Pending => self.current_stage,
+            ApprovalStatus::Pending | ApprovalStatus::InfoRequested => self.current_stage,
             _ => None,
         }
     }

@@ -116,8 +116,10 @@ fn decide_read(
     let now = ctx.now;
     let actor = input.approver_id.as_str();
     let (mut loaded, actor_active) = read(conn, tenant, id, actor, lock)?;
-    if loaded.stored.approval.status != ApprovalStatus::Pending {
-        return Err(AppError::from(EngineError::Closed));
+    match loaded.stored.approval.status {
+        ApprovalStatus::Pending => {}
+        ApprovalStatus::InfoRequested => return Err(AppError::from(EngineError::AwaitingInfo)),
+        _ => return Err(AppError::from(EngineError::Closed)),
     }
     let owner_asked = {
         let engine = &loaded.stored.approval;

@@ -5,6 +5,7 @@
 
 mod commands;
 mod inflight;
+pub mod info;
 mod input;
 mod requests;
 

@@ -407,6 +407,8 @@ fn new_stored(
         closed_by: None,
         deadlines: vec![],
         escalations: vec![],
+        conversation: vec![],
+        paused: None,
         delegated: vec![],
         names,
         selected: input.selected_approvers.clone(),

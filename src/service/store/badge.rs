@@ -39,5 +39,6 @@ pub fn badge(loaded: &Loaded) -> Badge {
         ApprovalStatus::Rejected => Badge::Rejected(decider(Verdict::Reject)),
         ApprovalStatus::Cancelled => Badge::Cancelled,
         ApprovalStatus::Withdrawn => Badge::Withdrawn,
+        ApprovalStatus::InfoRequested => Badge::AwaitingInfo,
     }
 }

@@ -58,6 +58,8 @@ pub(super) fn event_type(effect: &Effect) -> Option<&'static str> {
         Effect::Reassigned { .. } => "approval.reassigned",
         Effect::ApproverAdded { .. } => "approval.approver_added",
         Effect::Abstained { .. } => "approval.abstained",
+        Effect::InfoRequested => "approval.info_requested",
+        Effect::InfoProvided => "approval.info_provided",
         Effect::DecisionRevoked { .. } => "approval.decision_revoked",
         Effect::StageEnded { .. }
         | Effect::StageSkipped { .. }
@@ -343,6 +345,20 @@ pub(super) fn build_events(
                            "actor_id": actor_id}),
                     Some(r),
                 )
+            }
+            Effect::InfoRequested => {
+                let (detail, told) = extra.info.clone().unwrap_or_default();
+                (detail, Some(told))
+            }
+            Effect::InfoProvided => {
+                // The approvers who still have to answer are told, with fresh links.
+                let detail = extra.info.clone().map(|(d, _)| d).unwrap_or_default();
+                let ids = loaded.stored.approval.pending_approvers();
+                let r = match loaded.stored.approval.current_stage {
+                    Some(stage) => notify(conn, loaded, stage, &ids, ctx, links)?,
+                    None => vec![],
+                };
+                (detail, Some(r))
             }
             Effect::Abstained {
                 stage,

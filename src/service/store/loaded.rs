@@ -172,6 +172,9 @@ pub struct EventContext {
     pub remind: bool,
     /// With `remind`: only these approvers.
     pub remind_only: Option<Vec<String>>,
+    /// The question or answer of `approval.info_requested` / `approval.info_provided`, and
+    /// for a question, the people told of it.
+    pub info: Option<(serde_json::Value, Vec<serde_json::Value>)>,
     /// Emit `approval.escalated` to the substitutes of pending approvers.
     pub escalate: bool,
 }

@@ -15,4 +15,6 @@ pub use events::{RECIPIENTS_PER_EVENT, TASKS_PER_STAGE_IN_EVENTS, notify};
 pub use links::{Asker, DEFAULT_TTL_DAYS, Recipient, asked_by_principal, hash, issue, new_token};
 pub use loaded::{Ctx, EventContext, Loaded, Saved, assemble, load, read, run_engine};
 pub use save::{engine_text, save};
-pub use timers::{MAX_REMINDERS, escalation_recipients, restart_deadline, schedule_started, timer};
+pub use timers::{
+    MAX_REMINDERS, escalation_recipients, load_calendar, restart_deadline, schedule_started, timer,
+};

@@ -20,7 +20,12 @@ use crate::error::{AppError, AppResult};
 /// A series of `every` reminders without a `max` stops after this many.
 pub const MAX_REMINDERS: i32 = 100;
 
-fn load_calendar(conn: &mut PgConnection, tenant: &str, id: &str) -> AppResult<Option<Calendar>> {
+/// A calendar of the tenant's, or None (wall time) when it has gone since it was named.
+pub fn load_calendar(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: &str,
+) -> AppResult<Option<Calendar>> {
     match q::find_calendar(conn, tenant, id) {
         Ok(row) => {
             let def: CalendarDef = serde_json::from_value(row.definition)
