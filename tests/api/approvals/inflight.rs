@@ -691,3 +691,39 @@ async fn an_abstention_that_leaves_a_count_unreachable_rejects_as_not_enough_app
     assert_eq!(a.body["outcome"]["reason"], "not_enough_approvers");
     assert_eq!(a.body["outcome"]["status_to_set"], "proc-rejected");
 }
+
+#[tokio::test]
+async fn a_reassignment_racing_the_old_approvers_answer_gives_one_of_them() {
+    let app = spawn_app().await;
+    people(&app, &["u-1", "u-2", "u-9"]).await;
+    for round in 0..10 {
+        let t = format!("T-{round}");
+        let a = app
+            .post(
+                "/v1/approvals",
+                json!({"ticket": ticket(&t), "approvers": ["u-1", "u-2"], "require": {"type": "all"}}),
+            )
+            .await;
+        let id = id_of(&a.body);
+        let (answer, moved) = futures_util::join!(
+            decide(&app, &id, "u-1", "approve"),
+            reassign(&app, &id, json!({"from": "u-1", "to": "u-9"}))
+        );
+        let won: Vec<u16> = vec![answer.status.as_u16(), moved.status.as_u16()];
+        assert_eq!(won.iter().filter(|s| **s == 200).count(), 1, "{won:?}");
+        assert!(
+            won.contains(&409),
+            "{won:?}: {} {}",
+            answer.text,
+            moved.text
+        );
+        let v = view(&app, &id).await;
+        let u1 = task(&v, 0, "u-1")["state"].clone();
+        if answer.status == 200 {
+            assert_eq!(u1, "approved");
+        } else {
+            assert_eq!(u1, "reassigned");
+            assert_eq!(task(&v, 0, "u-9")["state"], "pending");
+        }
+    }
+}
