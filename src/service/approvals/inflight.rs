@@ -22,10 +22,7 @@ pub fn withdraw(
     ctx: &Ctx,
 ) -> AppResult<Loaded> {
     let now = ctx.now;
-    let mut loaded = load(conn, tenant, id, true)?;
-    if loaded.stored.approval.status != ApprovalStatus::Pending {
-        return Err(AppError::from(EngineError::Closed));
-    }
+    let mut loaded = load_open(conn, tenant, id)?;
     if !loaded.stored.approval.parties.is_party(actor) {
         return Err(AppError::forbidden(
             "not_the_requester",
@@ -51,6 +48,16 @@ pub fn withdraw(
     Ok(loaded)
 }
 
+/// The approval, locked, when it is still open: waiting for answers, or for the requester's
+/// answer to a question (409 `approval_closed` otherwise).
+fn load_open(conn: &mut PgConnection, tenant: &str, id: Uuid) -> AppResult<Loaded> {
+    let loaded = load(conn, tenant, id, true)?;
+    match loaded.stored.approval.status {
+        ApprovalStatus::Pending | ApprovalStatus::InfoRequested => Ok(loaded),
+        _ => Err(AppError::from(EngineError::Closed)),
+    }
+}
+
 /// A seat to hand on: whose it is, who gets it, and who asks.
 pub struct Reassign<'a> {
     pub from: &'a str,
@@ -74,10 +81,7 @@ pub fn reassign(
     ctx: &Ctx,
 ) -> AppResult<Loaded> {
     let now = ctx.now;
-    let mut loaded = load(conn, tenant, id, true)?;
-    if loaded.stored.approval.status != ApprovalStatus::Pending {
-        return Err(AppError::from(EngineError::Closed));
-    }
+    let mut loaded = load_open(conn, tenant, id)?;
     if !r.admin {
         if r.actor_id != Some(r.from) {
             return Err(AppError::forbidden(
@@ -144,11 +148,8 @@ pub fn add_approver(
     r: &AddApprover<'_>,
     ctx: &Ctx,
 ) -> AppResult<Loaded> {
-    let mut loaded = load(conn, tenant, id, true)?;
+    let mut loaded = load_open(conn, tenant, id)?;
     let engine = &loaded.stored.approval;
-    if engine.status != ApprovalStatus::Pending {
-        return Err(AppError::from(EngineError::Closed));
-    }
     if !r.admin {
         let actor = r.actor_id.unwrap_or_default();
         if engine.pending_seat(actor).is_err() {
@@ -266,10 +267,7 @@ pub fn abstain(
     comment: Option<&str>,
     ctx: &Ctx,
 ) -> AppResult<Loaded> {
-    let mut loaded = load(conn, tenant, id, true)?;
-    if loaded.stored.approval.status != ApprovalStatus::Pending {
-        return Err(AppError::from(EngineError::Closed));
-    }
+    let mut loaded = load_open(conn, tenant, id)?;
     if !loaded.definition.settings.allow_abstain {
         return Err(AppError::unprocessable(
             "abstain_not_allowed",

@@ -42,6 +42,19 @@ pub fn notify(
     issue(conn, loaded, stage, &recipients, ctx, links)
 }
 
+/// [`notify`] for one person: whoever a change newly asks (a new holder, a newcomer, a seat
+/// whose answer was taken back), with fresh links.
+fn notify_one(
+    conn: &mut PgConnection,
+    loaded: &Loaded,
+    stage: usize,
+    who: &str,
+    ctx: &Ctx,
+    links: &mut Vec<LinkRow>,
+) -> AppResult<Vec<Value>> {
+    notify(conn, loaded, stage, &[who.to_string()], ctx, links)
+}
+
 pub(super) fn event_type(effect: &Effect) -> Option<&'static str> {
     Some(match effect {
         Effect::StageStarted { .. } => "approval.requested",
@@ -332,14 +345,7 @@ pub(super) fn build_events(
                 approver_id,
                 actor_id,
             } => {
-                let r = notify(
-                    conn,
-                    loaded,
-                    *stage,
-                    std::slice::from_ref(approver_id),
-                    ctx,
-                    links,
-                )?;
+                let r = notify_one(conn, loaded, *stage, approver_id, ctx, links)?;
                 (
                     json!({"stage": stage, "group": group, "approver_id": approver_id,
                            "actor_id": actor_id}),
@@ -375,14 +381,7 @@ pub(super) fn build_events(
                 verdict,
             } => {
                 // The answer's links were used: the seat gets fresh ones.
-                let r = notify(
-                    conn,
-                    loaded,
-                    *stage,
-                    std::slice::from_ref(approver_id),
-                    ctx,
-                    links,
-                )?;
+                let r = notify_one(conn, loaded, *stage, approver_id, ctx, links)?;
                 (
                     json!({"stage": stage, "approver_id": approver_id, "decided_by": actor_id,
                            "decision": verdict}),
@@ -398,7 +397,7 @@ pub(super) fn build_events(
                 comment,
             } => {
                 // Only the new approver is asked: fresh links for them, none for anyone else.
-                let r = notify(conn, loaded, *stage, std::slice::from_ref(to), ctx, links)?;
+                let r = notify_one(conn, loaded, *stage, to, ctx, links)?;
                 (
                     json!({"stage": stage, "from": from, "to": to, "reason": reason,
                            "actor_id": actor_id, "comment": comment}),

@@ -727,3 +727,28 @@ async fn a_reassignment_racing_the_old_approvers_answer_gives_one_of_them() {
         }
     }
 }
+
+#[tokio::test]
+async fn while_a_question_waits_the_requester_may_still_withdraw_and_seats_may_move() {
+    let app = spawn_app().await;
+    people(&app, &["u-1", "u-2", "u-9"]).await;
+    let id = asked(&app, &["u-1", "u-2"], json!({"type": "all"})).await;
+    let q = app
+        .post(
+            &format!("/v1/approvals/{id}/info-requests"),
+            json!({"actor_id": "u-1", "question": "Which dock?"}),
+        )
+        .await;
+    assert_eq!(q.status, 201, "{}", q.text);
+    let r = reassign(
+        &app,
+        &id,
+        json!({"from": "u-2", "to": "u-9", "actor_id": "u-2"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["state"], "info_requested");
+    let w = withdraw(&app, &id, json!({"actor_id": "req"})).await;
+    assert_eq!(w.status, 200, "{}", w.text);
+    assert_eq!(w.body["state"], "withdrawn");
+}
