@@ -52,6 +52,16 @@ pub struct ReassignSeat {
     pub comment: Option<String>,
 }
 
+/// An `approvals:admin` caller (true), or one with `approvals:decide` acting as an approver
+/// (false); 403 `insufficient_scope` with neither.
+fn admin_or_approver(caller: &Caller) -> AppResult<bool> {
+    if caller.has(Scope::ApprovalsAdmin) {
+        return Ok(true);
+    }
+    caller.require(Scope::ApprovalsDecide)?;
+    Ok(false)
+}
+
 fn check_id(f: &mut Faults, field: &str, id: Option<&str>) {
     if id.is_some_and(|id| !is_external_id(id)) {
         f.push(
@@ -149,10 +159,7 @@ pub async fn reassign(
     id: web::Path<String>,
     raw: JsonBody<Value>,
 ) -> AppResult<HttpResponse> {
-    let admin = caller.has(Scope::ApprovalsAdmin);
-    if !admin {
-        caller.require(Scope::ApprovalsDecide)?;
-    }
+    let admin = admin_or_approver(&caller)?;
     let id = parse_id(&id)?;
     let body: ReassignSeat = super::extract::typed_body(&raw)?;
     let mut f = Faults::default();
@@ -240,10 +247,7 @@ pub async fn add_approver(
     id: web::Path<String>,
     raw: JsonBody<Value>,
 ) -> AppResult<HttpResponse> {
-    let admin = caller.has(Scope::ApprovalsAdmin);
-    if !admin {
-        caller.require(Scope::ApprovalsDecide)?;
-    }
+    let admin = admin_or_approver(&caller)?;
     let id = parse_id(&id)?;
     let body: AddApproverBody = super::extract::typed_body(&raw)?;
     let mut f = Faults::default();
@@ -382,10 +386,7 @@ pub async fn ask_requester(
     id: web::Path<String>,
     raw: JsonBody<Value>,
 ) -> AppResult<HttpResponse> {
-    let admin = caller.has(Scope::ApprovalsAdmin);
-    if !admin {
-        caller.require(Scope::ApprovalsDecide)?;
-    }
+    let admin = admin_or_approver(&caller)?;
     let id = parse_id(&id)?;
     let body: AskRequester = super::extract::typed_body(&raw)?;
     let mut f = Faults::default();
