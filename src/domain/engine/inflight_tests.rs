@@ -605,3 +605,35 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_any_stage_decided_by_its_first_group_ends_on_the_first_result_either_way() {
+    for (first_group, answer, want) in [
+        (true, Reject, ApprovalStatus::Rejected),
+        (true, Approve, ApprovalStatus::Approved),
+        // Without it, one group rejecting leaves the stage to the other.
+        (false, Reject, ApprovalStatus::Pending),
+        (false, Approve, ApprovalStatus::Approved),
+    ] {
+        let mut plan = stage(
+            "S",
+            Combine::Any,
+            vec![
+                group("it", rule(Rule::Count { count: 1 }), &["a"]),
+                group("finance", rule(Rule::Count { count: 1 }), &["b"]),
+            ],
+        );
+        plan.first_group = first_group;
+        let (mut a, _) = Approval::start(
+            vec![plan],
+            Policy::default(),
+            parties(),
+            t0(),
+            &mut FromPlan,
+        )
+        .unwrap();
+        a.decide("a", "a", answer, Some("why".into()), t0(), &mut FromPlan)
+            .unwrap();
+        assert_eq!(a.status, want, "first_group={first_group} {answer:?}");
+    }
+}

@@ -165,6 +165,9 @@ pub struct StagePlan {
     pub name: String,
     /// How the stage combines its groups.
     pub combine: Combine,
+    /// An `any` stage that the first group to reach a result decides, either way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub first_group: bool,
     pub groups: Vec<GroupPlan>,
     /// True once the directory was read for this stage (at its start). Approvals stored before
     /// stage-start seating were resolved at request time.
@@ -188,6 +191,7 @@ impl StagePlan {
         Self {
             name: name.into(),
             combine,
+            first_group: false,
             groups,
             resolved: false,
             skip_reason: None,

@@ -178,7 +178,8 @@ impl Approval {
                 self.stages[stage].groups[g] = result.group_status();
             }
         }
-        combine(self.plan[stage].combine, &self.stages[stage].groups)
+        let plan = &self.plan[stage];
+        combine(plan.combine, plan.first_group, &self.stages[stage].groups)
     }
 
     /// Starts a seated stage and applies reused answers one at a time. Returns the stage's

@@ -30,7 +30,13 @@ pub(super) fn group_result(
 }
 
 /// A stage's result from its groups' statuses, if it has one. Skipped groups do not count.
-pub(super) fn combine(combine: Combine, groups: &[GroupStatus]) -> Option<Verdict> {
+/// With `first_group` (an `any` stage), the first group to reach a result decides: a stage is
+/// evaluated after every answer, so the first settled group is the only one.
+pub(super) fn combine(
+    combine: Combine,
+    first_group: bool,
+    groups: &[GroupStatus],
+) -> Option<Verdict> {
     let live: Vec<GroupStatus> = groups
         .iter()
         .copied()
@@ -45,6 +51,7 @@ pub(super) fn combine(combine: Combine, groups: &[GroupStatus]) -> Option<Verdic
         Combine::All if some(GroupStatus::Rejected) => Some(Verdict::Reject),
         Combine::All if all(GroupStatus::Approved) => Some(Verdict::Approve),
         Combine::Any if some(GroupStatus::Approved) => Some(Verdict::Approve),
+        Combine::Any if first_group && some(GroupStatus::Rejected) => Some(Verdict::Reject),
         Combine::Any if all(GroupStatus::Rejected) => Some(Verdict::Reject),
         _ => None,
     }

@@ -133,6 +133,11 @@ pub struct StageDef {
     /// How the stage combines its groups.
     #[serde(default)]
     pub combine: Combine,
+    /// With `combine: any`, `first_group`: the first group to reach a result decides the
+    /// stage, approved or rejected. Without it, an `any` stage rejects only when every group
+    /// has rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decide: Option<StageDecide>,
     pub groups: Vec<GroupDef>,
     /// When the stage ends by itself if nobody answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -148,6 +153,14 @@ pub struct StageDef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "ticket.attributes.amount > 100")]
     pub when: Option<String>,
+}
+
+/// How an `any` stage is decided.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StageDecide {
+    /// The first group to reach a result decides, whichever it is.
+    FirstGroup,
 }
 
 /// `all`: every group must approve; `any`: one group approving is enough.

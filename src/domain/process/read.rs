@@ -121,6 +121,7 @@ pub(super) fn read_stage(f: &mut Faults, v: &Value, p: &str) -> Option<StageDef>
         &[
             "name",
             "combine",
+            "decide",
             "groups",
             "timeout",
             "reminders",
@@ -131,6 +132,10 @@ pub(super) fn read_stage(f: &mut Faults, v: &Value, p: &str) -> Option<StageDef>
     let name = f.text(m, p, "name", 200);
     let when = crate::domain::condition::read(f, m, p, "when");
     let combine = read_enum(f, m, p, "combine", &["all", "any"]).unwrap_or_default();
+    let decide: Option<StageDecide> = read_enum(f, m, p, "decide", &["first_group"]);
+    if decide.is_some() && combine != Combine::Any {
+        f.push(join(p, "decide"), "applies to `combine: any` stages only");
+    }
     let groups = match m.get("groups").and_then(Value::as_array) {
         None => {
             f.push(
@@ -175,6 +180,7 @@ pub(super) fn read_stage(f: &mut Faults, v: &Value, p: &str) -> Option<StageDef>
     Some(StageDef {
         name: name?,
         combine,
+        decide,
         groups: groups?,
         timeout: timeout?,
         reminders: reminders?,

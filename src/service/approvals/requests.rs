@@ -42,6 +42,7 @@ pub(super) fn ad_hoc_definition(
         stages: vec![StageDef {
             name: "Approval".into(),
             combine: Combine::All,
+            decide: None,
             groups: vec![GroupDef {
                 name: "approvers".into(),
                 source: Source::Principals {
@@ -144,7 +145,7 @@ pub fn unseated_plan(def: &ProcessDefinition, request_from: Option<&str>) -> Vec
             let narrowed = request_from.filter(|from| {
                 stage.combine == Combine::Any && stage.groups.iter().any(|g| g.name == *from)
             });
-            StagePlan::unseated(
+            let mut plan = StagePlan::unseated(
                 stage.name.clone(),
                 stage.combine,
                 stage
@@ -158,7 +159,10 @@ pub fn unseated_plan(def: &ProcessDefinition, request_from: Option<&str>) -> Vec
                         )
                     })
                     .collect(),
-            )
+            );
+            plan.first_group =
+                stage.decide == Some(crate::domain::process::StageDecide::FirstGroup);
+            plan
         })
         .collect()
 }

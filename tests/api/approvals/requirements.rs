@@ -374,3 +374,36 @@ async fn a_member_of_the_unasked_group_is_asked_when_the_named_group_holds_them(
         "approved"
     );
 }
+
+#[tokio::test]
+async fn an_any_stage_with_decide_first_group_is_rejected_by_the_first_group_to_reject() {
+    let app = spawn_app().await;
+    people(&app, &["u-1", "u-2"]).await;
+    let mut body = process(
+        "First group decides",
+        json!({}),
+        vec![stage(
+            "Any",
+            "any",
+            vec![
+                group("it", listed(&["u-1"]), count(1)),
+                group("finance", listed(&["u-2"]), count(1)),
+            ],
+        )],
+    );
+    body["stages"][0]["decide"] = json!("first_group");
+    let pid = new_process(&app, body.clone()).await;
+    let id = id_of(&from_process(&app, "T-1", &pid).await);
+    let v = decided(&app, &id, "u-1", "reject").await;
+    assert_eq!(v["state"], "rejected", "{v}");
+    assert_eq!(v["outcome"]["status_to_set"], "proc-rejected");
+    let got = app.get(&format!("/v1/processes/{pid}")).await;
+    assert_eq!(got.body["stages"][0]["decide"], "first_group");
+
+    // Only `any` stages take it.
+    body["name"] = json!("Not any");
+    body["stages"][0]["combine"] = json!("all");
+    let a = app.post("/v1/processes", body).await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    assert_eq!(a.error_fields(), vec!["stages[0].decide"]);
+}
