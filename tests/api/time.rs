@@ -905,3 +905,84 @@ async fn a_question_stops_the_stage_clock_and_the_answer_moves_its_deadline() {
     assert_eq!(v["state"], "rejected", "{v}");
     assert_eq!(v["outcome"]["reason"], "timeout");
 }
+
+#[tokio::test]
+async fn an_ad_hoc_request_takes_settings_a_timeout_reminders_and_templates() {
+    let app = app_by_hand().await;
+    app.principal("u-1", json!({})).await;
+    let a = app
+        .post(
+            "/v1/approvals",
+            json!({"ticket": {"id": "T-1", "title": "Dock", "requester_id": "req"},
+                   "approvers": ["u-1"],
+                   "settings": {"reject_requires_comment": true},
+                   "timeout": {"after": "PT2H", "outcome": "approve"},
+                   "reminders": {"every": "PT1H", "max": 1},
+                   "templates": {"locales": {"en": {"subject": "Sign off {{ ticket.title }}",
+                                                     "text": "Please look at {{ ticket.title }}."}}}}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let id = a.body["id"].as_str().unwrap().to_string();
+    assert!(a.body["stages"][0]["deadline"].is_string(), "{}", a.text);
+    let requested = events_of(&app, &id, "approval.requested").await;
+    assert_eq!(
+        requested[0]["data"]["recipients"][0]["message"]["subject"],
+        "Sign off Dock"
+    );
+    let r = app
+        .post(
+            &format!("/v1/approvals/{id}/decisions"),
+            json!({"approver_id": "u-1", "decision": "reject"}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "a comment is required: {}", r.text);
+    after(&app, chrono::Duration::hours(1)).await;
+    assert_eq!(events_of(&app, &id, "approval.reminder").await.len(), 1);
+    after(&app, chrono::Duration::hours(1)).await;
+    let v = view(&app, &id).await;
+    assert_eq!(v["state"], "approved", "{v}");
+    assert_eq!(v["outcome"]["reason"], "timeout");
+
+    // Validated as a process's are, and refused beside a process.
+    let bad = app
+        .post(
+            "/v1/approvals",
+            json!({"ticket": {"id": "T-2"}, "approvers": ["u-1"],
+                   "settings": {"when_short": "maybe"}, "timeout": {"after": "soon", "outcome": "approve"},
+                   "templates": {"locales": {"en": {"subject": "{{ oops", "text": "x"}}}}),
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    let mut fields = bad.error_fields();
+    fields.sort();
+    assert_eq!(
+        fields,
+        vec![
+            "settings.when_short",
+            "templates.locales.en.subject",
+            "timeout.after"
+        ]
+    );
+    let no_calendar = app
+        .post(
+            "/v1/approvals",
+            json!({"ticket": {"id": "T-3"}, "approvers": ["u-1"],
+                   "timeout": {"after": "PT1H", "calendar_id": "nope", "outcome": "approve"}}),
+        )
+        .await;
+    assert_eq!(
+        no_calendar.error_fields(),
+        vec!["timeout.calendar_id"],
+        "{}",
+        no_calendar.text
+    );
+    let pid = process(&app, "P", json!([{"name": "S", "groups": group(&["u-1"])}])).await;
+    let mixed = app
+        .post(
+            "/v1/approvals",
+            json!({"ticket": {"id": "T-4"}, "process_id": pid, "settings": {}}),
+        )
+        .await;
+    assert_eq!(mixed.error_fields(), vec!["settings"], "{}", mixed.text);
+}

@@ -8,7 +8,7 @@ mod options;
 mod read;
 
 pub use definition::*;
-pub use options::read_enum;
+pub use options::{read_enum, read_settings, read_templates};
 pub use read::*;
 
 #[cfg(test)]

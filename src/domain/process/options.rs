@@ -10,7 +10,7 @@ use crate::domain::validate::{Faults, is_locale, join};
 
 use super::definition::*;
 
-pub(super) fn read_settings(f: &mut Faults, v: &Value) -> Option<ProcessSettings> {
+pub fn read_settings(f: &mut Faults, v: &Value) -> Option<ProcessSettings> {
     let m = f.object(v, "settings")?;
     f.no_unknown(
         m,
@@ -86,7 +86,7 @@ pub fn read_enum<T: serde::de::DeserializeOwned>(
     }
 }
 
-pub(super) fn read_templates(f: &mut Faults, v: &Value) -> Option<Templates> {
+pub fn read_templates(f: &mut Faults, v: &Value) -> Option<Templates> {
     let p = "templates";
     let m = f.object(v, p)?;
     f.no_unknown(m, p, &["default_locale", "locales"]);

@@ -351,7 +351,7 @@ pub fn read_requirement(f: &mut Faults, v: &Value, p: &str) -> Option<Requiremen
     Some(Requirement { rule, reject_at })
 }
 
-pub(super) fn read_timeout(f: &mut Faults, v: &Value, p: &str) -> Option<TimeoutDef> {
+pub fn read_timeout(f: &mut Faults, v: &Value, p: &str) -> Option<TimeoutDef> {
     let m = f.object(v, p)?;
     f.no_unknown(m, p, &["after", "calendar_id", "outcome", "escalate"]);
     let after = positive_duration(f, m, p, "after", true);
@@ -411,7 +411,7 @@ pub(super) fn read_percents(f: &mut Faults, m: &Map<String, Value>, p: &str) -> 
     Some(list)
 }
 
-pub(super) fn read_reminders(f: &mut Faults, v: &Value, p: &str) -> Option<RemindersDef> {
+pub fn read_reminders(f: &mut Faults, v: &Value, p: &str) -> Option<RemindersDef> {
     let m = f.object(v, p)?;
     f.no_unknown(m, p, &["every", "max", "at_percent"]);
     let every = positive_duration(f, m, p, "every", false);

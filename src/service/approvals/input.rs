@@ -7,7 +7,9 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::domain::engine::Verdict;
-use crate::domain::process::{Requirement, Rule, read_requirement};
+use crate::domain::process::{
+    ProcessSettings, RemindersDef, Requirement, Rule, Templates, TimeoutDef, read_requirement,
+};
 use crate::domain::validate::{Faults, FieldError, index, is_external_id, join};
 use crate::service::view::{RuleRef, Ticket};
 
@@ -53,6 +55,19 @@ pub struct RequestApproval {
     /// Ad-hoc: ticket status to set when the approval is withdrawn.
     #[serde(default)]
     pub on_withdrawn_status: Option<String>,
+    /// Ad-hoc: the behaviour switches a process has (`reject_requires_comment`,
+    /// `allow_self_approval`, `allow_reassign`, …), with the same defaults.
+    #[serde(default)]
+    pub settings: Option<ProcessSettings>,
+    /// Ad-hoc: the stage's timeout, as a process stage takes it.
+    #[serde(default)]
+    pub timeout: Option<TimeoutDef>,
+    /// Ad-hoc: the stage's reminders, as a process stage takes them.
+    #[serde(default)]
+    pub reminders: Option<RemindersDef>,
+    /// Ad-hoc: message templates, as a process takes them.
+    #[serde(default)]
+    pub templates: Option<Templates>,
     /// The rule starting this approval; never read from a request body.
     #[serde(skip)]
     #[schema(ignore)]
@@ -83,6 +98,10 @@ impl RequestApproval {
                     "on_started_status",
                     "on_cancelled_status",
                     "on_withdrawn_status",
+                    "settings",
+                    "timeout",
+                    "reminders",
+                    "templates",
                 ],
             );
             let ticket = match m.get("ticket") {
@@ -153,6 +172,33 @@ impl RequestApproval {
             let on_started_status = f.opt_text(m, "", "on_started_status", 100);
             let on_cancelled_status = f.opt_text(m, "", "on_cancelled_status", 100);
             let on_withdrawn_status = f.opt_text(m, "", "on_withdrawn_status", 100);
+            let present = |k: &str| m.get(k).is_some_and(|v| !v.is_null());
+            let settings = match m.get("settings") {
+                None | Some(Value::Null) => Some(None),
+                Some(v) => crate::domain::process::read_settings(&mut f, v).map(Some),
+            };
+            let timeout = match m.get("timeout") {
+                None | Some(Value::Null) => Some(None),
+                Some(v) => crate::domain::process::read_timeout(&mut f, v, "timeout").map(Some),
+            };
+            let reminders = match m.get("reminders") {
+                None | Some(Value::Null) => Some(None),
+                Some(v) => crate::domain::process::read_reminders(&mut f, v, "reminders").map(Some),
+            };
+            let templates = match m.get("templates") {
+                None | Some(Value::Null) => Some(None),
+                Some(v) => crate::domain::process::read_templates(&mut f, v).map(Some),
+            };
+            if process_id.is_some() {
+                for k in ["settings", "timeout", "reminders", "templates"] {
+                    if present(k) {
+                        f.push(
+                            k,
+                            "only applies to ad-hoc approvals; the process has its own",
+                        );
+                    }
+                }
+            }
             if process_id.is_some()
                 && (on_approved_status.is_some()
                     || on_rejected_status.is_some()
@@ -180,6 +226,10 @@ impl RequestApproval {
                 on_started_status,
                 on_cancelled_status,
                 on_withdrawn_status,
+                settings: settings?,
+                timeout: timeout?,
+                reminders: reminders?,
+                templates: templates?,
                 rule: None,
             })
         })();

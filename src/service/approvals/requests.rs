@@ -16,7 +16,7 @@ use crate::domain::engine::{
     Approval, ApprovalStatus, EngineError, GroupPlan, Parties, Policy, StagePlan, TaskState,
 };
 use crate::domain::process::{
-    Combine, GroupDef, ProcessDefinition, ProcessSettings, Requirement, Rule, Source, StageDef,
+    Combine, GroupDef, ProcessDefinition, Requirement, Rule, Source, StageDef,
 };
 use crate::domain::validate::{Faults, index};
 use crate::error::{AppError, AppResult};
@@ -38,7 +38,7 @@ pub(super) fn ad_hoc_definition(
         on_started_status: input.on_started_status.clone(),
         on_cancelled_status: input.on_cancelled_status.clone(),
         on_withdrawn_status: input.on_withdrawn_status.clone(),
-        settings: ProcessSettings::default(),
+        settings: input.settings.clone().unwrap_or_default(),
         stages: vec![StageDef {
             name: "Approval".into(),
             combine: Combine::All,
@@ -53,12 +53,12 @@ pub(super) fn ad_hoc_definition(
                     reject_at: None,
                 }),
             }],
-            timeout: None,
-            reminders: None,
+            timeout: input.timeout.clone(),
+            reminders: input.reminders.clone(),
             substitutes: None,
             when: None,
         }],
-        templates: None,
+        templates: input.templates.clone(),
     }
 }
 
@@ -72,6 +72,15 @@ pub(super) fn check_request(
     input: &RequestApproval,
     ad_hoc: bool,
 ) -> AppResult<()> {
+    // An ad-hoc timeout's calendar must exist, as a process's must when it is saved.
+    if let Some(cal) = input.timeout.as_ref().and_then(|t| t.calendar_id.clone())
+        && crate::db::time::existing_calendars(conn, tenant, std::slice::from_ref(&cal))?.is_empty()
+    {
+        return Err(AppError::invalid_field(
+            "timeout.calendar_id",
+            format!("no calendar {cal:?}; create it with PUT /v1/calendars/{cal}"),
+        ));
+    }
     let uses_selection = def
         .stages
         .iter()

@@ -284,6 +284,10 @@ fn enter(
         on_started_status: None,
         on_cancelled_status: None,
         on_withdrawn_status: None,
+        settings: None,
+        timeout: None,
+        reminders: None,
+        templates: None,
         rule: Some(RuleRef {
             id: rule.id.to_string(),
             name: rule.name.clone(),
