@@ -98,18 +98,13 @@ pub fn reassign(
             ));
         }
     }
-    // The seat first, then four eyes (a party is refused as one, whether or not the directory
-    // knows them), then the directory.
-    let engine = &loaded.stored.approval;
-    engine.pending_seat(r.from).map_err(AppError::from)?;
-    if engine.parties.excludes(r.to, engine.policy).is_some() {
-        return Err(not_seatable(
-            "invalid_reassignment",
-            r.to,
-            SeatRefusal::Party,
-        ));
-    }
-    let target = seatable(conn, tenant, r.to, "invalid_reassignment")?;
+    // The seat first, then who may take it.
+    loaded
+        .stored
+        .approval
+        .pending_seat(r.from)
+        .map_err(AppError::from)?;
+    let target = seatable(conn, &loaded, r.to, "invalid_reassignment")?;
     let effects = loaded
         .stored
         .approval
@@ -167,18 +162,7 @@ pub fn add_approver(
             ));
         }
     }
-    if engine
-        .parties
-        .excludes(r.approver_id, engine.policy)
-        .is_some()
-    {
-        return Err(not_seatable(
-            "invalid_approver",
-            r.approver_id,
-            SeatRefusal::Party,
-        ));
-    }
-    let target = seatable(conn, tenant, r.approver_id, "invalid_approver")?;
+    let target = seatable(conn, &loaded, r.approver_id, "invalid_approver")?;
     let effects = loaded
         .stored
         .approval
@@ -231,14 +215,20 @@ pub fn revoke(
     Ok(loaded)
 }
 
-/// The principal `id`, when it exists and is active; the refusal (under `code`) otherwise.
+/// The principal `id`, when they may sit: not a party, and an active principal of the
+/// directory; the refusal (under `code`) otherwise.
 fn seatable(
     conn: &mut PgConnection,
-    tenant: &str,
+    loaded: &Loaded,
     id: &str,
     code: &str,
 ) -> AppResult<crate::db::models::PrincipalRow> {
-    match principals::find(conn, tenant, id) {
+    // Four eyes first: a party is refused as one, whether or not the directory knows them.
+    let engine = &loaded.stored.approval;
+    if engine.parties.excludes(id, engine.policy).is_some() {
+        return Err(not_seatable(code, id, SeatRefusal::Party));
+    }
+    match principals::find(conn, &loaded.row.tenant_id, id) {
         Ok(p) if p.active => Ok(p),
         Ok(_) => Err(not_seatable(code, id, SeatRefusal::Inactive)),
         Err(diesel::result::Error::NotFound) => {

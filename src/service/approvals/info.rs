@@ -90,20 +90,12 @@ pub fn answer(
 ) -> AppResult<Loaded> {
     let now = ctx.now;
     let mut loaded = load(conn, tenant, id, true)?;
-    let open = loaded
-        .stored
-        .conversation
-        .last()
-        .filter(|e| {
-            e.kind == "question" && loaded.stored.approval.status == ApprovalStatus::InfoRequested
-        })
-        .map(|e| e.n);
-    if !matches!(
-        loaded.stored.approval.status,
-        ApprovalStatus::Pending | ApprovalStatus::InfoRequested
-    ) {
-        return Err(EngineError::Closed.into());
-    }
+    // While the approval waits, the last entry of the conversation is its open question.
+    let open = match loaded.stored.approval.status {
+        ApprovalStatus::InfoRequested => loaded.stored.conversation.last().map(|e| e.n),
+        ApprovalStatus::Pending => None,
+        _ => return Err(EngineError::Closed.into()),
+    };
     if open != Some(n) {
         return Err(AppError::from(EngineError::NoOpenQuestion).with("open_question", json!(open)));
     }
@@ -131,9 +123,10 @@ pub fn answer(
     save(conn, &mut loaded, &effects, &extra, ctx)?;
     // After the row, as a command's timers are; the links of the stage live as long as it.
     q::insert_timers(conn, &timers)?;
-    let stage = loaded.stored.approval.current_stage;
-    if let Some(deadline) = stage.and_then(|s| loaded.stored.deadlines.get(s).copied().flatten()) {
-        crate::db::links::extend_stage(conn, tenant, id, stage.unwrap_or(0) as i32, deadline)?;
+    if let Some(stage) = loaded.stored.approval.current_stage
+        && let Some(deadline) = loaded.stored.deadlines.get(stage).copied().flatten()
+    {
+        crate::db::links::extend_stage(conn, tenant, id, stage as i32, deadline)?;
     }
     Ok(loaded)
 }
@@ -225,16 +218,14 @@ fn resume(
         .timers
         .iter()
         .map(|t| {
-            let mut row = crate::service::store::timer(
+            crate::service::store::timer(
                 loaded,
                 t.stage as usize,
                 &t.kind,
                 t.seq,
                 shift(t.due_at),
                 now,
-            );
-            row.id = Uuid::now_v7();
-            row
+            )
         })
         .collect())
 }

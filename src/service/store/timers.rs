@@ -62,6 +62,14 @@ pub fn timer(
     }
 }
 
+/// Records `stage`'s deadline in the engine's state (the view's `deadline`).
+fn set_deadline(loaded: &mut Loaded, stage: usize, deadline: DateTime<Utc>) {
+    if loaded.stored.deadlines.len() <= stage {
+        loaded.stored.deadlines.resize(stage + 1, None);
+    }
+    loaded.stored.deadlines[stage] = Some(deadline);
+}
+
 /// For every stage a command started that is still running: its deadline (set in the engine's
 /// state), and the timers of its timeout, reminders and substitutes, answered for the command
 /// to store once its approval row is written.
@@ -109,10 +117,7 @@ pub fn schedule_started(
             tracing::warn!(approval = %loaded.row.id, stage, "no deadline within ten years; the stage waits");
             continue;
         };
-        if loaded.stored.deadlines.len() <= stage {
-            loaded.stored.deadlines.resize(stage + 1, None);
-        }
-        loaded.stored.deadlines[stage] = Some(deadline);
+        set_deadline(loaded, stage, deadline);
         timers.push(timer(loaded, stage, "stage_timeout", 1, deadline, now));
         if let Some(subs) = &def.substitutes
             && let Some(at) = calendar::at_percent(now, after, subs.notify_at_percent, cal.as_ref())
@@ -163,10 +168,7 @@ pub fn restart_deadline(
     let Some(deadline) = calendar::deadline(now, timeout.after.as_chrono(), cal.as_ref()) else {
         return Ok(None);
     };
-    if loaded.stored.deadlines.len() <= stage {
-        loaded.stored.deadlines.resize(stage + 1, None);
-    }
-    loaded.stored.deadlines[stage] = Some(deadline);
+    set_deadline(loaded, stage, deadline);
     Ok(Some(timer(
         loaded,
         stage,
